@@ -1,0 +1,226 @@
+"""The ``namelab`` command line.
+
+    namelab data --data-dir ../shared/data/names
+    namelab train --model lstm --out runs/lstm
+    namelab evaluate runs/lstm
+    namelab predict runs/lstm Nakamura Schmidt --top-k 3 --format json
+    namelab predict runs/lstm --input names.txt --output predictions.csv --format csv
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from . import __version__
+from .cells import CELLS
+from .checkpoint import CheckpointError
+from .data import Corpus
+from .download import DataError, resolve_data_dir
+from .model import IMPLS
+
+EXIT_USAGE = 2
+
+
+def _add_data_dir(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        help="folder of <Language>.txt files (default: $NAMELAB_DATA, else the verified download in the user cache)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .train import TrainConfig
+
+    defaults = TrainConfig()
+    parser = argparse.ArgumentParser(prog="namelab", description="Classify surnames by language with RNN, LSTM and GRU.")
+    parser.add_argument("--version", action="version", version=f"namelab {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("data", help="describe the dataset: counts, duplicates, normalization, split sizes")
+    _add_data_dir(p)
+    p.add_argument("--split-seed", type=int, default=defaults.split_seed)
+
+    p = sub.add_parser("train", help="train one model and write a run folder")
+    p.add_argument("--model", choices=list(CELLS), default=defaults.model)
+    p.add_argument("--impl", choices=list(IMPLS), default=defaults.impl)
+    _add_data_dir(p)
+    p.add_argument("--out", type=Path, default=None, help="run folder to write (default: runs/<model>-seed<seed>)")
+    p.add_argument("--epochs", type=int, default=defaults.epochs)
+    p.add_argument("--hidden-size", type=int, default=defaults.hidden_size)
+    p.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    p.add_argument("--lr", type=float, default=defaults.lr)
+    p.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
+    p.add_argument("--dropout", type=float, default=defaults.dropout)
+    p.add_argument("--class-weight-power", type=float, default=defaults.class_weight_power)
+    p.add_argument("--seed", type=int, default=defaults.seed)
+    p.add_argument("--split-seed", type=int, default=defaults.split_seed)
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default=defaults.device)
+
+    p = sub.add_parser("evaluate", help="recompute a run's test metrics")
+    p.add_argument("run_dir", type=Path)
+    _add_data_dir(p)
+    p.add_argument("--json", action="store_true", help="print the metrics object as JSON")
+
+    p = sub.add_parser("predict", help="top-k languages of names given as arguments or in a file")
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("names", nargs="*")
+    p.add_argument("--input", type=Path, help="file with one name per line")
+    p.add_argument("--output", type=Path, help="write here instead of standard output")
+    p.add_argument("--top-k", type=int, default=3)
+    p.add_argument("--format", choices=["text", "csv", "json"], default="text")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu")
+    return parser
+
+
+def cmd_data(args) -> int:
+    folder = resolve_data_dir(args.data_dir)
+    corpus = Corpus.from_folder(folder)
+    stats = corpus.stats
+    split = corpus.split(seed=args.split_seed)
+    from .download import dataset_checksum, is_official
+
+    print(f"data folder: {folder}")
+    print(f"dataset sha256: {dataset_checksum(folder)}  (official archive: {'yes' if is_official(folder) else 'no'})")
+    print(f"\n{'language':<12} {'lines':>7} {'distinct':>9}")
+    for label in corpus.labels:
+        print(f"{label:<12} {stats.raw_counts[label]:>7} {stats.dedup_counts[label]:>9}")
+    print(f"{'total':<12} {sum(stats.raw_counts.values()):>7} {len(corpus.pairs):>9}")
+    shared = stats.shared_names
+    print(f"\nnames in more than one language: {len(shared)}")
+    for name, langs in list(shared.items())[:10]:
+        print(f"  {name}: {', '.join(langs)}")
+    if len(shared) > 10:
+        print(f"  … and {len(shared) - 10} more")
+    print("\ncharacters changed by normalization (? = unknown symbol):")
+    print("  " + "  ".join(f"{ch!r}->{out!r}" for ch, out in stats.changed_chars.items()))
+    if stats.skipped_lines:
+        print(f"\nlines with no usable letters, skipped: {', '.join(stats.skipped_lines)}")
+    sizes = split.sizes()
+    print(
+        f"\nsplit (seed {args.split_seed}, name-disjoint): train {sizes['n_train']}, "
+        f"validation {sizes['n_val']}, test {sizes['n_test']}"
+    )
+    return 0
+
+
+def cmd_train(args) -> int:
+    from .train import TrainConfig, train
+
+    config = TrainConfig(
+        model=args.model,
+        impl=args.impl,
+        hidden_size=args.hidden_size,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        dropout=args.dropout,
+        class_weight_power=args.class_weight_power,
+        seed=args.seed,
+        split_seed=args.split_seed,
+        device=args.device,
+    )
+    folder = resolve_data_dir(args.data_dir)
+    out = args.out or Path("runs") / f"{args.model}-seed{args.seed}"
+    result = train(config, Corpus.from_folder(folder), out, data_dir=folder)
+    m = result.metrics
+    print(f"test accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}  (best epoch {result.meta['best_epoch']})")
+    print(f"run written to {out}")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from .evaluate import evaluate_run
+    from .metrics import format_metrics
+
+    metrics, warning = evaluate_run(args.run_dir, args.data_dir)
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(json.dumps(metrics, indent=2) if args.json else format_metrics(metrics))
+    return 0
+
+
+def read_names_file(path: Path) -> list[str]:
+    """One name per line, every line kept (blank ones too) so output rows line up with input lines."""
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except FileNotFoundError:
+        raise DataError(f"input file {path} does not exist") from None
+    except UnicodeDecodeError as err:
+        raise DataError(f"input file {path} is not UTF-8 text ({err}); save it as UTF-8") from None
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()  # the newline that ends the last line does not start another
+    return [line.rstrip("\r") for line in lines]
+
+
+def format_predictions(results: list[dict], fmt: str, top_k: int) -> str:
+    out = io.StringIO()
+    if fmt == "json":
+        for row in results:
+            out.write(json.dumps(row, ensure_ascii=False) + "\n")
+    elif fmt == "csv":
+        writer = csv.writer(out, lineterminator="\n")
+        header = ["name", "normalized"]
+        for k in range(1, top_k + 1):
+            header += [f"language_{k}", f"probability_{k}"]
+        writer.writerow(header + ["error"])
+        for row in results:
+            cells = [row["name"], row.get("normalized", "")]
+            preds = row.get("predictions", [])
+            for k in range(top_k):
+                cells += [preds[k]["language"], f"{preds[k]['probability']:.4f}"] if k < len(preds) else ["", ""]
+            writer.writerow(cells + [row.get("error", "")])
+    else:
+        for row in results:
+            if "error" in row:
+                out.write(f"{row['name']}\terror: {row['error']}\n")
+            else:
+                ranked = ", ".join(f"{p['language']} {p['probability']:.3f}" for p in row["predictions"])
+                out.write(f"{row['name']}\t({row['normalized']})\t{ranked}\n")
+    return out.getvalue()
+
+
+def cmd_predict(args) -> int:
+    from .checkpoint import atomic_write_bytes
+    from .predict import Predictor
+    from .train import resolve_device
+
+    if bool(args.names) == bool(args.input):
+        print("error: give names as arguments or --input FILE (one of the two)", file=sys.stderr)
+        return EXIT_USAGE
+    if args.top_k < 1:
+        print("error: --top-k must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
+    names = read_names_file(args.input) if args.input else args.names
+    predictor = Predictor.from_run(args.run_dir, device=resolve_device(args.device))
+    results = predictor.predict(names, top_k=args.top_k)
+    text = format_predictions(results, args.format, min(args.top_k, len(predictor.labels)))
+    if args.output:
+        atomic_write_bytes(args.output, text.encode("utf-8"))
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+COMMANDS = {"data": cmd_data, "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except (DataError, CheckpointError, ValueError, RuntimeError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,237 @@
+"""Names folder -> normalized, deduplicated corpus -> name-disjoint splits -> padded batches.
+
+A dataset is a folder of ``<Language>.txt`` files, one name per line (UTF-8); the
+classes are the file names. Typical use::
+
+    corpus = Corpus.from_folder(resolve_data_dir(None))
+    split = corpus.split(seed=0)
+    for ids, lengths, targets in batches(split.train, corpus.vocab, batch_size=64, shuffle=True, seed=1):
+        ...
+"""
+
+from __future__ import annotations
+
+import random
+import string
+import unicodedata
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import torch
+from anyascii import anyascii
+
+from .download import DataError
+
+UNKNOWN = "?"  # not a vocabulary character, so an unknown is never mistaken for a letter
+PAD_ID = 0
+LETTERS = string.ascii_letters + " '-"
+
+
+class UnusableName(ValueError):
+    """A name that cannot be classified (empty, or nothing readable once normalized)."""
+
+
+def normalize(name: str) -> str:
+    """Return the ASCII form of a name that the models read.
+
+    Unicode NFD with combining marks dropped (``Bélanger -> Belanger``), then
+    transliteration of what is left (``ß -> ss``, ``ł -> l``, Cyrillic, CJK) with
+    anyascii; runs of whitespace become one space. Characters still outside
+    :data:`LETTERS` become :data:`UNKNOWN`, never another letter. Raises
+    :class:`UnusableName` when no letter is left.
+    """
+    text = _to_letters(" ".join(name.split()))
+    if not any(ch.isalpha() for ch in text):
+        shown = repr(name) if name.strip() else "an empty name"
+        raise UnusableName(f"{shown} has no letters to classify; give a name with at least one letter")
+    return text
+
+
+@dataclass(frozen=True)
+class Vocab:
+    """Character vocabulary: id 0 is padding, then :data:`UNKNOWN`, then the letters."""
+
+    chars: str = LETTERS
+
+    @property
+    def symbols(self) -> str:
+        return UNKNOWN + self.chars
+
+    def __len__(self) -> int:
+        return len(self.symbols) + 1  # + padding
+
+    def encode(self, normalized: str) -> list[int]:
+        index = {ch: i + 1 for i, ch in enumerate(self.symbols)}
+        unknown = index[UNKNOWN]
+        return [index.get(ch, unknown) for ch in normalized]
+
+
+@dataclass(frozen=True)
+class Example:
+    name: str  # normalized
+    label: int
+
+
+@dataclass
+class Split:
+    train: list[Example]
+    val: list[Example]
+    test: list[Example]
+
+    def sizes(self) -> dict[str, int]:
+        return {"n_train": len(self.train), "n_val": len(self.val), "n_test": len(self.test)}
+
+
+@dataclass
+class CorpusStats:
+    raw_counts: dict[str, int]
+    dedup_counts: dict[str, int]
+    shared_names: dict[str, list[str]]  # normalized name -> its languages, for names in several
+    changed_chars: dict[str, str]  # original character -> what normalization made of it
+    skipped_lines: list[str] = field(default_factory=list)
+
+
+def read_folder(folder: Path) -> dict[str, list[str]]:
+    """Read ``<Language>.txt`` files into ``{language: raw lines}`` (blank lines dropped)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"data folder {folder} does not exist; pass --data-dir DIR or set NAMELAB_DATA")
+    files = sorted(folder.glob("*.txt"))
+    if len(files) < 2:
+        raise DataError(
+            f"data folder {folder} holds {len(files)} <Language>.txt file(s); a classifier needs at least two languages"
+        )
+    out: dict[str, list[str]] = {}
+    for path in files:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as err:
+            raise DataError(f"{path} is not UTF-8 text ({err}); re-download it or fix its encoding") from err
+        lines = [line.strip() for line in text.splitlines()]
+        out[path.stem] = [line for line in lines if line]
+        if not out[path.stem]:
+            raise DataError(f"{path} holds no names; remove it or fill it, one name per line")
+    return out
+
+
+class Corpus:
+    """Deduplicated (normalized name, language) pairs of a names folder."""
+
+    def __init__(self, labels: list[str], pairs: list[tuple[str, int]], stats: CorpusStats, vocab: Vocab = Vocab()):
+        self.labels = labels
+        self.pairs = pairs
+        self.stats = stats
+        self.vocab = vocab
+
+    @classmethod
+    def from_folder(cls, folder: Path | str) -> "Corpus":
+        raw = read_folder(Path(folder))
+        labels = sorted(raw)
+        seen: set[tuple[str, int]] = set()
+        pairs: list[tuple[str, int]] = []
+        changed: dict[str, str] = {}
+        skipped: list[str] = []
+        dedup_counts: Counter[str] = Counter()
+        for label_id, label in enumerate(labels):
+            for line in raw[label]:
+                try:
+                    name = normalize(line)
+                except UnusableName:
+                    skipped.append(f"{label}: {line!r}")
+                    continue
+                for ch in line:
+                    if ch not in LETTERS and ch not in changed:
+                        changed[ch] = _to_letters(ch)
+                if (name, label_id) not in seen:
+                    seen.add((name, label_id))
+                    pairs.append((name, label_id))
+                    dedup_counts[label] += 1
+        languages: dict[str, list[str]] = defaultdict(list)
+        for name, label_id in pairs:
+            languages[name].append(labels[label_id])
+        stats = CorpusStats(
+            raw_counts={label: len(raw[label]) for label in labels},
+            dedup_counts={label: dedup_counts[label] for label in labels},
+            shared_names={name: langs for name, langs in sorted(languages.items()) if len(langs) > 1},
+            changed_chars=dict(sorted(changed.items())),
+            skipped_lines=skipped,
+        )
+        return cls(labels, pairs, stats)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.labels)
+
+    def split(self, seed: int = 0, val_fraction: float = 0.1, test_fraction: float = 0.1) -> Split:
+        """Seeded split stratified by language in which no normalized name is in two splits.
+
+        A name with several languages is one unit: all its pairs land in the same split,
+        stratified under its rarest language so small classes keep their share.
+        """
+        class_sizes = Counter(label for _, label in self.pairs)
+        labels_of: dict[str, list[int]] = defaultdict(list)
+        for name, label in self.pairs:
+            labels_of[name].append(label)
+        strata: dict[int, list[str]] = defaultdict(list)
+        for name, name_labels in labels_of.items():
+            strata[min(name_labels, key=lambda label: (class_sizes[label], label))].append(name)
+        rng = random.Random(seed)
+        assignment: dict[str, str] = {}
+        for stratum in sorted(strata):
+            names = sorted(strata[stratum])
+            rng.shuffle(names)
+            n_test = round(len(names) * test_fraction)
+            n_val = round(len(names) * val_fraction)
+            for i, name in enumerate(names):
+                assignment[name] = "test" if i < n_test else "val" if i < n_test + n_val else "train"
+        parts: dict[str, list[Example]] = {"train": [], "val": [], "test": []}
+        for name, label in self.pairs:
+            parts[assignment[name]].append(Example(name, label))
+        return Split(**parts)
+
+
+def _to_letters(text: str) -> str:
+    decomposed = unicodedata.normalize("NFD", text)
+    stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    transliterated = " ".join(anyascii(stripped).split(" "))
+    return "".join(ch if ch in LETTERS else UNKNOWN for ch in transliterated)
+
+
+def encode_batch(names: Sequence[str], vocab: Vocab) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-padded ids ``(B, T)`` (int64, padding :data:`PAD_ID`) and lengths ``(B,)``."""
+    encoded = [vocab.encode(name) for name in names]
+    lengths = torch.tensor([len(ids) for ids in encoded], dtype=torch.int64)
+    ids = torch.full((len(encoded), int(lengths.max())), PAD_ID, dtype=torch.int64)
+    for row, seq in enumerate(encoded):
+        ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.int64)
+    return ids, lengths
+
+
+def batches(
+    examples: Sequence[Example],
+    vocab: Vocab,
+    batch_size: int,
+    *,
+    shuffle: bool = False,
+    seed: int = 0,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """Yield ``(ids, lengths, targets)`` batches of names of similar length.
+
+    Sorting by length makes padding nearly free; with ``shuffle`` the examples are
+    shuffled first and the order of the batches is shuffled too, so every epoch
+    differs while each batch stays length-homogeneous.
+    """
+    order = list(range(len(examples)))
+    rng = random.Random(seed)
+    if shuffle:
+        rng.shuffle(order)
+    order.sort(key=lambda i: len(examples[i].name))  # stable: ties keep the shuffled order
+    chunks = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    if shuffle:
+        rng.shuffle(chunks)
+    for chunk in chunks:
+        ids, lengths = encode_batch([examples[i].name for i in chunk], vocab)
+        targets = torch.tensor([examples[i].label for i in chunk], dtype=torch.int64)
+        yield ids, lengths, targets

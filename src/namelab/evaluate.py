@@ -1,0 +1,33 @@
+"""Recompute a run's test metrics from its run folder and the dataset.
+
+    metrics, warning = evaluate_run("runs/lstm", data_dir=None)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .checkpoint import load_run
+from .data import Corpus
+from .download import dataset_checksum, resolve_data_dir
+from .metrics import classification_metrics
+from .train import predict_examples, resolve_device
+
+
+def evaluate_run(run_dir: Path | str, data_dir: Path | str | None = None, device: str = "auto") -> tuple[dict, str | None]:
+    """Test-split metrics of a run, and a warning when the dataset differs from the one it was trained on."""
+    torch_device = resolve_device(device)
+    model, meta = load_run(run_dir, device=torch_device)
+    folder = resolve_data_dir(data_dir)
+    corpus = Corpus.from_folder(folder)
+    if corpus.labels != meta["labels"]:
+        raise ValueError(
+            f"the dataset at {folder} has languages {corpus.labels}, the run was trained on {meta['labels']}; "
+            "pass the --data-dir it was trained with"
+        )
+    warning = None
+    if meta.get("dataset_sha256") and meta["dataset_sha256"] != dataset_checksum(folder):
+        warning = f"the dataset at {folder} differs from the one {run_dir} was trained on; the test split may differ"
+    split = corpus.split(seed=meta["config"]["split_seed"])
+    _, predictions, targets = predict_examples(model, split.test, corpus.vocab, torch_device)
+    return classification_metrics(targets, predictions, corpus.labels), warning

@@ -1,0 +1,110 @@
+"""CharClassifier: one-hot characters in, log-probabilities over the languages out.
+
+One model, two engines that compute the same function with the same weights::
+
+    model = CharClassifier(vocab_size=56, num_classes=18, cell="lstm", impl="hand")
+    log_probs = model(ids, lengths)          # ids (B, T) int64 padded, lengths (B,)
+    fused = model.with_impl("fused")         # same weights, torch's nn.LSTM runs them
+
+``hand`` runs namelab's own cells (cells.py) step by step; ``fused`` runs torch's
+``nn.RNN``/``nn.LSTM``/``nn.GRU``. The output layer reads the hidden state at each
+name's last real character, so padding never changes a result.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .cells import CELLS, make_cell
+
+IMPLS = ("hand", "fused")
+_FUSED = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+# The four recurrent tensors under engine-neutral names (torch's own names).
+WEIGHT_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+
+
+class CharClassifier(nn.Module):
+    def __init__(
+        self,
+        vocab_size: int,
+        num_classes: int,
+        cell: str = "lstm",
+        hidden_size: int = 256,
+        impl: str = "hand",
+        dropout: float = 0.0,
+    ):
+        super().__init__()
+        if cell not in CELLS:
+            raise ValueError(f"unknown cell {cell!r}; choose one of {', '.join(CELLS)}")
+        if impl not in IMPLS:
+            raise ValueError(f"unknown impl {impl!r}; choose one of {', '.join(IMPLS)}")
+        self.vocab_size = vocab_size
+        self.num_classes = num_classes
+        self.cell_name = cell
+        self.hidden_size = hidden_size
+        self.impl = impl
+        self.dropout_p = dropout
+        if impl == "hand":
+            self.cell = make_cell(cell, vocab_size, hidden_size)
+        else:
+            self.rnn = _FUSED[cell](vocab_size, hidden_size, batch_first=True)
+        self.dropout = nn.Dropout(dropout)
+        self.out = nn.Linear(hidden_size, num_classes)
+
+    def hidden_states(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Hidden states at every step, ``(B, T, H)``."""
+        if self.impl == "fused":
+            one_hot = F.one_hot(ids, self.vocab_size).to(self.out.weight.dtype)  # (B, T, V)
+            outputs, _ = self.rnn(one_hot)
+            return outputs
+        cell = self.cell
+        # one_hot(ids) @ W_ih^T is row ids of W_ih^T: project every step at once.
+        xw = F.embedding(ids, cell.x2h.weight.t()) + cell.x2h.bias  # (B, T, G*H)
+        state = cell.init_state(ids.shape[0], device=ids.device, dtype=xw.dtype)
+        outputs = []
+        for t in range(ids.shape[1]):
+            state = cell.step(xw[:, t], state)
+            outputs.append(state[0])
+        return torch.stack(outputs, dim=1)
+
+    def last_hidden(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Hidden state after each name's last real character, ``(B, H)``."""
+        outputs = self.hidden_states(ids, lengths)
+        rows = torch.arange(ids.shape[0], device=ids.device)
+        return outputs[rows, lengths.to(ids.device) - 1]
+
+    def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Log-probabilities over the classes, ``(B, C)``."""
+        h = self.dropout(self.last_hidden(ids, lengths))
+        return F.log_softmax(self.out(h), dim=-1)
+
+    # -- moving weights between engines -------------------------------------------------
+
+    def recurrent_weights(self) -> dict[str, torch.Tensor]:
+        """The recurrent tensors under torch's names, whichever engine holds them."""
+        if self.impl == "fused":
+            return {name: getattr(self.rnn, f"{name}_l0") for name in WEIGHT_NAMES}
+        cell = self.cell
+        return {
+            "weight_ih": cell.x2h.weight,
+            "weight_hh": cell.h2h.weight,
+            "bias_ih": cell.x2h.bias,
+            "bias_hh": cell.h2h.bias,
+        }
+
+    def with_impl(self, impl: str) -> "CharClassifier":
+        """A copy of this model run by the other engine, with the same weights."""
+        other = CharClassifier(
+            self.vocab_size, self.num_classes, self.cell_name, self.hidden_size, impl, self.dropout_p
+        ).to(self.out.weight.device)
+        with torch.no_grad():
+            for name, tensor in other.recurrent_weights().items():
+                tensor.copy_(self.recurrent_weights()[name])
+            other.out.load_state_dict(self.out.state_dict())
+        other.train(self.training)
+        return other
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())

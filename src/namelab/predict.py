@@ -1,0 +1,70 @@
+"""Predictor: names in, ranked languages out, batched under ``torch.inference_mode``.
+
+    predictor = Predictor.from_run("runs/lstm")
+    predictor.predict(["Nakamura", "Schmidt"], top_k=3)
+    # [{"name": "Nakamura", "normalized": "Nakamura",
+    #   "predictions": [{"language": "Japanese", "probability": 0.99}, ...]}, ...]
+
+A name that cannot be classified gets ``{"name": ..., "error": ...}`` in its place;
+the output always has one entry per input, in order.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from .checkpoint import load_run
+from .data import UnusableName, Vocab, encode_batch, normalize
+from .model import CharClassifier
+
+
+class Predictor:
+    def __init__(self, model: CharClassifier, vocab: Vocab, labels: list[str], meta: dict | None = None):
+        self.model = model.eval()
+        self.vocab = vocab
+        self.labels = labels
+        self.meta = meta or {}
+        self.device = next(model.parameters()).device
+
+    @classmethod
+    def from_run(cls, run_dir: Path | str, device: str | torch.device = "cpu") -> "Predictor":
+        model, meta = load_run(run_dir, device=device)
+        return cls(model, Vocab(meta["vocab"]), meta["labels"], meta)
+
+    @torch.inference_mode()
+    def probabilities(self, normalized: Sequence[str], batch_size: int = 1024) -> torch.Tensor:
+        """Class probabilities ``(N, C)`` of already normalized names, in input order."""
+        order = sorted(range(len(normalized)), key=lambda i: len(normalized[i]))  # little padding per batch
+        probs = torch.empty(len(normalized), len(self.labels))
+        for start in range(0, len(order), batch_size):
+            rows = order[start : start + batch_size]
+            ids, lengths = encode_batch([normalized[i] for i in rows], self.vocab)
+            log_probs = self.model(ids.to(self.device), lengths.to(self.device))
+            probs[rows] = log_probs.exp().float().cpu()
+        return probs
+
+    def predict(self, names: Sequence[str], top_k: int = 3) -> list[dict]:
+        top_k = max(1, min(top_k, len(self.labels)))
+        results: list[dict] = []
+        usable: list[int] = []
+        normalized: list[str] = []
+        for i, name in enumerate(names):
+            try:
+                normalized.append(normalize(name))
+                usable.append(i)
+                results.append({"name": name})
+            except UnusableName as err:
+                results.append({"name": name, "error": str(err)})
+        if usable:
+            probs = self.probabilities(normalized)
+            values, indices = probs.topk(top_k, dim=1)
+            for row, i in enumerate(usable):
+                results[i]["normalized"] = normalized[row]
+                results[i]["predictions"] = [
+                    {"language": self.labels[j], "probability": round(float(p), 6)}
+                    for p, j in zip(values[row].tolist(), indices[row].tolist())
+                ]
+        return results
