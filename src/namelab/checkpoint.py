@@ -85,6 +85,8 @@ def load_run(run_dir: Path | str, device: str | torch.device = "cpu") -> tuple[C
     if not run_dir.is_dir():
         raise CheckpointError(f"run folder {run_dir} does not exist; train one with `namelab train --out {run_dir}`")
     meta = read_json(run_dir / CONFIG)
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{run_dir / CONFIG} holds no JSON object; the run folder is damaged, train it again")
     try:
         config, vocab, labels, expected = meta["config"], meta["vocab"], meta["labels"], meta["weights_sha256"]
     except KeyError as err:
@@ -105,7 +107,12 @@ def load_run(run_dir: Path | str, device: str | torch.device = "cpu") -> tuple[C
         raise CheckpointError(f"{weights_path} is not a valid safetensors file ({err})") from err
     from .data import Vocab
 
-    model = model_from_config(config, len(Vocab(vocab)), len(labels))
+    try:
+        model = model_from_config(config, len(Vocab(vocab)), len(labels))
+    except (KeyError, TypeError, ValueError) as err:
+        raise CheckpointError(
+            f"{run_dir / CONFIG} does not describe a model namelab can build ({err!r}); the run folder is damaged"
+        ) from err
     expected_shapes = {name: tuple(t.shape) for name, t in model.state_dict().items()}
     found_shapes = {name: tuple(t.shape) for name, t in state.items()}
     if expected_shapes != found_shapes:

@@ -76,6 +76,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=3)
     p.add_argument("--format", choices=["text", "csv", "json"], default="text")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu")
+
+    p = sub.add_parser("serve", help="serve runs over HTTP: a JSON API (docs at /docs) and a web page at /")
+    p.add_argument(
+        "run_dirs",
+        nargs="+",
+        type=Path,
+        metavar="RUN_DIR",
+        help="a run folder, or a compare output folder (serves its best run of each model by validation accuracy)",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
+    p.add_argument("--port", type=int, default=8000, help="port to listen on (0: any free port)")
+
+    p = sub.add_parser(
+        "compare",
+        help="the experiment: train every model on every seed, write report.html, report.md, figures, summary.json",
+    )
+    p.add_argument("--models", default="rnn,lstm,gru", help="comma-separated cells to compare (default: rnn,lstm,gru)")
+    p.add_argument("--seeds", type=int, default=None, help="training seeds 0..N-1 per model (default: 3; --quick: 1)")
+    p.add_argument("--epochs", type=int, default=None, help=f"epochs per run (default: {defaults.epochs}; --quick: 2)")
+    p.add_argument("--hidden-size", type=int, default=None, help=f"(default: {defaults.hidden_size}; --quick: 32)")
+    p.add_argument("--impl", choices=list(IMPLS), default=defaults.impl)
+    _add_data_dir(p)
+    p.add_argument("--out", type=Path, default=Path("reports/compare"), help="report folder (default: reports/compare)")
+    p.add_argument("--split-seed", type=int, default=defaults.split_seed)
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default=defaults.device)
+    p.add_argument("--quick", action="store_true", help="smoke test: 2 epochs, 1 seed, hidden size 32 unless given")
     return parser
 
 
@@ -155,6 +181,8 @@ def read_names_file(path: Path) -> list[str]:
         raise DataError(f"input file {path} does not exist") from None
     except UnicodeDecodeError as err:
         raise DataError(f"input file {path} is not UTF-8 text ({err}); save it as UTF-8") from None
+    except OSError as err:
+        raise DataError(f"cannot read input file {path}: {err.strerror}") from None
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()  # the newline that ends the last line does not start another
@@ -210,14 +238,69 @@ def cmd_predict(args) -> int:
     return 0
 
 
-COMMANDS = {"data": cmd_data, "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict}
+def cmd_serve(args) -> int:
+    from .serve import serve
+
+    serve(args.run_dirs, host=args.host, port=args.port)
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from dataclasses import replace
+
+    from .compare import (
+        DEFAULT_SEEDS,
+        QUICK_EPOCHS,
+        QUICK_HIDDEN_SIZE,
+        QUICK_SEEDS,
+        CompareSettings,
+        parse_models,
+        run_compare,
+    )
+    from .train import TrainConfig
+
+    def pick(given, quick, default):
+        return given if given is not None else quick if args.quick else default
+
+    defaults = TrainConfig()
+    config = replace(
+        defaults,
+        impl=args.impl,
+        epochs=pick(args.epochs, QUICK_EPOCHS, defaults.epochs),
+        hidden_size=pick(args.hidden_size, QUICK_HIDDEN_SIZE, defaults.hidden_size),
+        split_seed=args.split_seed,
+        device=args.device,
+    )
+    settings = CompareSettings(
+        models=parse_models(args.models),
+        seeds=pick(args.seeds, QUICK_SEEDS, DEFAULT_SEEDS),
+        config=config,
+        out=args.out,
+        quick=args.quick,
+    )
+    folder = resolve_data_dir(args.data_dir)
+    summary = run_compare(settings, folder)
+    for finding in summary["findings"]:
+        print(f"{finding['verdict']:>13}  {finding['claim']}")
+    print(f"report: {args.out / 'report.html'}")
+    return 0
+
+
+COMMANDS = {
+    "data": cmd_data,
+    "train": cmd_train,
+    "evaluate": cmd_evaluate,
+    "predict": cmd_predict,
+    "serve": cmd_serve,
+    "compare": cmd_compare,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
-    except (DataError, CheckpointError, ValueError, RuntimeError) as err:
+    except (DataError, CheckpointError, ValueError, RuntimeError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
 

@@ -36,13 +36,14 @@ class UnusableName(ValueError):
 def normalize(name: str) -> str:
     """Return the ASCII form of a name that the models read.
 
-    Unicode NFD with combining marks dropped (``Bélanger -> Belanger``), then
-    transliteration of what is left (``ß -> ss``, ``ł -> l``, Cyrillic, CJK) with
-    anyascii; runs of whitespace become one space. Characters still outside
-    :data:`LETTERS` become :data:`UNKNOWN`, never another letter. Raises
+    Accented Latin letters lose their marks (NFD: ``Bélanger -> Belanger``), other
+    letters are transliterated with anyascii (``ß -> ss``, ``ł -> l``, Cyrillic, CJK);
+    runs of whitespace become one space and invisible format characters go. Digits,
+    punctuation and symbols outside :data:`LETTERS` become :data:`UNKNOWN`, never
+    another letter. Raises
     :class:`UnusableName` when no letter is left.
     """
-    text = _to_letters(" ".join(name.split()))
+    text = _to_letters(name)
     if not any(ch.isalpha() for ch in text):
         shown = repr(name) if name.strip() else "an empty name"
         raise UnusableName(f"{shown} has no letters to classify; give a name with at least one letter")
@@ -148,6 +149,12 @@ class Corpus:
                     seen.add((name, label_id))
                     pairs.append((name, label_id))
                     dedup_counts[label] += 1
+        empty = [label for label in labels if dedup_counts[label] == 0]
+        if empty:
+            raise DataError(
+                f"{', '.join(f'{label}.txt' for label in empty)} in {folder} hold no usable names (no line has a "
+                "letter); fix or remove the file(s)"
+            )
         languages: dict[str, list[str]] = defaultdict(list)
         for name, label_id in pairs:
             languages[name].append(labels[label_id])
@@ -193,10 +200,24 @@ class Corpus:
 
 
 def _to_letters(text: str) -> str:
-    decomposed = unicodedata.normalize("NFD", text)
-    stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
-    transliterated = " ".join(anyascii(stripped).split(" "))
-    return "".join(ch if ch in LETTERS else UNKNOWN for ch in transliterated)
+    out = []
+    for ch in unicodedata.normalize("NFC", text):
+        category = unicodedata.category(ch)
+        if ch in LETTERS:
+            out.append(ch)
+        elif ch.isspace():
+            out.append(" ")
+        elif category[0] == "M" or category == "Cf":
+            continue  # stray combining marks, zero-width and format characters carry no letter
+        elif category[0] != "L":
+            out.append(UNKNOWN)  # digits, punctuation, symbols, emoji: never transliterated into letters
+        else:
+            # An accented Latin letter keeps its base (é -> e); other scripts are transliterated whole,
+            # before NFD could split them (ガ -> ga, not ka; 김 -> Gim, not jamo).
+            base = unicodedata.normalize("NFD", ch)[0]
+            out.append(base if base in LETTERS else anyascii(ch))
+    text = " ".join("".join(out).split())
+    return "".join(ch if ch in LETTERS else UNKNOWN for ch in text)
 
 
 def encode_batch(names: Sequence[str], vocab: Vocab) -> tuple[torch.Tensor, torch.Tensor]:

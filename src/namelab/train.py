@@ -167,7 +167,6 @@ def train(
         history.append(row)
         if val_accuracy > best_accuracy:
             best_accuracy, best_state = val_accuracy, copy.deepcopy(model.state_dict())
-            row["best"] = True
         progress.write(
             f"[{config.model}/{config.impl}] epoch {epoch}/{config.epochs}  "
             f"train loss {row['train_loss']:.4f} acc {row['train_accuracy']:.4f}  "

@@ -1,0 +1,76 @@
+"""Character n-gram logistic regression on namelab's split: the bar the RNNs must clear.
+
+    python bench/baseline.py --data-dir ../shared/data/names [--runs runs/lstm runs/gru]
+
+TF-IDF of character 1- to 4-grams (scikit-learn), trained on the train split, C chosen
+on the validation split, scored once on the test split with namelab's own metrics. With
+``--runs``, the same table lists those run folders' test metrics (same split seed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+
+from namelab.data import Corpus, Split
+from namelab.download import resolve_data_dir
+from namelab.metrics import classification_metrics
+
+
+def baseline_metrics(split: Split, labels: list[str], c_grid=(1.0, 3.0, 10.0, 30.0)) -> dict:
+    vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 4), sublinear_tf=True, lowercase=True)
+    x_train = vectorizer.fit_transform([e.name for e in split.train])
+    x_val = vectorizer.transform([e.name for e in split.val])
+    x_test = vectorizer.transform([e.name for e in split.test])
+    y_train = [e.label for e in split.train]
+    best = None
+    for c in c_grid:
+        clf = LogisticRegression(C=c, max_iter=2000).fit(x_train, y_train)
+        val = classification_metrics([e.label for e in split.val], clf.predict(x_val).tolist(), labels)
+        if best is None or val["accuracy"] > best[0]["accuracy"]:
+            best = (val, c, clf)
+    _, c, clf = best
+    test = classification_metrics([e.label for e in split.test], clf.predict(x_test).tolist(), labels)
+    return {"C": c, **test}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", type=Path)
+    parser.add_argument("--split-seed", type=int, default=0)
+    parser.add_argument("--runs", type=Path, nargs="*", default=[], help="run folders to list beside the baseline")
+    parser.add_argument("--json", type=Path, help="also write the table here")
+    args = parser.parse_args(argv)
+    corpus = Corpus.from_folder(resolve_data_dir(args.data_dir))
+    split = corpus.split(seed=args.split_seed)
+    start = time.perf_counter()
+    base = baseline_metrics(split, corpus.labels)
+    rows = [("char 1-4-gram logistic regression", base["accuracy"], base["macro_f1"], time.perf_counter() - start)]
+    for run in args.runs:
+        metrics = json.loads((run / "metrics.json").read_text())
+        config = json.loads((run / "config.json").read_text())
+        if config["config"]["split_seed"] != args.split_seed:
+            print(f"error: {run} used split seed {config['config']['split_seed']}", file=sys.stderr)
+            return 1
+        history = json.loads((run / "history.json").read_text())
+        seconds = sum(row["seconds"] for row in history)
+        rows.append((f"{run} ({config['config']['model']})", metrics["accuracy"], metrics["macro_f1"], seconds))
+    print(f"test split: {len(split.test)} names, split seed {args.split_seed}")
+    print(f"{'model':<44} {'accuracy':>8} {'macro-F1':>8} {'train s':>8}")
+    for name, acc, f1, seconds in rows:
+        print(f"{name:<44} {acc:>8.4f} {f1:>8.4f} {seconds:>8.1f}")
+    for name, acc, f1, _ in rows[1:]:
+        print(f"{name}: accuracy {acc - base['accuracy']:+.4f}, macro-F1 {f1 - base['macro_f1']:+.4f} vs baseline")
+    if args.json:
+        args.json.write_text(json.dumps([dict(zip(("model", "accuracy", "macro_f1", "seconds"), r)) for r in rows], indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

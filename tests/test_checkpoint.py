@@ -1,0 +1,274 @@
+"""Tests for namelab.checkpoint: safetensors + JSON run folders, atomic writes, damage detection.
+
+    .venv/bin/python -m pytest tests/test_checkpoint.py -q
+
+One tiny run is trained per module; each test that damages a run works on its own copy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import shutil
+from dataclasses import asdict
+from pathlib import Path
+from typing import Callable
+
+import pytest
+import torch
+from safetensors.torch import load as load_safetensors
+from safetensors.torch import save as save_safetensors
+
+from helpers import make_names_folder, separable_names, train_tiny_run
+from namelab import checkpoint
+from namelab.checkpoint import CheckpointError, atomic_write_bytes, load_run, save_run, write_json
+from namelab.data import Vocab, encode_batch
+from namelab.model import CharClassifier
+from namelab.train import TrainConfig, TrainResult
+
+NAMES = ["Aeiou", "Bdkgt", "Lmnrs", "Abdul", "Xu"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, TrainResult]:
+    names = make_names_folder(tmp_path_factory.mktemp("names"), separable_names(per_class=20))
+    out = tmp_path_factory.mktemp("runs") / "lstm"
+    return out, train_tiny_run(names, out, epochs=2)
+
+
+@pytest.fixture()
+def run_dir(trained, tmp_path: Path) -> Path:
+    """A private copy of the trained run, free to damage."""
+    return Path(shutil.copytree(trained[0], tmp_path / "run"))
+
+
+def log_probs(model: CharClassifier, names: list[str]) -> torch.Tensor:
+    ids, lengths = encode_batch(names, Vocab())
+    with torch.no_grad():
+        return model(ids, lengths)
+
+
+def edit_config(run_dir: Path, change: Callable[[dict], None]) -> None:
+    path = run_dir / "config.json"
+    config = json.loads(path.read_text())
+    change(config)
+    path.write_text(json.dumps(config))
+
+
+def replace_weights(run_dir: Path, blob: bytes) -> None:
+    """Write new weights and fix the checksum in config.json, as a careful forger would."""
+    (run_dir / "model.safetensors").write_bytes(blob)
+    edit_config(run_dir, lambda c: c.update(weights_sha256=hashlib.sha256(blob).hexdigest()))
+
+
+# --- round trip ---------------------------------------------------------------------------
+
+
+def test_load_run_returns_the_saved_model_in_eval_mode(trained) -> None:
+    out, result = trained
+    model, meta = load_run(out)
+    assert not model.training
+    assert meta == json.loads((out / "config.json").read_text())
+    assert meta["config"] == result.meta["config"]
+    for name, tensor in result.model.state_dict().items():
+        assert torch.equal(model.state_dict()[name], tensor), name
+    torch.testing.assert_close(log_probs(model, NAMES), log_probs(result.model, NAMES), atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru"])
+def test_fused_models_round_trip_too(tmp_path: Path, cell: str) -> None:
+    torch.manual_seed(0)
+    vocab = Vocab()
+    model = CharClassifier(len(vocab), 3, cell, hidden_size=8, impl="fused").eval()
+    config = asdict(TrainConfig(model=cell, impl="fused", hidden_size=8))
+    meta = {"config": config, "vocab": vocab.chars, "labels": ["a", "b", "c"]}
+    save_run(tmp_path, model, meta)
+    loaded, loaded_meta = load_run(tmp_path)
+    assert loaded.impl == "fused" and loaded.cell_name == cell
+    assert {k: loaded_meta[k] for k in meta} == meta
+    torch.testing.assert_close(log_probs(loaded, NAMES), log_probs(model, NAMES), atol=0, rtol=0)
+
+
+def test_loading_never_unpickles(run_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def forbidden(*args, **kwargs):
+        raise AssertionError("load_run must not unpickle anything")
+
+    monkeypatch.setattr(torch, "load", forbidden)
+    monkeypatch.setattr(pickle, "load", forbidden)
+    monkeypatch.setattr(pickle, "loads", forbidden)
+    monkeypatch.setattr(pickle, "Unpickler", forbidden)
+    model, _ = load_run(run_dir)
+    assert isinstance(model, CharClassifier)
+
+
+class _Payload:
+    """Unpickling this creates a file: proof that a pickle was executed."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+def test_a_pickle_posing_as_weights_is_refused_not_executed(run_dir: Path, tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    replace_weights(run_dir, pickle.dumps({"out.weight": _Payload(marker)}))
+    with pytest.raises(CheckpointError, match="not a valid safetensors file"):
+        load_run(run_dir)
+    assert not marker.exists()
+
+
+# --- atomic writes ------------------------------------------------------------------------
+
+
+def leftovers(folder: Path, keep: set[str]) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name not in keep)
+
+
+def test_atomic_write_replaces_and_leaves_no_temp_file(tmp_path: Path) -> None:
+    target = tmp_path / "sub" / "file.bin"
+    atomic_write_bytes(target, b"old")
+    atomic_write_bytes(target, b"new")
+    assert target.read_bytes() == b"new"
+    assert leftovers(target.parent, {"file.bin"}) == []
+
+
+@pytest.mark.parametrize("failing", ["fsync", "replace"])
+def test_failed_write_keeps_the_old_file_and_no_temp_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing: str
+) -> None:
+    target = tmp_path / "config.json"
+    write_json(target, {"version": "old"})
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full (simulated)")
+
+    monkeypatch.setattr(os, failing, crash)
+    with pytest.raises(OSError, match="simulated"):
+        write_json(target, {"version": "new"})
+    monkeypatch.undo()
+    assert json.loads(target.read_text()) == {"version": "old"}
+    assert leftovers(tmp_path, {"config.json"}) == []
+
+
+def test_interrupted_save_never_loads_mismatched_weights(run_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # save_run writes two files; a crash between them must not leave a run that loads the
+    # new weights under the old config (or vice versa) without a word.
+    model, meta = load_run(run_dir)
+    with torch.no_grad():
+        model.out.bias.add_(1.0)
+
+    def crash(path, obj):
+        raise OSError("killed (simulated)")
+
+    monkeypatch.setattr(checkpoint, "write_json", crash)
+    with pytest.raises(OSError):
+        save_run(run_dir, model, meta)
+    monkeypatch.undo()
+    with pytest.raises(CheckpointError, match="checksum"):
+        load_run(run_dir)
+    assert leftovers(run_dir, {"config.json", "model.safetensors", "history.json", "metrics.json"}) == []
+
+
+# --- damaged run folders ------------------------------------------------------------------
+
+
+def test_missing_run_folder(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_run(tmp_path / "nothing-here")
+
+
+def test_missing_weights(run_dir: Path) -> None:
+    (run_dir / "model.safetensors").unlink()
+    with pytest.raises(CheckpointError, match="model.safetensors is missing"):
+        load_run(run_dir)
+
+
+def test_missing_config(run_dir: Path) -> None:
+    (run_dir / "config.json").unlink()
+    with pytest.raises(CheckpointError, match="config.json is missing"):
+        load_run(run_dir)
+
+
+@pytest.mark.parametrize("text", ["{not json", "", '{"config": '], ids=["garbage", "empty", "cut"])
+def test_invalid_json_config(run_dir: Path, text: str) -> None:
+    (run_dir / "config.json").write_text(text)
+    with pytest.raises(CheckpointError, match="not valid JSON"):
+        load_run(run_dir)
+
+
+def test_truncated_weights(run_dir: Path) -> None:
+    path = run_dir / "model.safetensors"
+    path.write_bytes(path.read_bytes()[:-100])
+    with pytest.raises(CheckpointError, match="truncated or was modified"):
+        load_run(run_dir)
+
+
+@pytest.mark.parametrize("where", ["header", "middle", "last"])
+def test_one_flipped_byte(run_dir: Path, where: str) -> None:
+    path = run_dir / "model.safetensors"
+    blob = bytearray(path.read_bytes())
+    index = {"header": 20, "middle": len(blob) // 2, "last": len(blob) - 1}[where]
+    blob[index] ^= 0x01
+    path.write_bytes(bytes(blob))
+    with pytest.raises(CheckpointError, match="truncated or was modified"):
+        load_run(run_dir)
+
+
+def test_truncated_weights_with_a_fixed_checksum(run_dir: Path) -> None:
+    replace_weights(run_dir, (run_dir / "model.safetensors").read_bytes()[:50])
+    with pytest.raises(CheckpointError, match="not a valid safetensors file"):
+        load_run(run_dir)
+
+
+@pytest.mark.parametrize(
+    ("field", "change"),
+    [
+        ("hidden_size", lambda c: c["config"].update(hidden_size=c["config"]["hidden_size"] * 2)),
+        ("model", lambda c: c["config"].update(model="gru")),  # LSTM weights hold 4 gates, a GRU 3
+        ("labels", lambda c: c.update(labels=c["labels"][:-1])),
+        ("vocab", lambda c: c.update(vocab=c["vocab"][:-1])),
+        ("impl", lambda c: c["config"].update(impl="fused")),  # the fused engine names its tensors differently
+    ],
+)
+def test_config_that_disagrees_with_the_weights(run_dir: Path, field: str, change) -> None:
+    edit_config(run_dir, change)  # the weights and their checksum are untouched
+    with pytest.raises(CheckpointError, match="disagrees with config.json"):
+        load_run(run_dir)
+
+
+def test_weights_that_disagree_with_the_config(run_dir: Path) -> None:
+    state = load_safetensors((run_dir / "model.safetensors").read_bytes())
+    state["out.weight"] = torch.zeros(state["out.weight"].shape[0] + 1, state["out.weight"].shape[1])
+    state["extra"] = torch.zeros(2)
+    replace_weights(run_dir, save_safetensors(state))
+    with pytest.raises(CheckpointError, match="disagrees with config.json") as info:
+        load_run(run_dir)
+    assert "out.weight" in str(info.value) and "extra" in str(info.value)
+
+
+@pytest.mark.parametrize("field", ["config", "vocab", "labels", "weights_sha256"])
+def test_config_lacking_a_field(run_dir: Path, field: str) -> None:
+    edit_config(run_dir, lambda c: c.pop(field))
+    with pytest.raises(CheckpointError, match=f"lacks the field '{field}'"):
+        load_run(run_dir)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda c: c["config"].pop("dropout"),
+        lambda c: c["config"].pop("hidden_size"),
+        lambda c: c["config"].update(model="transformer"),
+        lambda c: c["config"].update(hidden_size="16"),
+        lambda c: c.update(config=[]),
+    ],
+    ids=["no-dropout", "no-hidden-size", "unknown-model", "hidden-size-string", "config-not-object"],
+)
+def test_config_with_a_bad_model_description(run_dir: Path, change) -> None:
+    edit_config(run_dir, change)
+    with pytest.raises(CheckpointError):
+        load_run(run_dir)

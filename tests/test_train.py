@@ -1,0 +1,255 @@
+"""Tests for namelab.train (the run folder it writes, seeding, learning) and namelab.metrics.
+
+    .venv/bin/python -m pytest tests/test_train.py -q
+
+Every training here is tiny (hidden 16, a few epochs, a few dozen names, cpu) on a fake
+dataset whose classes one character tells apart, so a model that learns gets them right.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
+from sklearn.metrics import confusion_matrix as sk_confusion_matrix
+
+from helpers import make_names_folder, one_thread, separable_names, tiny_config, train_tiny_run
+from namelab import __version__
+from namelab.data import Corpus, Vocab
+from namelab.download import dataset_checksum
+from namelab.metrics import classification_metrics
+from namelab.train import TrainConfig, TrainResult, class_weights, predict_examples, resolve_device, train
+
+HISTORY_KEYS = {"epoch", "seconds", "train_loss", "train_accuracy", "val_loss", "val_accuracy"}
+EPOCHS = 4
+
+
+@pytest.fixture(scope="module")
+def names_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_names_folder(tmp_path_factory.mktemp("names"), separable_names(per_class=24))
+
+
+@pytest.fixture(scope="module")
+def corpus(names_dir: Path) -> Corpus:
+    return Corpus.from_folder(names_dir)
+
+
+@pytest.fixture(scope="module")
+def run(names_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, TrainResult]:
+    out = tmp_path_factory.mktemp("run") / "lstm"
+    return out, train_tiny_run(names_dir, out, epochs=EPOCHS)
+
+
+def quiet_train(config: TrainConfig, corpus: Corpus, log=lambda line: None) -> TrainResult:
+    with one_thread():
+        return train(config, corpus, None, log=log)
+
+
+def read(run_dir: Path, name: str):
+    return json.loads((run_dir / name).read_text(encoding="utf-8"))
+
+
+# --- the run folder -----------------------------------------------------------------------
+
+
+def test_run_folder_holds_the_four_files_and_no_leftovers(run) -> None:
+    out, _ = run
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "history.json", "metrics.json", "model.safetensors"]
+
+
+def test_config_json_records_config_data_and_versions(run, corpus: Corpus, names_dir: Path) -> None:
+    out, result = run
+    config = read(out, "config.json")
+    assert config["config"] == asdict(tiny_config(epochs=EPOCHS))
+    assert config["vocab"] == Vocab().chars
+    assert config["labels"] == corpus.labels == ["Alpha", "Beta", "Gamma"]
+    sizes = corpus.split(seed=0).sizes()
+    assert {key: config[key] for key in sizes} == sizes
+    assert sizes["n_train"] + sizes["n_val"] + sizes["n_test"] == len(corpus.pairs)
+    assert config["dataset_sha256"] == dataset_checksum(names_dir)
+    assert config["versions"]["namelab"] == __version__
+    assert config["versions"]["torch"] == torch.__version__
+    assert config["weights_sha256"] == hashlib.sha256((out / "model.safetensors").read_bytes()).hexdigest()
+
+
+def test_weights_file_holds_the_returned_model(run) -> None:
+    out, result = run
+    saved = load_file(out / "model.safetensors")
+    state = result.model.state_dict()
+    assert set(saved) == set(state)
+    for name, tensor in state.items():
+        assert torch.equal(saved[name], tensor), name
+
+
+def test_history_json_has_one_row_per_epoch(run) -> None:
+    out, result = run
+    history = read(out, "history.json")
+    assert isinstance(history, list) and len(history) == EPOCHS
+    assert [row["epoch"] for row in history] == list(range(1, EPOCHS + 1))
+    for row in history:
+        assert HISTORY_KEYS <= set(row)
+        assert row["seconds"] >= 0
+        assert math.isfinite(row["train_loss"]) and row["train_loss"] > 0
+        assert math.isfinite(row["val_loss"]) and row["val_loss"] > 0
+        assert 0 <= row["train_accuracy"] <= 1 and 0 <= row["val_accuracy"] <= 1
+    assert history == json.loads(json.dumps(result.history))
+
+
+def test_metrics_json_is_consistent(run, corpus: Corpus) -> None:
+    out, result = run
+    metrics = read(out, "metrics.json")
+    config = read(out, "config.json")
+    labels = corpus.labels
+    assert metrics["labels"] == labels
+    confusion = np.asarray(metrics["confusion"])
+    assert confusion.shape == (len(labels), len(labels))
+    assert confusion.sum() == config["n_test"] == metrics["n"]
+    assert metrics["accuracy"] == pytest.approx(np.trace(confusion) / confusion.sum())
+    assert set(metrics["per_class"]) == set(labels)
+    for i, label in enumerate(labels):
+        row = metrics["per_class"][label]
+        assert set(row) == {"precision", "recall", "f1", "support"}
+        assert row["support"] == confusion[i].sum()
+        assert row["recall"] == pytest.approx(confusion[i, i] / confusion[i].sum())
+    f1s = [metrics["per_class"][label]["f1"] for label in labels]
+    assert metrics["macro_f1"] == pytest.approx(np.mean(f1s))
+
+
+def test_metrics_are_those_of_the_kept_model_on_the_test_split(run, corpus: Corpus) -> None:
+    _, result = run
+    split = corpus.split(seed=0)
+    _, predictions, targets = predict_examples(result.model, split.test, corpus.vocab, torch.device("cpu"))
+    assert result.metrics == classification_metrics(targets, predictions, corpus.labels)
+
+
+def test_the_best_validation_epoch_is_kept(run, corpus: Corpus) -> None:
+    _, result = run
+    accuracies = [row["val_accuracy"] for row in result.history]
+    best_epoch = accuracies.index(max(accuracies)) + 1  # the first epoch reaching the best
+    assert result.meta["best_epoch"] == best_epoch
+    _, predictions, targets = predict_examples(result.model, corpus.split(0).val, corpus.vocab, torch.device("cpu"))
+    assert np.mean(np.asarray(predictions) == np.asarray(targets)) == pytest.approx(max(accuracies))
+    assert not result.model.training
+
+
+def test_training_learns_a_separable_dataset(run) -> None:
+    _, result = run
+    first, last = result.history[0], result.history[-1]
+    assert last["train_loss"] < first["train_loss"]
+    # One character decides the class; a third of the names would be the chance level.
+    assert max(row["val_accuracy"] for row in result.history) >= 0.9
+    assert result.metrics["accuracy"] >= 0.8
+    assert result.metrics["macro_f1"] >= 0.8
+
+
+# --- seeding ------------------------------------------------------------------------------
+
+
+def without_seconds(history: list[dict]) -> list[dict]:
+    return [{k: v for k, v in row.items() if k != "seconds"} for row in history]
+
+
+def test_same_seed_same_run_other_seed_other_run(corpus: Corpus) -> None:
+    # Dropout on, so the global RNG matters too, not only the initial weights.
+    config = tiny_config(epochs=2, dropout=0.3, seed=5)
+    first = quiet_train(config, corpus)
+    again = quiet_train(config, corpus)
+    other = quiet_train(replace(config, seed=6), corpus)
+    assert without_seconds(first.history) == without_seconds(again.history)
+    for name, tensor in first.model.state_dict().items():
+        assert torch.equal(tensor, again.model.state_dict()[name]), name
+    assert without_seconds(first.history) != without_seconds(other.history)
+    assert first.meta["dataset_sha256"] is None  # no data_dir given: nothing to fingerprint
+
+
+@pytest.mark.parametrize(("model", "impl"), [("rnn", "hand"), ("gru", "fused")])
+def test_every_cell_and_engine_trains(corpus: Corpus, model: str, impl: str) -> None:
+    result = quiet_train(tiny_config(model=model, impl=impl, epochs=1), corpus)
+    assert result.model.cell_name == model and result.model.impl == impl
+    assert result.meta["config"]["model"] == model and len(result.history) == 1
+
+
+def test_train_logs_one_line_per_epoch(corpus: Corpus) -> None:
+    lines: list[str] = []
+    quiet_train(tiny_config(epochs=2, model="rnn"), corpus, log=lines.append)
+    assert len(lines) == 2 and "epoch 1/2" in lines[0] and "epoch 2/2" in lines[1]
+
+
+# --- bad input ----------------------------------------------------------------------------
+
+
+def test_too_small_dataset_says_so(tmp_path: Path) -> None:
+    corpus = Corpus.from_folder(make_names_folder(tmp_path, {"Alpha": ["Abe", "Adams"], "Beta": ["Brown", "Bohm"]}))
+    with pytest.raises(ValueError, match="too small"):
+        train(tiny_config(), corpus, tmp_path / "run", log=lambda line: None)
+    assert not (tmp_path / "run").exists()
+
+
+def test_unknown_device_is_refused() -> None:
+    with pytest.raises(ValueError, match="auto, cpu or cuda"):
+        resolve_device("tpu")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message shown when CUDA is absent")
+def test_cuda_without_a_gpu_says_what_to_do() -> None:
+    with pytest.raises(RuntimeError, match="--device auto or cpu"):
+        resolve_device("cuda")
+
+
+# --- class weights ------------------------------------------------------------------------
+
+
+def test_class_weights_favour_rare_classes_and_average_one() -> None:
+    from namelab.data import Example
+
+    examples = [Example("a", 0)] * 90 + [Example("b", 1)] * 10
+    weights = class_weights(examples, num_classes=3, power=0.5)
+    per_example = weights[torch.tensor([e.label for e in examples])]
+    assert per_example.mean().item() == pytest.approx(1.0)
+    assert weights[1] / weights[0] == pytest.approx(3.0)  # (90 / 10) ** 0.5
+    assert torch.allclose(class_weights(examples, 3, power=0.0)[:2], torch.ones(2))
+
+
+# --- metrics against scikit-learn ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_classification_metrics_match_sklearn(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    num_classes = 6
+    targets = rng.integers(0, num_classes, size=300)
+    # Mostly right, a class now and then never predicted, so the scores are not all alike.
+    predictions = np.where(rng.random(300) < 0.6, targets, rng.integers(0, num_classes - seed % 2, size=300))
+    labels = [f"L{i}" for i in range(num_classes)]
+    metrics = classification_metrics(targets.tolist(), predictions.tolist(), labels)
+    precision, recall, f1, support = precision_recall_fscore_support(
+        targets, predictions, labels=range(num_classes), zero_division=0
+    )
+    for i, label in enumerate(labels):
+        row = metrics["per_class"][label]
+        assert row["precision"] == pytest.approx(precision[i])
+        assert row["recall"] == pytest.approx(recall[i])
+        assert row["f1"] == pytest.approx(f1[i])
+        assert row["support"] == support[i]
+    assert metrics["macro_f1"] == pytest.approx(f1_score(targets, predictions, average="macro", zero_division=0))
+    assert metrics["accuracy"] == pytest.approx(accuracy_score(targets, predictions))
+    assert metrics["confusion"] == sk_confusion_matrix(targets, predictions, labels=range(num_classes)).tolist()
+
+
+def test_macro_f1_averages_over_classes_present_in_the_split() -> None:
+    # Class 2 never occurs in the targets (it is only predicted once, wrongly): it has no
+    # recall to average, so macro-F1 is the mean over classes 0 and 1.
+    targets, predictions = [0, 0, 1, 1], [0, 2, 1, 1]
+    metrics = classification_metrics(targets, predictions, ["a", "b", "c"])
+    present = [0, 1]
+    expected = f1_score(targets, predictions, labels=present, average="macro", zero_division=0)
+    assert metrics["macro_f1"] == pytest.approx(expected)
+    assert metrics["per_class"]["c"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
