@@ -158,13 +158,22 @@ def test_name_without_letters_is_unusable_with_a_message(raw: str) -> None:
 
 
 def test_vocab_reserves_padding_and_maps_unknowns_to_the_unknown_symbol() -> None:
-    vocab = Vocab()
+    vocab = Vocab(LETTERS)
     assert len(vocab) == len(LETTERS) + 2  # padding + unknown + letters
     ids = vocab.encode(LETTERS)
     assert sorted(ids) == list(range(2, len(vocab)))  # every letter its own id, none is padding
     unknown_id = vocab.encode(UNKNOWN)[0]
     assert unknown_id != PAD_ID and unknown_id not in ids
     assert vocab.encode("A\u00e9") == [vocab.encode("A")[0], unknown_id]
+
+
+def test_default_vocab_reads_names_case_insensitively() -> None:
+    vocab = Vocab()
+    assert not any(ch.isupper() for ch in vocab.chars)
+    assert vocab.encode("McDonald") == vocab.encode("mcdonald")
+    assert vocab.encode("O'Brien-Ng") == vocab.encode("o'brien-ng")
+    assert len(set(vocab.encode("abcdefghijklmnopqrstuvwxyz '-"))) == len(vocab) - 2
+    assert Vocab(LETTERS).encode("A") != Vocab(LETTERS).encode("a")
 
 
 # --- corpus -------------------------------------------------------------------------------
@@ -282,7 +291,7 @@ def examples() -> list[Example]:
 def test_batches_cover_every_example_once_padded_and_length_homogeneous(
     examples: list[Example], shuffle: bool
 ) -> None:
-    vocab, batch_size = Vocab(), 7
+    vocab, batch_size = Vocab(LETTERS), 7  # with capitals, so ids decode back to the names
     seen: list[tuple[str, int]] = []
     spans: list[tuple[int, int]] = []
     produced = list(batches(examples, vocab, batch_size, shuffle=shuffle, seed=3))

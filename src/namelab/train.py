@@ -27,7 +27,7 @@ import torch.nn.functional as F
 
 from . import __version__
 from .checkpoint import save_run, write_json
-from .data import Corpus, Example, Split, Vocab, batches
+from .data import PAD_ID, UNKNOWN_ID, Corpus, Example, Split, Vocab, batches
 from .download import dataset_checksum
 from .metrics import classification_metrics
 from .model import CharClassifier
@@ -45,6 +45,8 @@ class TrainConfig:
     dropout: float = 0.3
     clip_norm: float = 1.0
     class_weight_power: float = 0.5  # loss weight of a class ∝ (1 / its frequency) ** power; 0 = unweighted
+    label_smoothing: float = 0.0
+    char_dropout: float = 0.0  # chance that a training character is read as the unknown symbol
     seed: int = 0
     split_seed: int = 0
     device: str = "auto"
@@ -141,8 +143,12 @@ def train(
             split.train, vocab, config.batch_size, shuffle=True, seed=config.seed * 100_003 + epoch
         ):
             ids, lengths, targets = ids.to(device), lengths.to(device), targets.to(device)
+            if config.char_dropout > 0:
+                hidden = (torch.rand(ids.shape, device=device) < config.char_dropout) & (ids != PAD_ID)
+                ids = ids.masked_fill(hidden, UNKNOWN_ID)
             log_probs = model(ids, lengths)
-            loss = F.nll_loss(log_probs, targets, weight=weights)
+            # log_softmax is idempotent, so cross_entropy on log-probabilities is the weighted NLL (+ smoothing)
+            loss = F.cross_entropy(log_probs, targets, weight=weights, label_smoothing=config.label_smoothing)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_norm)
