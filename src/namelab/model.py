@@ -6,9 +6,15 @@ One model, two engines that compute the same function with the same weights::
     log_probs = model(ids, lengths)          # ids (B, T) int64 padded, lengths (B,)
     fused = model.with_impl("fused")         # same weights, torch's nn.LSTM runs them
 
-``hand`` runs namelab's own cells (cells.py) step by step; ``fused`` runs torch's
+``hand`` runs namelab's own cells (cells.py); ``fused`` runs torch's
 ``nn.RNN``/``nn.LSTM``/``nn.GRU``. The output layer reads the hidden state at each
 name's last real character, so padding never changes a result.
+
+The hand engine has two paths that compute the same function: ``hidden_states``
+steps ``cell.step`` under autograd and keeps every step (for the gradient probe and
+as the reference), while ``forward``/``last_hidden`` run engine.py's packed time
+loop with a hand-written backward, many times faster (tests/test_engine.py proves
+the two equal, gradients included).
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .cells import CELLS, make_cell
+from .engine import check_batch, run_cell
 
 IMPLS = ("hand", "fused")
 _FUSED = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
@@ -54,7 +61,8 @@ class CharClassifier(nn.Module):
         self.out = nn.Linear(hidden_size, num_classes)
 
     def hidden_states(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """Hidden states at every step, ``(B, T, H)``."""
+        """Hidden states at every step, ``(B, T, H)``, padding steps included."""
+        check_batch(ids, lengths)
         if self.impl == "fused":
             one_hot = F.one_hot(ids, self.vocab_size).to(self.out.weight.dtype)  # (B, T, V)
             outputs, _ = self.rnn(one_hot)
@@ -71,6 +79,8 @@ class CharClassifier(nn.Module):
 
     def last_hidden(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Hidden state after each name's last real character, ``(B, H)``."""
+        if self.impl == "hand":
+            return run_cell(self.cell, ids, lengths)
         outputs = self.hidden_states(ids, lengths)
         rows = torch.arange(ids.shape[0], device=ids.device)
         return outputs[rows, lengths.to(ids.device) - 1]

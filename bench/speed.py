@@ -1,0 +1,239 @@
+"""How fast namelab trains and predicts, against the original one-name-at-a-time loop.
+
+    NAMELAB_DATA=/work/shared/data/names python bench/speed.py          # all three cells, ~3-5 min
+    python bench/speed.py --cells lstm --repeats 5 --threads 1           # one cell, one core
+
+For each cell (rnn, lstm, gru) it measures, in the same run, on the real train split:
+
+* training throughput in names per second of the original loop (bench/loop_reference.py,
+  on a random subsample of ``--loop-names`` names), of namelab's hand-written cells and
+  of torch's fused layers (``impl="fused"``): one epoch of ``namelab.train`` each, timed
+  by ``train`` itself (batching, forward, backward, clipping and AdamW included,
+  validation excluded), with the lengths of the real names;
+* the ratios hand/loop and hand/fused;
+* the hand engine's achieved matrix FLOP/s, against torch.matmul's at the same shapes.
+  Convention: per character after a name's first, ``2·H·G·H`` forward (the recurrent
+  product; the first character's previous state is zero, so it needs none) and twice
+  that backward (gradient of the state and of ``W_hh``); per name ``2·H·C`` for the
+  output layer, times 3 likewise. The input projection is a row lookup: 0 FLOPs;
+* for the LSTM, ``Predictor.predict`` on ``--predict-names`` names at once, and the median
+  latency of a one-name call.
+
+Every figure is the median of ``--repeats`` runs (the matmul peak: the best), so a busy
+machine skews each figure less; the load average is recorded beside them. Nothing here
+passes or fails on time: it prints figures and writes them to ``bench/results.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import loop_reference  # noqa: E402
+
+from namelab.data import Corpus, Split  # noqa: E402
+from namelab.download import resolve_data_dir  # noqa: E402
+from namelab.predict import Predictor  # noqa: E402
+from namelab.train import TrainConfig, train  # noqa: E402
+
+CELLS = ("rnn", "lstm", "gru")
+GATES = {"rnn": 1, "lstm": 4, "gru": 3}
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine(threads: int) -> dict:
+    return {
+        "cpu": cpu_model(),
+        "cpus": os.cpu_count(),
+        "threads": threads,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "load_average_start": round(os.getloadavg()[0], 2),
+    }
+
+
+def loop_names_per_s(cell: str, examples: list, corpus: Corpus, hidden_size: int, repeats: int) -> float:
+    torch.manual_seed(0)
+    model = loop_reference.make_model(cell, len(corpus.vocab), hidden_size, corpus.num_classes)
+    loop_reference.train_names(model, examples[: max(1, len(examples) // 10)], len(corpus.vocab))  # warm-up
+    rates = [len(examples) / loop_reference.train_names(model, examples, len(corpus.vocab)) for _ in range(repeats)]
+    return statistics.median(rates)
+
+
+def epoch_seconds(config: TrainConfig, corpus: Corpus, split: Split):
+    """Seconds of one training epoch as ``train`` times it, and the trained result."""
+    result = train(config, corpus, split=split, log=lambda line: None)
+    return result.history[0]["seconds"], result
+
+
+def train_flops(split: Split, cell: str, hidden_size: int, num_classes: int) -> float:
+    """Matrix FLOPs of one training epoch (see the module docstring for the convention)."""
+    steps_after_first = sum(len(e.name) - 1 for e in split.train)
+    recurrent = 2 * hidden_size * GATES[cell] * hidden_size
+    output = 2 * hidden_size * num_classes
+    return 3 * (steps_after_first * recurrent + len(split.train) * output)
+
+
+def matmul_gflops(batch: int, hidden_size: int, gates: int, repeats: int) -> float:
+    """Best torch.matmul rate of ``(B, H) x (H, G·H)`` in float32, over runs of ~0.2 s each."""
+    a = torch.randn(batch, hidden_size)
+    b = torch.randn(hidden_size, gates * hidden_size)
+    out = torch.empty(batch, gates * hidden_size)
+    flops = 2 * batch * hidden_size * gates * hidden_size
+    start = time.perf_counter()
+    calls = 0
+    while time.perf_counter() - start < 0.05:  # warm-up, and how many calls fill ~0.2 s
+        torch.matmul(a, b, out=out)
+        calls += 1
+    calls *= 4
+    rates = []
+    for _ in range(max(repeats, 3)):
+        start = time.perf_counter()
+        for _ in range(calls):
+            torch.matmul(a, b, out=out)
+        rates.append(calls * flops / (time.perf_counter() - start) / 1e9)
+    return max(rates)
+
+
+def predict_figures(predictor: Predictor, names: list[str], latency_calls: int, repeats: int) -> tuple[float, float]:
+    """Names per second of one ``predict`` call on all ``names``; median one-name latency (ms)."""
+    predictor.predict(names[:100])  # warm-up
+    rates = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        predictor.predict(names)
+        rates.append(len(names) / (time.perf_counter() - start))
+    latencies = []
+    for i in range(latency_calls):
+        start = time.perf_counter()
+        predictor.predict([names[i % len(names)]])
+        latencies.append(time.perf_counter() - start)
+    return statistics.median(rates), statistics.median(latencies) * 1e3
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", default=None, help="names folder (default: $NAMELAB_DATA, else the cache)")
+    parser.add_argument("--cells", default=",".join(CELLS), help="comma-separated, default all three")
+    parser.add_argument("--hidden-size", type=int, default=TrainConfig.hidden_size)
+    parser.add_argument("--batch-size", type=int, default=TrainConfig.batch_size, help="default: train's default")
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch threads (default: all)")
+    parser.add_argument("--loop-names", type=int, default=1000, help="train names the one-name loop is timed on")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per figure; the median is kept")
+    parser.add_argument("--predict-names", type=int, default=20_000)
+    parser.add_argument("--latency-calls", type=int, default=200)
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results.json")
+    args = parser.parse_args(argv)
+    args.cells = [c.strip() for c in args.cells.split(",") if c.strip()]
+    unknown = sorted(set(args.cells) - set(CELLS))
+    if unknown or not args.cells:
+        parser.error(f"--cells: unknown {', '.join(unknown) or '(none given)'}; choose from {', '.join(CELLS)}")
+    for name in ("hidden_size", "batch_size", "threads", "loop_names", "repeats", "predict_names", "latency_calls"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    corpus = Corpus.from_folder(resolve_data_dir(args.data_dir))
+    split = corpus.split(seed=0)
+    loop_sample = random.Random(0).sample(split.train, min(args.loop_names, len(split.train)))
+    loop_examples = [(corpus.vocab.encode(e.name), e.label) for e in loop_sample]
+    warm_split = Split(split.train[:256], split.val[:64], split.test[:64])
+    results: dict = {"machine": machine(args.threads), "settings": {}, "cells": {}}
+    results["settings"] = {
+        "hidden_size": args.hidden_size,
+        "batch_size": args.batch_size,
+        "dtype": "float32",
+        "train_names": len(split.train),
+        "loop_names": len(loop_examples),
+        "repeats": args.repeats,
+    }
+    print(
+        f"{results['machine']['cpu']}, {args.threads} threads, torch {torch.__version__}, "
+        f"load average {results['machine']['load_average_start']}; hidden {args.hidden_size}, "
+        f"batch {args.batch_size}, {len(split.train)} train names, loop on {len(loop_examples)}",
+        flush=True,
+    )
+    print(HEADER, flush=True)
+    lstm_model = None
+    for cell in args.cells:
+        figures: dict = {"loop_names_per_s": loop_names_per_s(cell, loop_examples, corpus, args.hidden_size, args.repeats)}
+        configs = {
+            impl: TrainConfig(
+                model=cell, impl=impl, hidden_size=args.hidden_size, batch_size=args.batch_size, epochs=1, device="cpu"
+            )
+            for impl in ("hand", "fused")
+        }
+        for config in configs.values():
+            epoch_seconds(config, corpus, warm_split)
+        seconds: dict[str, list[float]] = {"hand": [], "fused": []}
+        for _ in range(args.repeats):  # interleaved, so a busy spell hits both engines
+            for impl, config in configs.items():
+                elapsed, result = epoch_seconds(config, corpus, split)
+                seconds[impl].append(elapsed)
+                if cell == "lstm" and impl == "hand":
+                    lstm_model = result.model
+        for impl in configs:
+            figures[f"{impl}_names_per_s"] = len(split.train) / statistics.median(seconds[impl])
+        flops = train_flops(split, cell, args.hidden_size, corpus.num_classes)
+        figures["hand_gflops"] = flops / statistics.median(seconds["hand"]) / 1e9
+        figures["matmul_peak_gflops"] = matmul_gflops(args.batch_size, args.hidden_size, GATES[cell], args.repeats)
+        figures["hand_over_loop"] = figures["hand_names_per_s"] / figures["loop_names_per_s"]
+        figures["hand_over_fused"] = figures["hand_names_per_s"] / figures["fused_names_per_s"]
+        figures["hand_peak_fraction"] = figures["hand_gflops"] / figures["matmul_peak_gflops"]
+        results["cells"][cell] = figures
+        print(_row(cell, figures), flush=True)
+    if lstm_model is not None:
+        names = [name for name, _ in corpus.pairs]
+        names = (names * (args.predict_names // len(names) + 1))[: args.predict_names]
+        random.Random(1).shuffle(names)
+        predictor = Predictor(lstm_model, corpus.vocab, corpus.labels)
+        rate, latency = predict_figures(predictor, names, args.latency_calls, args.repeats)
+        results["cells"]["lstm"].update(predict_names_per_s=rate, predict_latency_ms=latency)
+        print(f"lstm predict: {rate:,.0f} names/s on {len(names):,} names; one name: {latency:.2f} ms (median)")
+    results["machine"]["load_average_end"] = round(os.getloadavg()[0], 2)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    print(f"load average at the end {results['machine']['load_average_end']}; figures in {args.out}")
+    return 0
+
+
+HEADER = (
+    f"{'cell':5} {'loop n/s':>9} {'hand n/s':>9} {'fused n/s':>9} {'hand/loop':>9} {'hand/fused':>10} "
+    f"{'hand GF/s':>9} {'peak GF/s':>9} {'of peak':>7}"
+)
+
+
+def _row(cell: str, f: dict) -> str:
+    return (
+        f"{cell:5} {f['loop_names_per_s']:9,.0f} {f['hand_names_per_s']:9,.0f} {f['fused_names_per_s']:9,.0f} "
+        f"{f['hand_over_loop']:8.1f}x {f['hand_over_fused']:9.2f}x {f['hand_gflops']:9.1f} "
+        f"{f['matmul_peak_gflops']:9.1f} {f['hand_peak_fraction']:7.0%}"
+    )
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

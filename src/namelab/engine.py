@@ -1,0 +1,413 @@
+"""The hand engine's fast path: each cell's whole time loop as one autograd Function.
+
+    plan = pack(ids, lengths)                         # ids (B, T) padded, lengths (B,)
+    h_last = run_cell(cell, ids, lengths)             # (B, H): the state after each name's
+                                                      # last real character
+
+``run_cell`` computes exactly what stepping ``cell.step`` over the padded batch and
+picking each name's last real step computes (tests/test_engine.py proves it, outputs
+and every gradient, float32 and float64), but much faster on a CPU:
+
+* **No padding.** The names are sorted by length inside the batch (as
+  ``pack_padded_sequence`` does), so at step ``t`` the names still running are the
+  first ``n_t`` rows; every buffer is *packed*, one row per real character, and a
+  finished name's state is simply never touched again.
+* **The input projection is a lookup.** ``one_hot(x) @ W_ih^T`` is a row of
+  ``W_ih^T``; it is gathered for every character at once, with the biases folded in.
+* **No product with the zero initial state**: step 0 starts from the lookup alone.
+* **One matrix multiply per step** for all gates, forward and backward, written into
+  preallocated packed buffers (``out=``), and no autograd graph of per-step ops.
+* **Backward through time by hand.** Every elementwise factor that does not depend
+  on the recurrence (the gates' derivatives) is computed once for all characters
+  before the backward loop, so each backward step is a few multiplies and one matrix
+  multiply; the weight gradient ``dW_hh`` is then ONE matrix multiply over all
+  characters (``dgates^T @ h_prev``) instead of one per step, and ``dW_ih`` is a row
+  scatter-add (the transpose of the lookup).
+
+The cells' equations (cells.py) stay the definition of the model; the functions
+below restate them in buffer form, each next to its derivative.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch.autograd.function import once_differentiable
+
+from .cells import CELLS, _Cell
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Where each character of a batch lives in the packed buffers.
+
+    Packed row ``offsets[t] + b`` holds step ``t`` of the ``b``-th longest name; step
+    ``t`` has ``batch_sizes[t]`` rows (names longer than ``t``). Buffers of states get
+    one extra leading row of zeros (the initial state), so the state of packed row
+    ``k`` is stored at ``k + 1`` and "the previous state" of step 0 is row 0.
+    """
+
+    ids: torch.Tensor  # (N,) packed character ids, N = sum(lengths)
+    batch_sizes: list[int]  # n_t, non-increasing
+    offsets: list[int]  # first packed row of each step
+    sorted_indices: torch.Tensor  # (B,) batch row of the b-th longest name
+    unsorted_indices: torch.Tensor  # (B,) rank by length of each batch row
+    last_rows: torch.Tensor  # (B,) packed row of each name's last character, batch order
+    prev_rows: torch.Tensor  # (N - n_0,) state row (1-based) before each character of steps >= 1
+
+    @property
+    def num_tokens(self) -> int:
+        return self.ids.shape[0]
+
+
+def check_batch(ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """``lengths`` on the CPU as int64, after checking that they fit ``ids (B, T)``."""
+    if ids.dim() != 2:
+        raise ValueError(f"ids must be (batch, time), got shape {tuple(ids.shape)}")
+    if ids.shape[0] == 0:
+        raise ValueError("the batch is empty; give at least one name")
+    lengths_cpu = lengths.detach().to("cpu", torch.int64)
+    if lengths_cpu.shape != (ids.shape[0],):
+        raise ValueError(f"lengths must have one entry per name ({ids.shape[0]}), got shape {tuple(lengths.shape)}")
+    shortest, longest = int(lengths_cpu.min()), int(lengths_cpu.max())
+    if shortest < 1 or longest > ids.shape[1]:
+        raise ValueError(
+            f"every length must be between 1 and the padded width {ids.shape[1]}, got {shortest}..{longest}; "
+            "encode names with namelab.data.encode_batch"
+        )
+    return lengths_cpu
+
+
+def pack(ids: torch.Tensor, lengths: torch.Tensor) -> Plan:
+    """The packing plan of a right-padded batch ``ids (B, T)`` with ``lengths (B,)``.
+
+    ``pack_padded_sequence``'s layout (time-major, longest name first; here ties keep
+    their batch order), built with a handful of tensor ops because it runs every batch.
+    """
+    lengths_cpu = check_batch(ids, lengths)
+    sorted_lengths, sorted_indices = torch.sort(lengths_cpu, descending=True, stable=True)
+    steps = int(sorted_lengths[0])
+    batch = len(sorted_lengths)
+    # active[t, b]: the b-th longest name has a character at step t.
+    active = torch.arange(steps).unsqueeze(1) < sorted_lengths.unsqueeze(0)  # (T, B)
+    sizes = active.sum(1)  # (T,)
+    offsets = sizes.cumsum(0) - sizes
+    position = offsets.unsqueeze(1) + torch.arange(batch)  # (T, B): packed row of (t, b)
+    last_sorted = position[sorted_lengths - 1, torch.arange(batch)]
+    last_rows = torch.empty_like(last_sorted)
+    last_rows[sorted_indices] = last_sorted
+    # Step t >= 1, row b continues the state stored at 1 + position[t - 1, b].
+    prev_rows = 1 + position[:-1][active[1:]]
+    device = ids.device
+    sorted_indices_dev = sorted_indices.to(device)
+    packed_ids = ids.index_select(0, sorted_indices_dev)[:, :steps].t()[active.to(device)]
+    unsorted = torch.empty_like(sorted_indices)
+    unsorted[sorted_indices] = torch.arange(batch)
+    return Plan(
+        packed_ids,
+        sizes.tolist(),
+        offsets.tolist(),
+        sorted_indices_dev,
+        unsorted.to(device),
+        last_rows.to(device),
+        prev_rows.to(device),
+    )
+
+
+def _state_buffer(plan: Plan, hidden_size: int, like: torch.Tensor) -> torch.Tensor:
+    buffer = like.new_empty(plan.num_tokens + 1, hidden_size)
+    buffer[0].zero_()
+    return buffer
+
+
+# Each cell's forward below runs its equations over the whole batch in one of two
+# layouts. keep=True (training): packed buffers with one row per character, kept for
+# the backward; state buffers have a leading zero row (see Plan). keep=False
+# (inference): nothing is kept, so every step works in the first n_t rows of (B, G*H)
+# buffers that stay in cache, and the state is updated in place. Either way it returns
+# each name's last state in batch order, and what the backward needs.
+#
+# Every view a step uses is made before the loop (one ``split`` per buffer), and
+# constants are 0-dim tensors: on this scale a Python-level slice or a Python number
+# costs as much as the arithmetic.
+
+
+def _step_views(buffer: torch.Tensor, plan: Plan, keep: bool) -> list[torch.Tensor]:
+    """The rows of each step: packed (keep) or the first n_t rows of a rolling buffer."""
+    if keep:
+        return list(buffer.split(plan.batch_sizes))
+    return [buffer[:n] for n in plan.batch_sizes]
+
+
+def _previous(states: list[torch.Tensor], keep: bool) -> list[torch.Tensor | None]:
+    """The state each step starts from: None (zeros) at step 0, then the step before's."""
+    if keep:
+        return [None] + [states[t - 1][: len(states[t])] for t in range(1, len(states))]
+    return [None] + states[1:]  # updated in place: a step's rows hold its previous state
+
+
+def _tanh(x: torch.Tensor, out: torch.Tensor, k) -> torch.Tensor:
+    """``tanh(x) = 2 sigmoid(2x) - 1`` into ``out``: torch's float tanh costs ~3.5 sigmoids here."""
+    return torch.mul(x, k.two, out=out).sigmoid_().mul_(k.two).sub_(k.one)
+
+
+@dataclass(frozen=True)
+class _Constants:
+    one: torch.Tensor
+    two: torch.Tensor
+
+    @classmethod
+    def like(cls, tensor: torch.Tensor) -> "_Constants":
+        return cls(tensor.new_full((), 1.0), tensor.new_full((), 2.0))
+
+
+# -- RNN: h_t = tanh(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh) -------------------------------
+
+
+def _rnn_forward(plan: Plan, w_ih, w_hh, b_ih, b_hh, keep: bool):
+    table = (w_ih.t() + (b_ih + b_hh)).contiguous()  # (V, H): the input side, both biases
+    H, w_t, k = w_hh.shape[1], w_hh.t(), _Constants.like(w_hh)
+    if keep:
+        pre, hs = table.index_select(0, plan.ids), _state_buffer(plan, H, w_hh)  # (N, H), (1 + N, H)
+    else:
+        pre, hs = w_hh.new_empty(plan.batch_sizes[0], H), w_hh.new_empty(plan.batch_sizes[0], H)
+    pre_t, h_t = _step_views(pre, plan, keep), _step_views(hs[1:] if keep else hs, plan, keep)
+    ids_t = plan.ids.split(plan.batch_sizes)
+    for t, h_prev in enumerate(_previous(h_t, keep)):
+        if not keep:
+            torch.index_select(table, 0, ids_t[t], out=pre_t[t])
+        if h_prev is not None:
+            pre_t[t].addmm_(h_prev, w_t)
+        _tanh(pre_t[t], h_t[t], k)
+    if keep:
+        return hs.index_select(0, 1 + plan.last_rows), (hs,)
+    return hs.index_select(0, plan.unsorted_indices), ()
+
+
+def _rnn_backward(plan: Plan, dh: torch.Tensor, w_hh, hs):
+    k = _Constants.like(hs)
+    derivative = torch.addcmul(k.one, hs[1:], hs[1:], value=-1)  # (N, H): tanh' = 1 - h^2, all at once
+    dpre = torch.empty_like(derivative)  # (N, H) gradient of the pre-activations
+    dpre_t, derivative_t = dpre.split(plan.batch_sizes), derivative.split(plan.batch_sizes)
+    for t in reversed(range(len(plan.batch_sizes))):
+        dh_t = dh[: len(dpre_t[t])]
+        torch.mul(dh_t, derivative_t[t], out=dpre_t[t])
+        if t:
+            torch.mm(dpre_t[t], w_hh, out=dh_t)  # dh_{t-1}
+    return dpre, dpre, hs
+
+
+# -- LSTM: gates i, f, g, o = W_ih x_t + b_ih + W_hh h_{t-1} + b_hh ------------------------
+#          c_t = sigmoid(f) c_{t-1} + sigmoid(i) tanh(g);  h_t = sigmoid(o) tanh(c_t)
+
+
+def _lstm_forward(plan: Plan, w_ih, w_hh, b_ih, b_hh, keep: bool):
+    H, k = w_hh.shape[1], _Constants.like(w_hh)
+    # Doubling the g rows lets one sigmoid serve all four gates: tanh(g) = 2 sigmoid(2g) - 1.
+    scale = w_hh.new_ones(4 * H, 1)
+    scale[2 * H : 3 * H] = 2
+    table = ((w_ih.t() + (b_ih + b_hh)) * scale.t()).contiguous()  # (V, 4H)
+    w_t = (w_hh * scale).t()  # (H, 4H)
+    rows = plan.num_tokens if keep else plan.batch_sizes[0]
+    if keep:
+        gates = table.index_select(0, plan.ids)  # (N, 4H), activated in place
+        hs, cs = _state_buffer(plan, H, w_hh), _state_buffer(plan, H, w_hh)  # (1 + N, H)
+        h_t, c_t = _step_views(hs[1:], plan, keep), _step_views(cs[1:], plan, keep)
+    else:
+        gates, hs, cs = w_hh.new_empty(rows, 4 * H), w_hh.new_empty(rows, H), w_hh.new_empty(rows, H)
+        h_t, c_t = _step_views(hs, plan, keep), _step_views(cs, plan, keep)
+    tanh_cs = w_hh.new_empty(rows, H)
+    g_t, tc_t = _step_views(gates, plan, keep), _step_views(tanh_cs, plan, keep)
+    i_t, f_t, gg_t, o_t = (_step_views(gate, plan, keep) for gate in gates.unflatten(1, (4, H)).unbind(1))
+    ids_t = plan.ids.split(plan.batch_sizes)
+    for t, (h_prev, c_prev) in enumerate(zip(_previous(h_t, keep), _previous(c_t, keep))):
+        g, i, f, g_, o, c = g_t[t], i_t[t], f_t[t], gg_t[t], o_t[t], c_t[t]
+        if not keep:
+            torch.index_select(table, 0, ids_t[t], out=g)
+        if h_prev is not None:
+            g.addmm_(h_prev, w_t)
+        g.sigmoid_()  # i, f, o; and sigmoid(2g), which the next line turns into tanh(g)
+        g_.mul_(k.two).sub_(k.one)
+        if c_prev is None:
+            torch.mul(i, g_, out=c)
+        else:
+            torch.mul(f, c_prev, out=c).addcmul_(i, g_)
+        torch.mul(o, _tanh(c, tc_t[t], k), out=h_t[t])
+    if keep:
+        return hs.index_select(0, 1 + plan.last_rows), (gates, hs, cs, tanh_cs)
+    return hs.index_select(0, plan.unsorted_indices), ()
+
+
+def _lstm_backward(plan: Plan, dh: torch.Tensor, w_hh, gates, hs, cs, tanh_cs):
+    H, k = w_hh.shape[1], _Constants.like(w_hh)
+    i, f, g, o = gates.unflatten(1, (4, H)).unbind(1)
+    # dL/d(pre-activation) = factor * dc_t (i, f, g) or * dh_t (o); no factor needs the
+    # recurrence, so all are computed at once here, outside the loop.
+    factors = torch.addcmul(gates, gates, gates, value=-1)  # (N, 4H): sigmoid' = s - s^2 (i, f, o)
+    factor_i, factor_f, factor_g, factor_o = factors.unflatten(1, (4, H)).unbind(1)
+    torch.addcmul(k.one, g, g, value=-1, out=factor_g)  # tanh' = 1 - tanh^2
+    factor_i.mul_(g)
+    factor_f.mul_(cs.index_select(0, _prev_state_rows(plan)))  # c_{t-1}, zeros at step 0
+    factor_g.mul_(i)
+    factor_o.mul_(tanh_cs)
+    dh_to_dc = o * torch.addcmul(k.one, tanh_cs, tanh_cs, value=-1)  # (N, H): o * tanh'(c_t)
+    dgates = torch.empty_like(gates)  # (N, 4H)
+    dc = torch.zeros_like(dh)
+    split = plan.batch_sizes
+    dg_t, factors_t, dh_to_dc_t, f_t = dgates.split(split), factors.split(split), dh_to_dc.split(split), f.split(split)
+    dg_ifg_t = dgates[:, : 3 * H].unflatten(1, (3, H)).split(split)
+    dg_o_t, factor_ifg_t = dgates[:, 3 * H :].split(split), factors[:, : 3 * H].unflatten(1, (3, H)).split(split)
+    factor_o_t = factor_o.split(split)
+    for t in reversed(range(len(split))):
+        n = split[t]
+        dh_t, dc_t = dh[:n], dc[:n]
+        dc_t.addcmul_(dh_t, dh_to_dc_t[t])  # dc_t += dh_t * o * tanh'(c_t)
+        torch.mul(factor_ifg_t[t], dc_t.unsqueeze(1), out=dg_ifg_t[t])
+        torch.mul(factor_o_t[t], dh_t, out=dg_o_t[t])
+        if t:
+            dc_t.mul_(f_t[t])  # dc_{t-1}
+            torch.mm(dg_t[t], w_hh, out=dh_t)  # dh_{t-1}
+    return dgates, dgates, hs
+
+
+# -- GRU: r = sigmoid(x_r + h_r), z = sigmoid(x_z + h_z), n = tanh(x_n + r * h_n) ----------
+#         h_t = (1 - z) n + z h_{t-1}, with x_* = W_i* x_t + b_i*, h_* = W_h* h_{t-1} + b_h*
+
+
+def _gru_forward(plan: Plan, w_ih, w_hh, b_ih, b_hh, keep: bool):
+    table = (w_ih.t() + b_ih).contiguous()  # (V, 3H); b_hh_n sits inside r * (...), so biases stay apart
+    H, w_t, k = w_hh.shape[1], w_hh.t(), _Constants.like(w_hh)
+    rows = plan.num_tokens if keep else plan.batch_sizes[0]
+    gates = table.index_select(0, plan.ids) if keep else w_hh.new_empty(rows, 3 * H)  # r, z, n after the loop
+    hh = w_hh.new_empty(rows, 3 * H)  # W_hh h_{t-1} + b_hh
+    hs = _state_buffer(plan, H, w_hh) if keep else w_hh.new_empty(rows, H)
+    h_t = _step_views(hs[1:] if keep else hs, plan, keep)
+    g_t, hh_t = _step_views(gates, plan, keep), _step_views(hh, plan, keep)
+    rz_t, n_t = _step_views(gates[:, : 2 * H], plan, keep), _step_views(gates[:, 2 * H :], plan, keep)
+    r_t, z_t = _step_views(gates[:, :H], plan, keep), _step_views(gates[:, H : 2 * H], plan, keep)
+    hh_rz_t, hh_n_t = _step_views(hh[:, : 2 * H], plan, keep), _step_views(hh[:, 2 * H :], plan, keep)
+    ids_t = plan.ids.split(plan.batch_sizes)
+    for t, h_prev in enumerate(_previous(h_t, keep)):
+        n, z = n_t[t], z_t[t]
+        if not keep:
+            torch.index_select(table, 0, ids_t[t], out=g_t[t])
+        if h_prev is None:  # h_{-1} = 0: only the bias is left of W_hh h + b_hh
+            hh_t[t].copy_(b_hh.expand_as(hh_t[t]))
+        else:
+            torch.addmm(b_hh, h_prev, w_t, out=hh_t[t])
+        rz_t[t].add_(hh_rz_t[t]).sigmoid_()  # r, z
+        _tanh(n.addcmul_(r_t[t], hh_n_t[t]), n, k)
+        if h_prev is None:
+            torch.addcmul(n, z, n, value=-1, out=h_t[t])  # (1 - z) n
+        else:
+            torch.lerp(n, h_prev, z, out=h_t[t])  # n + z (h_{t-1} - n) = (1 - z) n + z h_{t-1}
+    if keep:
+        return hs.index_select(0, 1 + plan.last_rows), (gates, hh, hs)
+    return hs.index_select(0, plan.unsorted_indices), ()
+
+
+def _gru_backward(plan: Plan, dh: torch.Tensor, w_hh, gates, hh, hs):
+    H, k = w_hh.shape[1], _Constants.like(w_hh)
+    r, z, n = gates.unflatten(1, (3, H)).unbind(1)
+    h_prev = hs.index_select(0, _prev_state_rows(plan))  # (N, H), zeros at step 0
+    # d(pre-activations) = dh_t * factor, for the input side (to_x) and the hidden side (to_h).
+    to_x = torch.addcmul(gates, gates, gates, value=-1)  # (N, 3H): sigmoid' = s - s^2 (r, z)
+    to_r, to_z, to_n = to_x.unflatten(1, (3, H)).unbind(1)
+    torch.addcmul(k.one, n, n, value=-1, out=to_n).mul_(torch.sub(k.one, z))  # n: (1 - z) tanh'
+    to_r.mul_(hh[:, 2 * H :]).mul_(to_n)  # r: dn_pre * h_n * sigmoid'
+    to_z.mul_(h_prev - n)  # z: (h_{t-1} - n) * sigmoid'
+    to_h = to_x.clone()
+    to_h[:, 2 * H :].mul_(r)  # the hidden side of n is scaled by r
+    dx, dhh = torch.empty_like(gates), torch.empty_like(gates)  # (N, 3H)
+    split = plan.batch_sizes
+    to_x_t, to_h_t = to_x.unflatten(1, (3, H)).split(split), to_h.unflatten(1, (3, H)).split(split)
+    dx_t, dhh_t = dx.unflatten(1, (3, H)).split(split), dhh.split(split)
+    dhh3_t, z_t = dhh.unflatten(1, (3, H)).split(split), z.split(split)
+    for t in reversed(range(len(split))):
+        dh_t = dh[: split[t]]
+        torch.mul(to_x_t[t], dh_t.unsqueeze(1), out=dx_t[t])
+        torch.mul(to_h_t[t], dh_t.unsqueeze(1), out=dhh3_t[t])
+        if t:
+            dh_t.mul_(z_t[t]).addmm_(dhh_t[t], w_hh)  # dh_{t-1} = dh_t z + dhh W_hh
+    return dx, dhh, hs
+
+
+_FORWARD = {"rnn": _rnn_forward, "lstm": _lstm_forward, "gru": _gru_forward}
+_BACKWARD = {"rnn": _rnn_backward, "lstm": _lstm_backward, "gru": _gru_backward}
+
+
+class _CellFunction(torch.autograd.Function):
+    """A cell's whole time loop as one node of the autograd graph."""
+
+    @staticmethod
+    def forward(ctx, cell: str, plan: Plan, w_ih, w_hh, b_ih, b_hh):
+        last, kept = _FORWARD[cell](plan, w_ih, w_hh, b_ih, b_hh, keep=True)
+        ctx.cell, ctx.plan, ctx.vocab_size = cell, plan, w_ih.shape[1]
+        ctx.save_for_backward(w_hh, *kept)
+        return last
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_last):
+        plan: Plan = ctx.plan
+        w_hh, *kept = ctx.saved_tensors
+        dh = grad_last.index_select(0, plan.sorted_indices)  # (B, H), longest name first
+        # Name b's gradient enters at its last step: the loop touches only rows [:n_t], so
+        # row b keeps grad_last until the step where it becomes active.
+        dx, dhh, hs = _BACKWARD[ctx.cell](plan, dh, w_hh, *kept)
+        return (None, None, *_weight_grads(plan, dx, dhh, hs, ctx.vocab_size))
+
+
+def _prev_state_rows(plan: Plan) -> torch.Tensor:
+    """State-buffer row before every packed character (row 0, the zero state, at step 0)."""
+    first = torch.zeros(plan.batch_sizes[0], dtype=torch.int64, device=plan.prev_rows.device)
+    return torch.cat([first, plan.prev_rows])
+
+
+def _weight_grads(plan: Plan, dx: torch.Tensor, dhh: torch.Tensor, states: torch.Tensor, vocab_size: int):
+    """Gradients of ``w_ih, w_hh, b_ih, b_hh`` from the packed pre-activation gradients.
+
+    ``dx`` is the gradient of the input side ``W_ih x_t + b_ih`` and ``dhh`` of the
+    hidden side ``W_hh h_{t-1} + b_hh`` (the same tensor for RNN and LSTM).
+    """
+    n0 = plan.batch_sizes[0]
+    # One matrix multiply over every character with a nonzero previous state.
+    grad_w_hh = dhh[n0:].t() @ states.index_select(0, plan.prev_rows)  # (G*H, H)
+    # The lookup's transpose: scatter-add each character's gradient into its row.
+    grad_w_ih_t = dx.new_zeros(vocab_size, dx.shape[1])  # (V, G*H)
+    grad_w_ih_t.index_add_(0, plan.ids, dx)
+    grad_b_ih = dx.sum(0)
+    grad_b_hh = grad_b_ih if dhh is dx else dhh.sum(0)
+    return grad_w_ih_t.t(), grad_w_hh, grad_b_ih, grad_b_hh
+
+
+def run(
+    cell: str,
+    ids: torch.Tensor,
+    lengths: torch.Tensor,
+    w_ih: torch.Tensor,
+    w_hh: torch.Tensor,
+    b_ih: torch.Tensor,
+    b_hh: torch.Tensor,
+) -> torch.Tensor:
+    """Run cell ``cell`` ("rnn", "lstm" or "gru") with these weights; ``(B, H)`` last states.
+
+    The weights are laid out as torch's recurrent layers lay them out (``weight_ih_l0``
+    and so on); differentiable with respect to all four.
+    """
+    if cell not in _FORWARD:
+        raise ValueError(f"unknown cell {cell!r}; choose one of {', '.join(_FORWARD)}")
+    weights = (w_ih, w_hh, b_ih, b_hh)
+    if torch.is_grad_enabled() and any(w.requires_grad for w in weights):
+        return _CellFunction.apply(cell, pack(ids, lengths), *weights)
+    with torch.no_grad():
+        return _FORWARD[cell](pack(ids, lengths), *weights, keep=False)[0]
+
+
+def run_cell(cell: _Cell, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """``run`` with the weights of a cells.py cell: what stepping ``cell.step`` computes."""
+    names = {cls: name for name, cls in CELLS.items()}
+    if type(cell) not in names:
+        raise TypeError(f"no fast engine for {type(cell).__name__}; it runs {', '.join(c.__name__ for c in names)}")
+    return run(names[type(cell)], ids, lengths, cell.x2h.weight, cell.h2h.weight, cell.x2h.bias, cell.h2h.bias)

@@ -1,0 +1,385 @@
+"""Tests for namelab.serve: the JSON API in-process (TestClient), run discovery and startup errors.
+
+    .venv/bin/python -m pytest tests/test_serve.py -q
+
+The models are the session's tiny separable runs (conftest.py): they really predict
+Alpha for "Aeiou", Beta for "Bdkgt" and Gamma for "Lmnrs".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import socket
+from pathlib import Path
+
+import httpx
+import pytest
+import torch
+from fastapi.testclient import TestClient
+
+from namelab import Predictor, cli
+from namelab.checkpoint import CheckpointError
+from namelab.serve import (
+    MAX_BODY_BYTES,
+    MAX_EXPLAIN_NAMES,
+    MAX_NAME_LENGTH,
+    MAX_NAMES,
+    create_app,
+    find_runs,
+    load_served_models,
+    occlusion,
+)
+
+
+@pytest.fixture(scope="module")
+def served(tiny_runs: dict[str, Path]):
+    return load_served_models([tiny_runs["rnn"], tiny_runs["lstm"], tiny_runs["gru"]])
+
+
+@pytest.fixture(scope="module")
+def client(served) -> TestClient:
+    return TestClient(create_app(served))
+
+
+def predict(client: TestClient, **body):
+    return client.post("/api/predict", json=body)
+
+
+# -- successful predictions -----------------------------------------------------------------
+
+
+def test_one_model_answers_each_name_in_order(client: TestClient, known_names):
+    names = ["Lmnrs", "Aeiou", "Bdkgt"]
+    response = predict(client, names=names, top_k=2, model="lstm")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["models"] == ["lstm"]
+    assert [row["name"] for row in body["results"]] == names
+    for row in body["results"]:
+        assert row["normalized"] == row["name"]
+        assert set(row["predictions"]) == {"lstm"}
+        ranked = row["predictions"]["lstm"]
+        assert len(ranked) == 2
+        assert ranked[0]["language"] == known_names[row["name"]]
+        assert ranked[0]["probability"] >= ranked[1]["probability"] > 0
+        assert "explanations" not in row and "error" not in row
+
+
+def test_without_model_every_served_model_answers_keyed_by_name(client: TestClient):
+    body = predict(client, names=["Bdkgt"]).json()
+    assert body["models"] == ["rnn", "lstm", "gru"]
+    predictions = body["results"][0]["predictions"]
+    assert list(predictions) == ["rnn", "lstm", "gru"]
+    assert {ranked[0]["language"] for ranked in predictions.values()} == {"Beta"}
+    assert all(len(ranked) == 3 for ranked in predictions.values())  # default top_k
+
+
+def test_served_answers_equal_the_predictors(client: TestClient, tiny_runs):
+    # The server batches and ranks by its own code path; it must agree with Predictor.predict.
+    names = ["Aeiou", "Bdkgtb", "Lmnrsl", "Xyz", "Ab-cd"]
+    served = predict(client, names=names, top_k=3, model="gru").json()["results"]
+    alone = Predictor.from_run(tiny_runs["gru"]).predict(names, top_k=3)
+    for ours, theirs in zip(served, alone):
+        assert ours["normalized"] == theirs["normalized"]
+        assert [p["language"] for p in ours["predictions"]["gru"]] == [p["language"] for p in theirs["predictions"]]
+        for p, q in zip(ours["predictions"]["gru"], theirs["predictions"]):
+            assert p["probability"] == pytest.approx(q["probability"], abs=1e-5)
+
+
+def test_a_name_without_letters_is_an_error_for_that_name_only(client: TestClient):
+    response = predict(client, names=["Aeiou", "1234", "", "Bdkgt"], model="rnn")
+    assert response.status_code == 200
+    results = response.json()["results"]
+    assert results[0]["predictions"]["rnn"][0]["language"] == "Alpha"
+    assert results[3]["predictions"]["rnn"][0]["language"] == "Beta"
+    for row, sent in ((results[1], "1234"), (results[2], "")):
+        assert row["name"] == sent
+        assert "no letters" in row["error"]
+        assert "predictions" not in row and "normalized" not in row
+
+
+def test_names_are_normalized_as_the_models_read_them(client: TestClient):
+    results = predict(client, names=["Bélanger", "  Ae   Iou  ", "Dvořák"], top_k=1).json()["results"]
+    assert [row["normalized"] for row in results] == ["Belanger", "Ae Iou", "Dvorak"]
+
+
+def test_top_k_is_capped_at_the_number_of_languages(client: TestClient):
+    ranked = predict(client, names=["Aeiou"], top_k=50, model="lstm").json()["results"][0]["predictions"]["lstm"]
+    assert sorted(p["language"] for p in ranked) == ["Alpha", "Beta", "Gamma"]
+    assert sum(p["probability"] for p in ranked) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_limits_are_inclusive(client: TestClient):
+    response = predict(client, names=["Ae"] * (MAX_NAMES - 1) + ["A" * MAX_NAME_LENGTH], top_k=1, model="lstm")
+    assert response.status_code == 200
+    assert len(response.json()["results"]) == MAX_NAMES
+
+
+def test_concurrent_requests_share_forward_passes_and_get_their_own_answers(served):
+    app = create_app(served)
+    bodies = [
+        {"names": ["Aeiou", "Bdkgt", "Lmnrs"][i % 3 :] + ["Xy" * (i + 1)], "top_k": 1 + i % 3, "model": model}
+        for i, model in enumerate(["rnn", "lstm", "gru", None] * 6)
+    ]
+    bodies.append({"names": ["Bdkgt", "Ae"], "explain": True})
+
+    async def send_all() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://namelab.test") as http:
+            return await asyncio.gather(*(http.post("/api/predict", json=body) for body in bodies))
+
+    responses = asyncio.run(send_all())
+    batcher = app.state.batcher
+    assert batcher.passes < len(bodies), "concurrent requests should have been batched together"
+    alone = TestClient(create_app(served))  # the same requests one at a time
+    for body, response in zip(bodies, responses):
+        assert response.status_code == 200, response.text
+        expected = alone.post("/api/predict", json=body).json()
+        got = response.json()
+        assert got["models"] == expected["models"]
+        for ours, theirs in zip(got["results"], expected["results"]):
+            assert ours["normalized"] == theirs["normalized"]
+            assert ours.get("explanations", {}).keys() == theirs.get("explanations", {}).keys()
+            for model, ranked in theirs["predictions"].items():
+                assert [p["language"] for p in ours["predictions"][model]] == [p["language"] for p in ranked]
+                for p, q in zip(ours["predictions"][model], ranked):
+                    assert p["probability"] == pytest.approx(q["probability"], abs=1e-5)
+
+
+# -- explanations (occlusion) ---------------------------------------------------------------
+
+
+def test_explain_gives_each_characters_drop_for_the_top_language(client: TestClient, served):
+    body = predict(client, names=["Bdkgt", "42", "Aeiou"], explain=True).json()
+    results = body["results"]
+    assert "explanations" not in results[1]
+    lstm = next(m for m in served if m.name == "lstm").predictor
+    for row in (results[0], results[2]):
+        assert set(row["explanations"]) == {"rnn", "lstm", "gru"}
+        explanation = row["explanations"]["lstm"]
+        assert explanation["language"] == row["predictions"]["lstm"][0]["language"]
+        assert explanation["probability"] == pytest.approx(row["predictions"]["lstm"][0]["probability"], abs=1e-6)
+        assert "".join(c["char"] for c in explanation["characters"]) == row["normalized"]
+        # recompute one drop by hand: the top class's probability with character 2 replaced by "?"
+        name = row["normalized"]
+        probs = lstm.probabilities([name, name[:2] + "?" + name[3:]])
+        top = lstm.labels.index(explanation["language"])
+        expected = float(probs[0, top] - probs[1, top])
+        assert explanation["characters"][2]["drop"] == pytest.approx(expected, abs=1e-5)
+
+
+def test_occlusion_of_an_unknown_symbol_is_zero(served):
+    # Replacing "?" by "?" changes nothing: its drop must be exactly zero, the others need not be.
+    (explanation,) = occlusion(served[1].predictor, ["Ae?iou"])
+    drops = [c["drop"] for c in explanation["characters"]]
+    assert drops[2] == 0.0
+    assert any(d != 0.0 for d in drops)
+
+
+def test_explain_is_limited_in_names(client: TestClient):
+    response = predict(client, names=["Ae"] * (MAX_EXPLAIN_NAMES + 1), explain=True)
+    assert response.status_code == 422
+    assert f"limited to {MAX_EXPLAIN_NAMES} names" in response.json()["detail"]
+
+
+# -- bad requests: 4xx with a message, never a 500 ------------------------------------------
+
+TOO_BIG = MAX_BODY_BYTES + 1
+
+
+JSON = {"content-type": "application/json"}
+BAD_REQUESTS = [
+    pytest.param({"json": {"names": []}}, 422, "names is empty", id="empty-list"),
+    pytest.param({"json": {"names": ["Ae"] * (MAX_NAMES + 1)}}, 422, f"send at most {MAX_NAMES}", id="too-many-names"),
+    pytest.param(
+        {"json": {"names": ["Ae", "A" * (MAX_NAME_LENGTH + 1)]}},
+        422,
+        f"names[1] is {MAX_NAME_LENGTH + 1} characters long; a name may have at most {MAX_NAME_LENGTH}",
+        id="name-too-long",
+    ),
+    pytest.param(
+        {"json": {"names": ["Ae"], "model": "transformer"}},
+        422,
+        "unknown model 'transformer'; the served models are rnn, lstm, gru",
+        id="unknown-model",
+    ),
+    pytest.param({"json": {"names": "Aeiou"}}, 422, "names: Input should be a valid list", id="names-not-a-list"),
+    pytest.param({"json": {"names": ["Ae", 7]}}, 422, "names[1]: Input should be a valid string", id="not-a-string"),
+    pytest.param({"json": {"names": ["Ae"], "top_k": 0}}, 422, "top_k: Input should be greater than", id="top-k-0"),
+    pytest.param({"json": {"name": ["Ae"]}}, 422, "names: Field required", id="names-missing"),
+    pytest.param({"json": {"names": ["Ae"], "topk": 2}}, 422, "topk: Extra inputs are not permitted", id="typo"),
+    pytest.param({"json": ["Aeiou"]}, 400, "must be a JSON object", id="body-not-an-object"),
+    pytest.param({"content": b'{"names": ["Ae"', "headers": JSON}, 400, "not valid JSON", id="body-not-json"),
+    pytest.param(
+        {"content": b'{"names": ["Ae"]}', "headers": {"content-type": "text/plain"}},
+        400,
+        "sent with Content-Type: application/json",
+        id="wrong-content-type",
+    ),
+    pytest.param({}, 400, "the request has no body", id="no-body"),
+    pytest.param(
+        {"content": b"[" * TOO_BIG, "headers": JSON}, 413, f"{TOO_BIG} bytes (Content-Length)", id="over-limit"
+    ),
+    # a chunked body declares no length: the bytes read are counted instead
+    pytest.param(
+        {"content": iter([b" " * 65536] * 3), "headers": JSON}, 413, f"over {MAX_BODY_BYTES} bytes", id="chunked-over"
+    ),
+]
+
+
+@pytest.mark.parametrize(("request_kwargs", "status", "message"), BAD_REQUESTS)
+def test_bad_requests_get_a_4xx_that_says_what_was_wrong(client: TestClient, request_kwargs, status, message):
+    response = client.post("/api/predict", **request_kwargs)
+    assert response.status_code == status, response.text
+    detail = response.json()["detail"]
+    assert isinstance(detail, str)
+    assert message in detail
+
+
+def test_the_server_still_answers_after_refusing_a_body(client: TestClient):
+    client.post("/api/predict", content=b"x" * TOO_BIG, headers={"content-type": "application/json"})
+    results = predict(client, names=["Aeiou"], model="gru").json()["results"]
+    assert results[0]["predictions"]["gru"][0]["language"] == "Alpha"
+
+
+# -- the other routes -------------------------------------------------------------------------
+
+
+def test_models_lists_labels_size_and_test_metrics(client: TestClient, tiny_runs):
+    models = client.get("/api/models").json()["models"]
+    assert [m["name"] for m in models] == ["rnn", "lstm", "gru"]
+    for m in models:
+        run_dir = tiny_runs[m["cell"]]
+        meta = json.loads((run_dir / "config.json").read_text())
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+        assert m["labels"] == ["Alpha", "Beta", "Gamma"]
+        assert m["parameters"] == meta["parameters"] > 0
+        assert m["hidden_size"] == 16
+        assert m["run"] == run_dir.name
+        assert m["test"] == {"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"], "n": metrics["n"]}
+        history = json.loads((run_dir / "history.json").read_text())
+        assert m["best_val_accuracy"] == max(row["val_accuracy"] for row in history)
+
+
+def test_healthz(client: TestClient):
+    assert client.get("/healthz").json() == {"status": "ok", "models": ["rnn", "lstm", "gru"]}
+
+
+def test_page_is_self_contained(client: TestClient):
+    response = client.get("/")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    page = response.text
+    assert 'id="name"' in page and "/api/predict" in page and "aria-live" in page
+    for external in ("http://", "https://", "src=", "<link"):
+        assert external not in page, f"the page must not load external resources ({external!r} found)"
+    assert "default-src 'none'" in response.headers["content-security-policy"]
+
+
+def test_openapi_documents_the_api(client: TestClient):
+    spec = client.get("/openapi.json").json()
+    assert {"/api/predict", "/api/models", "/healthz"} <= set(spec["paths"])
+    post = spec["paths"]["/api/predict"]["post"]
+    assert {"200", "400", "413", "422"} <= set(post["responses"])
+    schemas = spec["components"]["schemas"]
+    request = schemas["PredictRequest"]
+    assert request["examples"][0]["names"]
+    for field in ("names", "top_k", "model", "explain"):
+        assert request["properties"][field]["description"]
+    assert schemas["NameResult"]["properties"]["error"]["description"]
+
+
+# -- which runs are served -------------------------------------------------------------------
+
+
+def copy_run(source: Path, target: Path, *, val_accuracy: float, test_accuracy: float) -> Path:
+    """A copy of a run whose history and test metrics say what the test needs."""
+    shutil.copytree(source, target)
+    history = json.loads((target / "history.json").read_text())
+    for row in history:
+        row["val_accuracy"] = val_accuracy * row["epoch"] / len(history)  # best at the last epoch
+    (target / "history.json").write_text(json.dumps(history))
+    metrics = json.loads((target / "metrics.json").read_text())
+    metrics["accuracy"] = test_accuracy
+    (target / "metrics.json").write_text(json.dumps(metrics))
+    return target
+
+
+@pytest.fixture
+def compare_dir(tmp_path: Path, tiny_runs) -> Path:
+    root = tmp_path / "compare"
+    copy_run(tiny_runs["lstm"], root / "runs" / "lstm-seed0", val_accuracy=0.80, test_accuracy=0.95)
+    copy_run(tiny_runs["lstm"], root / "runs" / "lstm-seed1", val_accuracy=0.90, test_accuracy=0.70)
+    copy_run(tiny_runs["gru"], root / "runs" / "gru-seed0", val_accuracy=0.85, test_accuracy=0.80)
+    copy_run(tiny_runs["rnn"], root / "runs" / "rnn-seed0", val_accuracy=0.60, test_accuracy=0.60)
+    (root / "summary.json").write_text("{}")
+    return root
+
+
+def test_compare_folder_serves_the_best_validation_run_of_each_model(compare_dir: Path):
+    runs = find_runs(compare_dir)
+    # seed1 has the better validation accuracy, seed0 the better test accuracy: validation decides
+    assert [r.name for r in runs] == ["rnn-seed0", "lstm-seed1", "gru-seed0"]
+    client = TestClient(create_app(load_served_models([compare_dir])))
+    models = client.get("/api/models").json()["models"]
+    served = [(m["name"], m["run"]) for m in models]
+    assert served == [("rnn", "rnn-seed0"), ("lstm", "lstm-seed1"), ("gru", "gru-seed0")]
+    assert models[1]["test"]["accuracy"] == 0.70
+
+
+def test_a_run_folder_is_itself(tiny_runs):
+    assert find_runs(tiny_runs["gru"]) == [tiny_runs["gru"]]
+
+
+def test_runs_sharing_a_cell_are_named_by_folder(tmp_path: Path, tiny_runs):
+    a = shutil.copytree(tiny_runs["lstm"], tmp_path / "a" / "lstm-small")
+    b = shutil.copytree(tiny_runs["lstm"], tmp_path / "b" / "lstm-small")
+    c = shutil.copytree(tiny_runs["lstm"], tmp_path / "lstm-other")
+    d = shutil.copytree(tiny_runs["lstm"], tmp_path / "c" / "a" / "lstm-small")
+    models = load_served_models([a, b, c, tiny_runs["gru"], d, a])  # the repeated folder is served once
+    assert [m.name for m in models] == ["a/lstm-small", "b/lstm-small", "lstm-other", "gru", "a/lstm-small-2"]
+    body = predict(TestClient(create_app(models)), names=["Lmnrs"], model="b/lstm-small").json()
+    assert body["results"][0]["predictions"]["b/lstm-small"][0]["language"] == "Gamma"
+
+
+# -- startup errors through the CLI -------------------------------------------------------------
+
+
+def test_serve_refuses_what_is_not_a_run(tmp_path: Path, capsys):
+    empty = tmp_path / "empty"
+    (empty / "sub").mkdir(parents=True)
+    (tmp_path / "file.txt").write_text("not a run")
+    for path, message in (
+        (tmp_path / "missing", "does not exist"),
+        (tmp_path / "file.txt", "is not a folder"),
+        (empty, "is neither a run folder"),
+    ):
+        assert cli.main(["serve", str(path)]) == 1
+        err = capsys.readouterr().err
+        assert message in err and str(path) in err
+
+
+def test_serve_refuses_a_damaged_run(tmp_path: Path, tiny_runs, capsys):
+    run = shutil.copytree(tiny_runs["rnn"], tmp_path / "rnn")
+    (run / "model.safetensors").write_bytes(b"truncated")
+    assert cli.main(["serve", str(run)]) == 1
+    assert "does not match the checksum" in capsys.readouterr().err
+
+
+def test_serve_says_when_the_port_is_taken(tiny_runs, capsys):
+    threads = torch.get_num_threads()
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        assert cli.main(["serve", str(tiny_runs["rnn"]), "--port", str(port)]) == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
+    assert torch.get_num_threads() == threads  # nothing was changed for a server that never started
+
+
+def test_a_compare_folder_without_history_is_refused(compare_dir: Path):
+    (compare_dir / "runs" / "gru-seed0" / "history.json").unlink()
+    with pytest.raises(CheckpointError, match="history.json is missing"):
+        find_runs(compare_dir)
