@@ -27,7 +27,7 @@ from namelab.download import (
     verify_names_dir,
 )
 
-REAL_NAMES = Path("/work/shared/data/names")
+from helpers import REAL_NAMES, requires_real_data  # noqa: E402
 
 FAKE_FILES: dict[str, bytes] = {
     "Alpha.txt": b"Abe\nAdams\n",
@@ -356,7 +356,7 @@ def test_dataset_checksum_tracks_content(tmp_path: Path) -> None:
         dataset_checksum(tmp_path / "empty-or-missing")
 
 
-@pytest.mark.skipif(not REAL_NAMES.is_dir(), reason=f"{REAL_NAMES} not present on this machine")
+@requires_real_data
 def test_pinned_checksums_match_real_dataset(tmp_path: Path) -> None:
     assert verify_names_dir(REAL_NAMES) == []
     assert is_official(REAL_NAMES)
@@ -367,7 +367,7 @@ def test_pinned_checksums_match_real_dataset(tmp_path: Path) -> None:
     assert not is_official(write_names(tmp_path / "fake", FAKE_FILES))
 
 
-@pytest.mark.skipif(not REAL_NAMES.is_dir(), reason=f"{REAL_NAMES} not present on this machine")
+@requires_real_data
 def test_fetch_real_archive_with_pinned_checksums(server: Server, cache: Path) -> None:
     real = {p.name: p.read_bytes() for p in REAL_NAMES.glob("*.txt")}
     url = server.serve("/data.zip", make_zip(real))
