@@ -14,16 +14,18 @@ $(BIN)/namelab: pyproject.toml constraints.txt
 
 setup: $(BIN)/namelab
 
+# The experiment: RNN, LSTM and GRU over 3 seeds on the real dataset, then the report.
 demo: setup
-	$(BIN)/namelab data
-	$(BIN)/namelab train --model lstm --out runs/lstm
-	$(BIN)/namelab predict runs/lstm Nakamura Schmidt O\'Brien Dvořák Papadopoulos
+	$(BIN)/namelab compare --out reports/compare
+	@echo "report: $(CURDIR)/reports/compare/report.html"
 
 test: setup
 	$(BIN)/python -m pytest
 
 bench: setup
-	$(BIN)/python bench/baseline.py
+	$(BIN)/python bench/speed.py
+	$(BIN)/python bench/baseline.py --runs $(wildcard reports/compare/runs/*)
+	$(BIN)/python bench/load.py
 
 clean:
 	rm -rf $(VENV) runs reports
