@@ -101,13 +101,25 @@ def open_page(browser, url: str):
     return browser.find_element(By.ID, "name")
 
 
+TOP_LANGUAGES_JS = """
+const out = {};
+for (const card of document.querySelectorAll("section.card")) {
+  const bar = card.querySelector("li.bar");
+  out[card.dataset.model] = bar ? bar.dataset.language : null;
+}
+return out;
+"""
+
+
 def top_languages(browser) -> dict[str, str | None]:
-    """``{model: language of its first bar}`` as the page shows them."""
-    out = {}
-    for card in browser.find_elements(By.CSS_SELECTOR, "section.card"):
-        bars = card.find_elements(By.CSS_SELECTOR, "li.bar")
-        out[card.get_attribute("data-model")] = bars[0].get_attribute("data-language") if bars else None
-    return out
+    """``{model: language of its first bar}`` as the page shows them, read in one step (no stale elements)."""
+    return browser.execute_script(TOP_LANGUAGES_JS)
+
+
+def shows(browser, name: str, languages: dict[str, str | None]) -> bool:
+    """The page has rendered the answer for ``name`` (its results line) with these top languages."""
+    status = browser.find_element(By.ID, "status").text
+    return status.startswith(f"{name}:") and top_languages(browser) == languages
 
 
 def screenshot(browser, name: str) -> None:
@@ -122,7 +134,8 @@ def test_typing_a_name_shows_each_models_bars(browser, server_url: str):
     assert "test accuracy" in cards[1].find_element(By.CSS_SELECTOR, ".facts").text
 
     box.send_keys("Bdkgt")
-    WebDriverWait(browser, WAIT_S).until(lambda d: top_languages(d) == {"rnn": "Beta", "lstm": "Beta", "gru": "Beta"})
+    # The status line names the text it answers, so this waits for the last keystroke's answer.
+    WebDriverWait(browser, WAIT_S).until(lambda d: shows(d, "Bdkgt", {"rnn": "Beta", "lstm": "Beta", "gru": "Beta"}))
     lstm = browser.find_element(By.CSS_SELECTOR, 'section.card[data-model="lstm"]')
     bars = lstm.find_elements(By.CSS_SELECTOR, "li.bar")
     assert len(bars) == 3  # the default top-k
@@ -145,7 +158,7 @@ def test_typing_a_name_shows_each_models_bars(browser, server_url: str):
     # keep typing: the page follows the newest text
     box.send_keys(Keys.CONTROL, "a")
     box.send_keys("Lmnrs")
-    WebDriverWait(browser, WAIT_S).until(lambda d: set(top_languages(d).values()) == {"Gamma"})
+    WebDriverWait(browser, WAIT_S).until(lambda d: shows(d, "Lmnrs", {"rnn": "Gamma", "lstm": "Gamma", "gru": "Gamma"}))
 
 
 def test_a_name_without_letters_shows_its_error(browser, server_url: str):
@@ -166,10 +179,8 @@ def test_keyboard_and_phone_sized_window(browser, server_url: str):
     assert browser.execute_script("return getComputedStyle(arguments[0]).outlineStyle", focused) == "solid"
     focused.send_keys(Keys.ARROW_UP)  # 3 -> 2 languages, by keyboard alone
     box.send_keys("Aeiou")
-    WebDriverWait(browser, WAIT_S).until(lambda d: set(top_languages(d).values()) == {"Alpha"})
-    WebDriverWait(browser, WAIT_S).until(
-        lambda d: len(d.find_elements(By.CSS_SELECTOR, 'section.card[data-model="gru"] li.bar')) == 2
-    )
+    WebDriverWait(browser, WAIT_S).until(lambda d: shows(d, "Aeiou", {"rnn": "Alpha", "lstm": "Alpha", "gru": "Alpha"}))
+    assert len(browser.find_elements(By.CSS_SELECTOR, 'section.card[data-model="gru"] li.bar')) == 2
 
     browser.set_window_size(390, 844)
     WebDriverWait(browser, WAIT_S).until(lambda d: d.execute_script("return window.innerWidth") <= 400)

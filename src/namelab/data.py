@@ -16,6 +16,7 @@ import string
 import unicodedata
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -71,12 +72,19 @@ class Vocab:
     def __len__(self) -> int:
         return len(self.symbols) + 1  # + padding
 
+    @cached_property
+    def _index(self) -> dict[str, int]:
+        return {ch: i + 1 for i, ch in enumerate(self.symbols)}
+
+    @cached_property
+    def _caseless(self) -> bool:
+        return not any(ch.isupper() for ch in self.chars)
+
     def encode(self, normalized: str) -> list[int]:
-        if not any(ch.isupper() for ch in self.chars):
+        if self._caseless:
             normalized = normalized.lower()
-        index = {ch: i + 1 for i, ch in enumerate(self.symbols)}
-        unknown = index[UNKNOWN]
-        return [index.get(ch, unknown) for ch in normalized]
+        index = self._index
+        return [index.get(ch, UNKNOWN_ID) for ch in normalized]
 
 
 @dataclass(frozen=True)
