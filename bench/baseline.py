@@ -52,6 +52,9 @@ def main(argv=None) -> int:
     start = time.perf_counter()
     base = baseline_metrics(split, corpus.labels)
     rows = [("char 1-4-gram logistic regression", base["accuracy"], base["macro_f1"], time.perf_counter() - start)]
+    majority = max(range(corpus.num_classes), key=[e.label for e in split.train].count)
+    always = classification_metrics([e.label for e in split.test], [majority] * len(split.test), corpus.labels)
+    rows.append((f"always {corpus.labels[majority]!r}", always["accuracy"], always["macro_f1"], 0.0))
     for run in args.runs:
         metrics = json.loads((run / "metrics.json").read_text())
         config = json.loads((run / "config.json").read_text())
@@ -65,7 +68,7 @@ def main(argv=None) -> int:
     print(f"{'model':<44} {'accuracy':>8} {'macro-F1':>8} {'train s':>8}")
     for name, acc, f1, seconds in rows:
         print(f"{name:<44} {acc:>8.4f} {f1:>8.4f} {seconds:>8.1f}")
-    for name, acc, f1, _ in rows[1:]:
+    for name, acc, f1, _ in rows[2:]:
         print(f"{name}: accuracy {acc - base['accuracy']:+.4f}, macro-F1 {f1 - base['macro_f1']:+.4f} vs baseline")
     if args.json:
         args.json.write_text(json.dumps([dict(zip(("model", "accuracy", "macro_f1", "seconds"), r)) for r in rows], indent=2))
