@@ -20,7 +20,6 @@ draws the figures and writes ``report.html`` and ``report.md`` from it alone.
 from __future__ import annotations
 
 import math
-import platform
 import time
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
@@ -38,7 +37,7 @@ from .model import CharClassifier
 from .predict import Predictor
 from .probe import gradient_flow, probe_examples
 from .report import fmt_mean_std, model_title, write_report
-from .train import TrainConfig, environment, resolve_device, train
+from .train import TrainConfig, cpu_name, environment, resolve_device, train
 
 SCHEMA = 1
 QUICK_EPOCHS = 2
@@ -519,16 +518,6 @@ def _confusions(
     return out
 
 
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def run_compare(
     settings: CompareSettings,
     data_dir: Path,
@@ -696,7 +685,7 @@ def run_compare(
             "config": base_dict,
             "versions": versions,
             "device": str(device),
-            "cpu": _cpu_name(),
+            "cpu": cpu_name(),
             "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
             "probe": {
                 "names": [e.name for e in probe_batch],

@@ -21,6 +21,15 @@ from .data import UnusableName, Vocab, encode_batch, normalize
 from .model import CharClassifier
 
 
+def ranked(probs: torch.Tensor, labels: Sequence[str], top_k: int) -> list[list[dict]]:
+    """Top-k ``{"language", "probability"}`` of each row of ``probs`` (N, C), best first."""
+    values, indices = probs.topk(min(top_k, len(labels)), dim=1)
+    return [
+        [{"language": labels[j], "probability": round(p, 6)} for p, j in zip(row_values, row_indices)]
+        for row_values, row_indices in zip(values.tolist(), indices.tolist())
+    ]
+
+
 class Predictor:
     def __init__(self, model: CharClassifier, vocab: Vocab, labels: list[str], meta: dict | None = None):
         self.model = model.eval()
@@ -59,12 +68,8 @@ class Predictor:
             except UnusableName as err:
                 results.append({"name": name, "error": str(err)})
         if usable:
-            probs = self.probabilities(normalized)
-            values, indices = probs.topk(top_k, dim=1)
+            top = ranked(self.probabilities(normalized), self.labels, top_k)
             for row, i in enumerate(usable):
                 results[i]["normalized"] = normalized[row]
-                results[i]["predictions"] = [
-                    {"language": self.labels[j], "probability": round(float(p), 6)}
-                    for p, j in zip(values[row].tolist(), indices[row].tolist())
-                ]
+                results[i]["predictions"] = top[row]
         return results

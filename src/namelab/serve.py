@@ -46,7 +46,7 @@ from . import __version__
 from .cells import CELLS
 from .checkpoint import CONFIG, CheckpointError, read_json
 from .data import UNKNOWN, UnusableName, normalize
-from .predict import Predictor
+from .predict import Predictor, ranked
 
 MAX_NAMES = 1000
 MAX_NAME_LENGTH = 64
@@ -222,15 +222,6 @@ def read_occlusion(probs: torch.Tensor, normalized: Sequence[str], labels: Seque
 def occlusion(predictor: Predictor, normalized: Sequence[str]) -> list[dict]:
     """:func:`read_occlusion` of one predictor, computed in one batched pass."""
     return read_occlusion(predictor.probabilities(occlusion_variants(normalized)), normalized, predictor.labels)
-
-
-def ranked(probs: torch.Tensor, labels: Sequence[str], top_k: int) -> list[list[dict]]:
-    """Top-k ``{"language", "probability"}`` of each row of ``probs``, as Predictor.predict gives them."""
-    values, indices = probs.topk(min(top_k, len(labels)), dim=1)
-    return [
-        [{"language": labels[j], "probability": round(p, 6)} for p, j in zip(row_values, row_indices)]
-        for row_values, row_indices in zip(values.tolist(), indices.tolist())
-    ]
 
 
 class Batcher:

@@ -97,8 +97,19 @@ def predict_examples(
     return total_loss / max(len(examples), 1), predictions, targets
 
 
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def environment() -> dict:
     return {
+        "cpu": cpu_name(),
         "namelab": __version__,
         "torch": torch.__version__,
         "python": platform.python_version(),
