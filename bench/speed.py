@@ -6,11 +6,13 @@
 For each cell (rnn, lstm, gru) it measures, in the same run, on the real train split:
 
 * training throughput in names per second of the original loop (bench/loop_reference.py,
-  on a random subsample of ``--loop-names`` names), of namelab's hand-written cells and
+  on a random subsample of ``--loop-names`` names, on one thread as the original ran:
+  its tiny products gain nothing from a second), of namelab's hand-written cells and
   of torch's fused layers (``impl="fused"``): one epoch of ``namelab.train`` each, timed
   by ``train`` itself (batching, forward, backward, clipping and AdamW included,
   validation excluded), with the lengths of the real names;
-* the ratios hand/loop and hand/fused;
+* the ratios hand/loop and hand/fused (the median of the ratios within each repeat,
+  where both engines ran back to back);
 * the hand engine's achieved matrix FLOP/s, against torch.matmul's at the same shapes.
   Convention: per character after a name's first, ``2·H·G·H`` forward (the recurrent
   product; the first character's previous state is zero, so it needs none) and twice
@@ -34,6 +36,7 @@ import random
 import statistics
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -72,12 +75,17 @@ def machine(threads: int) -> dict:
     }
 
 
-def loop_names_per_s(cell: str, examples: list, corpus: Corpus, hidden_size: int, repeats: int) -> float:
-    torch.manual_seed(0)
-    model = loop_reference.make_model(cell, len(corpus.vocab), hidden_size, corpus.num_classes)
-    loop_reference.train_names(model, examples[: max(1, len(examples) // 10)], len(corpus.vocab))  # warm-up
-    rates = [len(examples) / loop_reference.train_names(model, examples, len(corpus.vocab)) for _ in range(repeats)]
-    return statistics.median(rates)
+def loop_rates(cell: str, examples: list, corpus: Corpus, hidden_size: int, repeats: int) -> list[float]:
+    """Names per second of the original loop, on one thread as the original ran."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        torch.manual_seed(0)
+        model = loop_reference.make_model(cell, len(corpus.vocab), hidden_size, corpus.num_classes)
+        loop_reference.train_names(model, examples[: max(1, len(examples) // 10)], len(corpus.vocab))  # warm-up
+        return [len(examples) / loop_reference.train_names(model, examples, len(corpus.vocab)) for _ in range(repeats)]
+    finally:
+        torch.set_num_threads(threads)
 
 
 def epoch_seconds(config: TrainConfig, corpus: Corpus, split: Split):
@@ -107,7 +115,7 @@ def matmul_gflops(batch: int, hidden_size: int, gates: int, repeats: int) -> flo
         calls += 1
     calls *= 4
     rates = []
-    for _ in range(max(repeats, 3)):
+    for _ in range(max(repeats, 5)):  # a peak: the best run, so a busy spell lowers it less
         start = time.perf_counter()
         for _ in range(calls):
             torch.matmul(a, b, out=out)
@@ -162,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     loop_sample = random.Random(0).sample(split.train, min(args.loop_names, len(split.train)))
     loop_examples = [(corpus.vocab.encode(e.name), e.label) for e in loop_sample]
     warm_split = Split(split.train[:256], split.val[:64], split.test[:64])
+    base = {"hidden_size": args.hidden_size, "batch_size": args.batch_size, "epochs": 1, "device": "cpu"}
     results: dict = {"machine": machine(args.threads), "settings": {}, "cells": {}}
     results["settings"] = {
         "hidden_size": args.hidden_size,
@@ -170,6 +179,8 @@ def main(argv: list[str] | None = None) -> int:
         "train_names": len(split.train),
         "loop_names": len(loop_examples),
         "repeats": args.repeats,
+        # What each timed epoch ran with (model and impl aside): train's defaults but these.
+        "train_config": {k: v for k, v in asdict(TrainConfig(**base)).items() if k not in ("model", "impl")},
     }
     print(
         f"{results['machine']['cpu']}, {args.threads} threads, torch {torch.__version__}, "
@@ -180,29 +191,28 @@ def main(argv: list[str] | None = None) -> int:
     print(HEADER, flush=True)
     lstm_model = None
     for cell in args.cells:
-        figures: dict = {"loop_names_per_s": loop_names_per_s(cell, loop_examples, corpus, args.hidden_size, args.repeats)}
-        configs = {
-            impl: TrainConfig(
-                model=cell, impl=impl, hidden_size=args.hidden_size, batch_size=args.batch_size, epochs=1, device="cpu"
-            )
-            for impl in ("hand", "fused")
-        }
+        loop = loop_rates(cell, loop_examples, corpus, args.hidden_size, args.repeats)
+        figures: dict = {"loop_names_per_s": statistics.median(loop), "loop_runs": loop}
+        configs = {impl: TrainConfig(model=cell, impl=impl, **base) for impl in ("hand", "fused")}
         for config in configs.values():
             epoch_seconds(config, corpus, warm_split)
         seconds: dict[str, list[float]] = {"hand": [], "fused": []}
-        for _ in range(args.repeats):  # interleaved, so a busy spell hits both engines
-            for impl, config in configs.items():
-                elapsed, result = epoch_seconds(config, corpus, split)
+        for repeat in range(args.repeats):  # interleaved, first one then the other, so a busy spell hits both
+            for impl in ("hand", "fused") if repeat % 2 == 0 else ("fused", "hand"):
+                elapsed, result = epoch_seconds(configs[impl], corpus, split)
                 seconds[impl].append(elapsed)
                 if cell == "lstm" and impl == "hand":
                     lstm_model = result.model
         for impl in configs:
             figures[f"{impl}_names_per_s"] = len(split.train) / statistics.median(seconds[impl])
+            figures[f"{impl}_runs"] = [len(split.train) / s for s in seconds[impl]]
         flops = train_flops(split, cell, args.hidden_size, corpus.num_classes)
         figures["hand_gflops"] = flops / statistics.median(seconds["hand"]) / 1e9
         figures["matmul_peak_gflops"] = matmul_gflops(args.batch_size, args.hidden_size, GATES[cell], args.repeats)
         figures["hand_over_loop"] = figures["hand_names_per_s"] / figures["loop_names_per_s"]
-        figures["hand_over_fused"] = figures["hand_names_per_s"] / figures["fused_names_per_s"]
+        # Each repeat times both engines back to back, so the ratio within a repeat is the
+        # least disturbed by a busy spell; the median of those is the reported ratio.
+        figures["hand_over_fused"] = statistics.median(f / h for h, f in zip(seconds["hand"], seconds["fused"]))
         figures["hand_peak_fraction"] = figures["hand_gflops"] / figures["matmul_peak_gflops"]
         results["cells"][cell] = figures
         print(_row(cell, figures), flush=True)

@@ -1,28 +1,33 @@
 """The hand engine's fast path: each cell's whole time loop as one autograd Function.
 
-    plan = pack(ids, lengths)                         # ids (B, T) padded, lengths (B,)
-    h_last = run_cell(cell, ids, lengths)             # (B, H): the state after each name's
-                                                      # last real character
+    h_last = run_cell(model.cell, ids, lengths)      # ids (B, T) padded, lengths (B,) -> (B, H)
+    h_last = run("lstm", ids, lengths, w_ih, w_hh, b_ih, b_hh)   # torch's weight layout
 
-``run_cell`` computes exactly what stepping ``cell.step`` over the padded batch and
-picking each name's last real step computes (tests/test_engine.py proves it, outputs
-and every gradient, float32 and float64), but much faster on a CPU:
+``run_cell`` computes what stepping ``cell.step`` over the padded batch and picking
+each name's last real step computes (tests/test_engine.py proves it: outputs and
+every gradient, float32 and float64, against autograd through ``cell.step`` and
+against torch's fused layers), but several times faster on a CPU:
 
-* **No padding.** The names are sorted by length inside the batch (as
+* **No padding.** Names are sorted by length inside the batch (as
   ``pack_padded_sequence`` does), so at step ``t`` the names still running are the
-  first ``n_t`` rows; every buffer is *packed*, one row per real character, and a
+  first ``n_t`` rows; buffers are *packed*, one row per real character, and a
   finished name's state is simply never touched again.
 * **The input projection is a lookup.** ``one_hot(x) @ W_ih^T`` is a row of
-  ``W_ih^T``; it is gathered for every character at once, with the biases folded in.
+  ``W_ih^T``; it is gathered for every character at once, biases folded in.
 * **No product with the zero initial state**: step 0 starts from the lookup alone.
 * **One matrix multiply per step** for all gates, forward and backward, written into
-  preallocated packed buffers (``out=``), and no autograd graph of per-step ops.
+  preallocated buffers (``out=``), with no autograd graph of per-step ops.
 * **Backward through time by hand.** Every elementwise factor that does not depend
   on the recurrence (the gates' derivatives) is computed once for all characters
-  before the backward loop, so each backward step is a few multiplies and one matrix
+  before the backward loop, so a backward step is a few multiplies and one matrix
   multiply; the weight gradient ``dW_hh`` is then ONE matrix multiply over all
   characters (``dgates^T @ h_prev``) instead of one per step, and ``dW_ih`` is a row
   scatter-add (the transpose of the lookup).
+* **Inference keeps nothing**: without a backward each step reuses ``(B, G*H)``
+  buffers that stay in cache.
+* **tanh as a sigmoid**: ``tanh(x) = 2 sigmoid(2x) - 1``, because torch's float tanh
+  costs about 3.5 sigmoids on this CPU (AVX2); the LSTM's g rows are pre-doubled so one
+  sigmoid covers all four gates.
 
 The cells' equations (cells.py) stay the definition of the model; the functions
 below restate them in buffer form, each next to its derivative.
@@ -32,6 +37,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch.autograd.function import once_differentiable
 
@@ -70,7 +76,7 @@ def check_batch(ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     lengths_cpu = lengths.detach().to("cpu", torch.int64)
     if lengths_cpu.shape != (ids.shape[0],):
         raise ValueError(f"lengths must have one entry per name ({ids.shape[0]}), got shape {tuple(lengths.shape)}")
-    shortest, longest = int(lengths_cpu.min()), int(lengths_cpu.max())
+    shortest, longest = int(lengths_cpu.numpy().min()), int(lengths_cpu.numpy().max())
     if shortest < 1 or longest > ids.shape[1]:
         raise ValueError(
             f"every length must be between 1 and the padded width {ids.shape[1]}, got {shortest}..{longest}; "
@@ -83,35 +89,37 @@ def pack(ids: torch.Tensor, lengths: torch.Tensor) -> Plan:
     """The packing plan of a right-padded batch ``ids (B, T)`` with ``lengths (B,)``.
 
     ``pack_padded_sequence``'s layout (time-major, longest name first; here ties keep
-    their batch order), built with a handful of tensor ops because it runs every batch.
+    their batch order). It runs every batch, so the index arithmetic is done in numpy,
+    whose calls on arrays this small cost a fraction of torch's.
     """
-    lengths_cpu = check_batch(ids, lengths)
-    sorted_lengths, sorted_indices = torch.sort(lengths_cpu, descending=True, stable=True)
-    steps = int(sorted_lengths[0])
-    batch = len(sorted_lengths)
-    # active[t, b]: the b-th longest name has a character at step t.
-    active = torch.arange(steps).unsqueeze(1) < sorted_lengths.unsqueeze(0)  # (T, B)
+    lengths_np = check_batch(ids, lengths).numpy()
+    batch = len(lengths_np)
+    order = np.argsort(-lengths_np, kind="stable")  # the b-th longest name's batch row
+    sorted_lengths = lengths_np[order]
+    columns = np.arange(batch)
+    active = np.arange(sorted_lengths[0])[:, None] < sorted_lengths  # (T, B): b-th longest has step t
     sizes = active.sum(1)  # (T,)
-    offsets = sizes.cumsum(0) - sizes
-    position = offsets.unsqueeze(1) + torch.arange(batch)  # (T, B): packed row of (t, b)
-    last_sorted = position[sorted_lengths - 1, torch.arange(batch)]
-    last_rows = torch.empty_like(last_sorted)
-    last_rows[sorted_indices] = last_sorted
-    # Step t >= 1, row b continues the state stored at 1 + position[t - 1, b].
-    prev_rows = 1 + position[:-1][active[1:]]
+    offsets = np.cumsum(sizes) - sizes
+    position = offsets[:, None] + columns  # (T, B): packed row of step t of the b-th longest
+    last_rows, unsorted = np.empty_like(order), np.empty_like(order)
+    last_rows[order] = offsets[sorted_lengths - 1] + columns
+    unsorted[order] = columns
+    prev_rows = 1 + position[:-1][active[1:]]  # step t >= 1 continues state row 1 + position[t - 1, b]
     device = ids.device
-    sorted_indices_dev = sorted_indices.to(device)
-    packed_ids = ids.index_select(0, sorted_indices_dev)[:, :steps].t()[active.to(device)]
-    unsorted = torch.empty_like(sorted_indices)
-    unsorted[sorted_indices] = torch.arange(batch)
+
+    def tensor(array: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(array, dtype=np.int64)).to(device)
+
+    sorted_indices = tensor(order)
+    packed_ids = ids.index_select(0, sorted_indices)[:, : len(sizes)].t()[torch.from_numpy(active).to(device)]
     return Plan(
         packed_ids,
         sizes.tolist(),
         offsets.tolist(),
-        sorted_indices_dev,
-        unsorted.to(device),
-        last_rows.to(device),
-        prev_rows.to(device),
+        sorted_indices,
+        tensor(unsorted),
+        tensor(last_rows),
+        tensor(prev_rows),
     )
 
 
@@ -147,19 +155,21 @@ def _previous(states: list[torch.Tensor], keep: bool) -> list[torch.Tensor | Non
     return [None] + states[1:]  # updated in place: a step's rows hold its previous state
 
 
-def _tanh(x: torch.Tensor, out: torch.Tensor, k) -> torch.Tensor:
-    """``tanh(x) = 2 sigmoid(2x) - 1`` into ``out``: torch's float tanh costs ~3.5 sigmoids here."""
-    return torch.mul(x, k.two, out=out).sigmoid_().mul_(k.two).sub_(k.one)
-
-
 @dataclass(frozen=True)
 class _Constants:
+    """0-dim tensors for the constants the steps use, in the weights' dtype and device."""
+
     one: torch.Tensor
     two: torch.Tensor
 
     @classmethod
     def like(cls, tensor: torch.Tensor) -> "_Constants":
         return cls(tensor.new_full((), 1.0), tensor.new_full((), 2.0))
+
+
+def _tanh(x: torch.Tensor, out: torch.Tensor, k: _Constants) -> torch.Tensor:
+    """``tanh(x) = 2 sigmoid(2x) - 1`` into ``out``: torch's float tanh costs ~3.5 sigmoids here."""
+    return torch.mul(x, k.two, out=out).sigmoid_().mul_(k.two).sub_(k.one)
 
 
 # -- RNN: h_t = tanh(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh) -------------------------------
