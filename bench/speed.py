@@ -48,25 +48,15 @@ import loop_reference  # noqa: E402
 from namelab.data import Corpus, Split  # noqa: E402
 from namelab.download import resolve_data_dir  # noqa: E402
 from namelab.predict import Predictor  # noqa: E402
-from namelab.train import TrainConfig, train  # noqa: E402
+from namelab.train import TrainConfig, cpu_name, train  # noqa: E402
 
 CELLS = ("rnn", "lstm", "gru")
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def machine(threads: int) -> dict:
     return {
-        "cpu": cpu_model(),
+        "cpu": cpu_name(),
         "cpus": os.cpu_count(),
         "threads": threads,
         "torch": torch.__version__,
