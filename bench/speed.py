@@ -2,12 +2,13 @@
 
     NAMELAB_DATA=/work/shared/data/names python bench/speed.py          # all three cells, ~3-5 min
     python bench/speed.py --cells lstm --repeats 5 --threads 1           # one cell, one core
+    python bench/speed.py --batch-size 128                               # default: train's batch size
 
 For each cell (rnn, lstm, gru) it measures, in the same run, on the real train split:
 
 * training throughput in names per second of the original loop (bench/loop_reference.py,
   on a random subsample of ``--loop-names`` names, on one thread as the original ran:
-  its tiny products gain nothing from a second), of namelab's hand-written cells and
+  its tiny products gain nothing from a second; timed last), of namelab's hand-written cells and
   of torch's fused layers (``impl="fused"``): one epoch of ``namelab.train`` each, timed
   by ``train`` itself (batching, forward, backward, clipping and AdamW included,
   validation excluded), with the lengths of the real names;
@@ -47,6 +48,7 @@ import loop_reference  # noqa: E402
 
 from namelab.data import Corpus, Split  # noqa: E402
 from namelab.download import resolve_data_dir  # noqa: E402
+from namelab.model import CharClassifier  # noqa: E402
 from namelab.predict import Predictor  # noqa: E402
 from namelab.train import TrainConfig, cpu_name, train  # noqa: E402
 
@@ -105,7 +107,7 @@ def matmul_gflops(batch: int, hidden_size: int, gates: int, repeats: int) -> flo
         calls += 1
     calls *= 4
     rates = []
-    for _ in range(max(repeats, 5)):  # a peak: the best run, so a busy spell lowers it less
+    for _ in range(max(2 * repeats, 10)):  # a peak: the best run, so a busy spell lowers it less
         start = time.perf_counter()
         for _ in range(calls):
             torch.matmul(a, b, out=out)
@@ -127,6 +129,34 @@ def predict_figures(predictor: Predictor, names: list[str], latency_calls: int, 
         predictor.predict([names[i % len(names)]])
         latencies.append(time.perf_counter() - start)
     return statistics.median(rates), statistics.median(latencies) * 1e3
+
+
+def engine_figures(
+    cell: str, corpus: Corpus, split: Split, warm_split: Split, base: dict, args: argparse.Namespace
+) -> tuple[dict, CharClassifier | None]:
+    """Hand and fused training speed of one cell, FLOP/s and the matmul peak; the last hand model."""
+    configs = {impl: TrainConfig(model=cell, impl=impl, **base) for impl in ("hand", "fused")}
+    for config in configs.values():
+        epoch_seconds(config, corpus, warm_split)
+    seconds: dict[str, list[float]] = {"hand": [], "fused": []}
+    model = None
+    for repeat in range(args.repeats):  # interleaved, one first then the other, so a busy spell hits both
+        for impl in ("hand", "fused") if repeat % 2 == 0 else ("fused", "hand"):
+            elapsed, result = epoch_seconds(configs[impl], corpus, split)
+            seconds[impl].append(elapsed)
+            model = result.model if impl == "hand" else model
+    figures: dict = {}
+    for impl in configs:
+        figures[f"{impl}_names_per_s"] = len(split.train) / statistics.median(seconds[impl])
+        figures[f"{impl}_runs"] = [len(split.train) / s for s in seconds[impl]]
+    # Each repeat times both engines back to back, so the ratio within a repeat is the
+    # least disturbed by a busy spell; the median of those is the reported ratio.
+    figures["hand_over_fused"] = statistics.median(f / h for h, f in zip(seconds["hand"], seconds["fused"]))
+    flops = train_flops(split, cell, args.hidden_size, corpus.num_classes)
+    figures["hand_gflops"] = flops / statistics.median(seconds["hand"]) / 1e9
+    figures["matmul_peak_gflops"] = matmul_gflops(args.batch_size, args.hidden_size, GATES[cell], args.repeats)
+    figures["hand_peak_fraction"] = figures["hand_gflops"] / figures["matmul_peak_gflops"]
+    return figures, model
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -154,7 +184,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    torch.set_num_threads(args.threads)
+    if args.threads != torch.get_num_threads():
+        torch.set_num_threads(args.threads)
     corpus = Corpus.from_folder(resolve_data_dir(args.data_dir))
     split = corpus.split(seed=0)
     loop_sample = random.Random(0).sample(split.train, min(args.loop_names, len(split.train)))
@@ -178,34 +209,17 @@ def main(argv: list[str] | None = None) -> int:
         f"batch {args.batch_size}, {len(split.train)} train names, loop on {len(loop_examples)}",
         flush=True,
     )
-    print(HEADER, flush=True)
     lstm_model = None
     for cell in args.cells:
-        loop = loop_rates(cell, loop_examples, corpus, args.hidden_size, args.repeats)
-        figures: dict = {"loop_names_per_s": statistics.median(loop), "loop_runs": loop}
-        configs = {impl: TrainConfig(model=cell, impl=impl, **base) for impl in ("hand", "fused")}
-        for config in configs.values():
-            epoch_seconds(config, corpus, warm_split)
-        seconds: dict[str, list[float]] = {"hand": [], "fused": []}
-        for repeat in range(args.repeats):  # interleaved, first one then the other, so a busy spell hits both
-            for impl in ("hand", "fused") if repeat % 2 == 0 else ("fused", "hand"):
-                elapsed, result = epoch_seconds(configs[impl], corpus, split)
-                seconds[impl].append(elapsed)
-                if cell == "lstm" and impl == "hand":
-                    lstm_model = result.model
-        for impl in configs:
-            figures[f"{impl}_names_per_s"] = len(split.train) / statistics.median(seconds[impl])
-            figures[f"{impl}_runs"] = [len(split.train) / s for s in seconds[impl]]
-        flops = train_flops(split, cell, args.hidden_size, corpus.num_classes)
-        figures["hand_gflops"] = flops / statistics.median(seconds["hand"]) / 1e9
-        figures["matmul_peak_gflops"] = matmul_gflops(args.batch_size, args.hidden_size, GATES[cell], args.repeats)
-        figures["hand_over_loop"] = figures["hand_names_per_s"] / figures["loop_names_per_s"]
-        # Each repeat times both engines back to back, so the ratio within a repeat is the
-        # least disturbed by a busy spell; the median of those is the reported ratio.
-        figures["hand_over_fused"] = statistics.median(f / h for h, f in zip(seconds["hand"], seconds["fused"]))
-        figures["hand_peak_fraction"] = figures["hand_gflops"] / figures["matmul_peak_gflops"]
+        figures, model = engine_figures(cell, corpus, split, warm_split, base, args)
         results["cells"][cell] = figures
-        print(_row(cell, figures), flush=True)
+        lstm_model = model if cell == "lstm" else lstm_model
+        print(
+            f"{cell}: hand {figures['hand_names_per_s']:,.0f} names/s, fused {figures['fused_names_per_s']:,.0f} "
+            f"({figures['hand_over_fused']:.2f}x), {figures['hand_gflops']:.1f} of {figures['matmul_peak_gflops']:.1f} "
+            "GFLOP/s",
+            flush=True,
+        )
     if lstm_model is not None:
         names = [name for name, _ in corpus.pairs]
         names = (names * (args.predict_names // len(names) + 1))[: args.predict_names]
@@ -213,7 +227,22 @@ def main(argv: list[str] | None = None) -> int:
         predictor = Predictor(lstm_model, corpus.vocab, corpus.labels)
         rate, latency = predict_figures(predictor, names, args.latency_calls, args.repeats)
         results["cells"]["lstm"].update(predict_names_per_s=rate, predict_latency_ms=latency)
-        print(f"lstm predict: {rate:,.0f} names/s on {len(names):,} names; one name: {latency:.2f} ms (median)")
+    # The one-thread loop runs last: switching torch's thread count back and forth between
+    # the engines' timings would be one more thing that could disturb them.
+    for cell in args.cells:
+        figures = results["cells"][cell]
+        loop = loop_rates(cell, loop_examples, corpus, args.hidden_size, args.repeats)
+        figures.update(loop_names_per_s=statistics.median(loop), loop_runs=loop)
+        figures["hand_over_loop"] = figures["hand_names_per_s"] / figures["loop_names_per_s"]
+    print(HEADER)
+    for cell in args.cells:
+        print(_row(cell, results["cells"][cell]))
+    if "predict_names_per_s" in results["cells"].get("lstm", {}):
+        lstm = results["cells"]["lstm"]
+        print(
+            f"lstm predict: {lstm['predict_names_per_s']:,.0f} names/s on {args.predict_names:,} names; "
+            f"one name: {lstm['predict_latency_ms']:.2f} ms (median of {args.latency_calls})"
+        )
     results["machine"]["load_average_end"] = round(os.getloadavg()[0], 2)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")

@@ -197,12 +197,13 @@ def _rnn_forward(plan: Plan, w_ih, w_hh, b_ih, b_hh, keep: bool):
 
 def _rnn_backward(plan: Plan, dh: torch.Tensor, w_hh, hs):
     k = _Constants.like(hs)
-    derivative = torch.addcmul(k.one, hs[1:], hs[1:], value=-1)  # (N, H): tanh' = 1 - h^2, all at once
-    dpre = torch.empty_like(derivative)  # (N, H) gradient of the pre-activations
-    dpre_t, derivative_t = dpre.split(plan.batch_sizes), derivative.split(plan.batch_sizes)
+    # tanh' = 1 - h^2 for every character at once, outside the loop; each step then
+    # turns its rows into the gradient of the pre-activations, in place.
+    dpre = torch.addcmul(k.one, hs[1:], hs[1:], value=-1)  # (N, H)
+    dpre_t = dpre.split(plan.batch_sizes)
     for t in reversed(range(len(plan.batch_sizes))):
         dh_t = dh[: len(dpre_t[t])]
-        torch.mul(dh_t, derivative_t[t], out=dpre_t[t])
+        dpre_t[t].mul_(dh_t)
         if t:
             torch.mm(dpre_t[t], w_hh, out=dh_t)  # dh_{t-1}
     return dpre, dpre, hs
@@ -252,29 +253,27 @@ def _lstm_forward(plan: Plan, w_ih, w_hh, b_ih, b_hh, keep: bool):
 def _lstm_backward(plan: Plan, dh: torch.Tensor, w_hh, gates, hs, cs, tanh_cs):
     H, k = w_hh.shape[1], _Constants.like(w_hh)
     i, f, g, o = gates.unflatten(1, (4, H)).unbind(1)
-    # dL/d(pre-activation) = factor * dc_t (i, f, g) or * dh_t (o); no factor needs the
-    # recurrence, so all are computed at once here, outside the loop.
-    factors = torch.addcmul(gates, gates, gates, value=-1)  # (N, 4H): sigmoid' = s - s^2 (i, f, o)
-    factor_i, factor_f, factor_g, factor_o = factors.unflatten(1, (4, H)).unbind(1)
-    torch.addcmul(k.one, g, g, value=-1, out=factor_g)  # tanh' = 1 - tanh^2
-    factor_i.mul_(g)
-    factor_f.mul_(cs.index_select(0, _prev_state_rows(plan)))  # c_{t-1}, zeros at step 0
-    factor_g.mul_(i)
-    factor_o.mul_(tanh_cs)
-    dh_to_dc = o * torch.addcmul(k.one, tanh_cs, tanh_cs, value=-1)  # (N, H): o * tanh'(c_t)
-    dgates = torch.empty_like(gates)  # (N, 4H)
+    # dL/d(pre-activation) = factor * dc_t (i, f, g) or * dh_t (o). No factor needs the
+    # recurrence, so all are computed at once here, outside the loop, and each step
+    # turns its rows into the gates' gradients in place (one buffer, not two: fresh
+    # buffers cost page faults and cache misses on this scale). The saved activations
+    # stay as they are, so a graph kept with retain_graph can be run backward again.
+    dgates = torch.addcmul(gates, gates, gates, value=-1)  # (N, 4H): sigmoid' = s - s^2 (i, f, o)
+    factor_i, factor_f, factor_g, factor_o = dgates.unflatten(1, (4, H)).unbind(1)
+    factor_i.mul_(g)  # i: g * sigmoid'
+    factor_f.mul_(cs.index_select(0, _prev_state_rows(plan)))  # f: c_{t-1} * sigmoid', zeros at step 0
+    torch.addcmul(k.one, g, g, value=-1, out=factor_g).mul_(i)  # g: i * tanh'
+    factor_o.mul_(tanh_cs)  # o: tanh(c_t) * sigmoid'
+    dh_to_dc = torch.addcmul(k.one, tanh_cs, tanh_cs, value=-1).mul_(o)  # (N, H): o * tanh'(c_t)
     dc = torch.zeros_like(dh)
     split = plan.batch_sizes
-    dg_t, factors_t, dh_to_dc_t, f_t = dgates.split(split), factors.split(split), dh_to_dc.split(split), f.split(split)
-    dg_ifg_t = dgates[:, : 3 * H].unflatten(1, (3, H)).split(split)
-    dg_o_t, factor_ifg_t = dgates[:, 3 * H :].split(split), factors[:, : 3 * H].unflatten(1, (3, H)).split(split)
-    factor_o_t = factor_o.split(split)
+    dg_t, dg_ifg_t = dgates.split(split), dgates[:, : 3 * H].unflatten(1, (3, H)).split(split)
+    dg_o_t, dh_to_dc_t, f_t = dgates[:, 3 * H :].split(split), dh_to_dc.split(split), f.split(split)
     for t in reversed(range(len(split))):
-        n = split[t]
-        dh_t, dc_t = dh[:n], dc[:n]
+        dh_t, dc_t = dh[: split[t]], dc[: split[t]]
         dc_t.addcmul_(dh_t, dh_to_dc_t[t])  # dc_t += dh_t * o * tanh'(c_t)
-        torch.mul(factor_ifg_t[t], dc_t.unsqueeze(1), out=dg_ifg_t[t])
-        torch.mul(factor_o_t[t], dh_t, out=dg_o_t[t])
+        dg_ifg_t[t].mul_(dc_t.unsqueeze(1))
+        dg_o_t[t].mul_(dh_t)
         if t:
             dc_t.mul_(f_t[t])  # dc_{t-1}
             torch.mm(dg_t[t], w_hh, out=dh_t)  # dh_{t-1}
@@ -321,23 +320,23 @@ def _gru_backward(plan: Plan, dh: torch.Tensor, w_hh, gates, hh, hs):
     H, k = w_hh.shape[1], _Constants.like(w_hh)
     r, z, n = gates.unflatten(1, (3, H)).unbind(1)
     h_prev = hs.index_select(0, _prev_state_rows(plan))  # (N, H), zeros at step 0
-    # d(pre-activations) = dh_t * factor, for the input side (to_x) and the hidden side (to_h).
-    to_x = torch.addcmul(gates, gates, gates, value=-1)  # (N, 3H): sigmoid' = s - s^2 (r, z)
-    to_r, to_z, to_n = to_x.unflatten(1, (3, H)).unbind(1)
+    # d(pre-activations) = dh_t * factor, for the input side (dx) and the hidden side
+    # (dhh); the factors need no recurrence, so they are computed here for every
+    # character, and each step turns its rows into gradients in place.
+    dx = torch.addcmul(gates, gates, gates, value=-1)  # (N, 3H): sigmoid' = s - s^2 (r, z)
+    to_r, to_z, to_n = dx.unflatten(1, (3, H)).unbind(1)
     torch.addcmul(k.one, n, n, value=-1, out=to_n).mul_(torch.sub(k.one, z))  # n: (1 - z) tanh'
     to_r.mul_(hh[:, 2 * H :]).mul_(to_n)  # r: dn_pre * h_n * sigmoid'
-    to_z.mul_(h_prev - n)  # z: (h_{t-1} - n) * sigmoid'
-    to_h = to_x.clone()
-    to_h[:, 2 * H :].mul_(r)  # the hidden side of n is scaled by r
-    dx, dhh = torch.empty_like(gates), torch.empty_like(gates)  # (N, 3H)
+    to_z.mul_(h_prev.sub_(n))  # z: (h_{t-1} - n) * sigmoid'
+    dhh = dx.clone()
+    dhh[:, 2 * H :].mul_(r)  # the hidden side of n is scaled by r
     split = plan.batch_sizes
-    to_x_t, to_h_t = to_x.unflatten(1, (3, H)).split(split), to_h.unflatten(1, (3, H)).split(split)
-    dx_t, dhh_t = dx.unflatten(1, (3, H)).split(split), dhh.split(split)
-    dhh3_t, z_t = dhh.unflatten(1, (3, H)).split(split), z.split(split)
+    dx3_t, dhh3_t = dx.unflatten(1, (3, H)).split(split), dhh.unflatten(1, (3, H)).split(split)
+    dhh_t, z_t = dhh.split(split), z.split(split)
     for t in reversed(range(len(split))):
         dh_t = dh[: split[t]]
-        torch.mul(to_x_t[t], dh_t.unsqueeze(1), out=dx_t[t])
-        torch.mul(to_h_t[t], dh_t.unsqueeze(1), out=dhh3_t[t])
+        dx3_t[t].mul_(dh_t.unsqueeze(1))
+        dhh3_t[t].mul_(dh_t.unsqueeze(1))
         if t:
             dh_t.mul_(z_t[t]).addmm_(dhh_t[t], w_hh)  # dh_{t-1} = dh_t z + dhh W_hh
     return dx, dhh, hs
