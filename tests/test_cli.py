@@ -15,11 +15,12 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 
 from helpers import make_names_folder, one_thread, separable_names, train_tiny_run
 from namelab.cli import main
 from namelab.data import Corpus, normalize
-from namelab.predict import Predictor
+from namelab.predict import Predictor, ranked
 
 KNOWN = {"Aeiou": "Alpha", "Bdkgt": "Beta", "Lmnrs": "Gamma"}  # one alphabet each (helpers.SEPARABLE_ALPHABETS)
 LABELS = ["Alpha", "Beta", "Gamma"]
@@ -173,6 +174,19 @@ def assert_prediction_row(row: dict, name: str, top_k: int) -> None:
 def assert_error_row(row: dict, name: str) -> None:
     assert set(row) == {"name", "error"} and row["name"] == name
     assert "no letters" in row["error"]
+
+
+def test_ranked_gives_each_rows_top_k_rounded_best_first() -> None:
+    torch.manual_seed(0)
+    probs = torch.softmax(torch.randn(50, 5), dim=1)
+    labels = ["A", "B", "C", "D", "E"]
+    top = ranked(probs, labels, top_k=3)
+    assert len(top) == 50
+    for row, entries in zip(probs.tolist(), top):
+        best = sorted(range(5), key=lambda j: -row[j])[:3]
+        assert [e["language"] for e in entries] == [labels[j] for j in best]
+        assert [e["probability"] for e in entries] == [round(row[j], 6) for j in best]
+    assert [len(entries) for entries in ranked(probs, labels, top_k=9)] == [5] * 50  # capped at the labels
 
 
 def test_predict_json_lines(capsys, run_dir: Path) -> None:

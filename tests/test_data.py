@@ -9,6 +9,7 @@ Unit tests build tiny names folders in tmp_path; the tests on the real dataset s
 from __future__ import annotations
 
 import math
+import random
 from collections import Counter
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from helpers import REAL_NAMES, make_names_folder, requires_real_data
 from namelab.data import (
     LETTERS,
     PAD_ID,
+    UNKNOWN_ID,
     UNKNOWN,
     Corpus,
     Example,
@@ -26,6 +28,7 @@ from namelab.data import (
     UnusableName,
     Vocab,
     batches,
+    encode_batch,
     normalize,
 )
 from namelab.download import DataError
@@ -175,6 +178,28 @@ def test_default_vocab_reads_names_case_insensitively() -> None:
     assert len(set(vocab.encode("abcdefghijklmnopqrstuvwxyz '-"))) == len(vocab) - 2
     assert Vocab(LETTERS).encode("A") != Vocab(LETTERS).encode("a")
 
+
+
+@pytest.mark.parametrize("caseless", [True, False], ids=["caseless", "cased"])
+def test_encode_batch_pads_each_name_as_encode_reads_it(caseless: bool) -> None:
+    vocab = Vocab() if caseless else Vocab(LETTERS)
+    rng = random.Random(5)
+    # Letters of both cases, the unknown symbol, accented and non-Latin characters, an
+    # emoji beyond the basic plane and a lone surrogate: each is one id, in order.
+    pool = LETTERS + UNKNOWN + "\u00e9\u00df\u0416\u6f22\U0001f600\ud800"
+    names = ["".join(rng.choices(pool, k=rng.randint(1, 12))) for _ in range(200)]
+
+    def expected(ch: str) -> int:
+        key = ch.lower() if caseless else ch
+        return vocab.symbols.index(key) + 1 if key in vocab.symbols else UNKNOWN_ID
+
+    ids, lengths = encode_batch(names, vocab)
+    assert ids.dtype == lengths.dtype == torch.int64
+    assert lengths.tolist() == [len(name) for name in names]
+    assert ids.shape == (len(names), max(lengths.tolist()))
+    for row, name in zip(ids.tolist(), names):
+        assert row == [expected(ch) for ch in name] + [PAD_ID] * (ids.shape[1] - len(name))
+        assert vocab.encode(name) == [expected(ch) for ch in name]
 
 # --- corpus -------------------------------------------------------------------------------
 

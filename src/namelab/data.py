@@ -20,6 +20,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Iterator, Sequence
 
+import numpy as np
 import torch
 from anyascii import anyascii
 
@@ -73,18 +74,26 @@ class Vocab:
         return len(self.symbols) + 1  # + padding
 
     @cached_property
-    def _index(self) -> dict[str, int]:
-        return {ch: i + 1 for i, ch in enumerate(self.symbols)}
+    def _table(self) -> np.ndarray:
+        """Id of every code point up to the highest symbol's, then one unknown slot (int64).
 
-    @cached_property
-    def _caseless(self) -> bool:
-        return not any(ch.isupper() for ch in self.chars)
+        A caseless vocabulary also maps each letter's capital to it, so reading a name
+        costs one array lookup per character, whatever its case.
+        """
+        ids = {ch: i + 1 for i, ch in enumerate(self.symbols)}
+        if not any(ch.isupper() for ch in self.chars):
+            ids |= {ch.upper(): i for ch, i in ids.items() if len(ch.upper()) == 1 and ch.upper() not in ids}
+        table = np.full(max(map(ord, ids)) + 2, UNKNOWN_ID, dtype=np.int64)
+        table[[ord(ch) for ch in ids]] = list(ids.values())
+        return table
+
+    def ids(self, text: str) -> np.ndarray:
+        """The id of each character of ``text``, as an int64 array."""
+        codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+        return self._table.take(codes, mode="clip")  # past the table: its last slot, unknown
 
     def encode(self, normalized: str) -> list[int]:
-        if self._caseless:
-            normalized = normalized.lower()
-        index = self._index
-        return [index.get(ch, UNKNOWN_ID) for ch in normalized]
+        return self.ids(normalized).tolist()
 
 
 @dataclass(frozen=True)
@@ -239,13 +248,16 @@ def _to_letters(text: str) -> str:
 
 
 def encode_batch(names: Sequence[str], vocab: Vocab) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-padded ids ``(B, T)`` (int64, padding :data:`PAD_ID`) and lengths ``(B,)``."""
-    encoded = [vocab.encode(name) for name in names]
-    lengths = torch.tensor([len(ids) for ids in encoded], dtype=torch.int64)
-    ids = torch.full((len(encoded), int(lengths.max())), PAD_ID, dtype=torch.int64)
-    for row, seq in enumerate(encoded):
-        ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.int64)
-    return ids, lengths
+    """Right-padded ids ``(B, T)`` (int64, padding :data:`PAD_ID`) and lengths ``(B,)``.
+
+    All names are looked up at once, as one string, and scattered into the padded
+    array through a mask: no Python work per character.
+    """
+    lengths = np.fromiter(map(len, names), dtype=np.int64, count=len(names))
+    width = int(lengths.max()) if len(names) else 0
+    ids = np.full((len(names), width), PAD_ID, dtype=np.int64)
+    ids[np.arange(width) < lengths[:, None]] = vocab.ids("".join(names))  # row-major: name by name
+    return torch.from_numpy(ids), torch.from_numpy(lengths)
 
 
 def batches(

