@@ -26,6 +26,7 @@ from namelab.serve import (
     MAX_EXPLAIN_NAMES,
     MAX_NAME_LENGTH,
     MAX_NAMES,
+    PredictResponse,
     create_app,
     find_runs,
     load_served_models,
@@ -44,7 +45,12 @@ def client(served) -> TestClient:
 
 
 def predict(client: TestClient, **body):
-    return client.post("/api/predict", json=body)
+    """POST /api/predict; a 200 answer is checked against the documented response schema."""
+    response = client.post("/api/predict", json=body)
+    if response.status_code == 200:
+        answer = response.json()
+        assert PredictResponse.model_validate(answer).model_dump(exclude_none=True) == answer
+    return response
 
 
 # -- successful predictions -----------------------------------------------------------------
