@@ -307,6 +307,23 @@ def test_unknown_format_is_an_argparse_usage_error(capsys, run_dir: Path) -> Non
     assert "invalid choice" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("command", ["predict", "evaluate"])
+def test_threads_sets_torch_threads(capsys, run_dir: Path, names_dir: Path, monkeypatch, command: str) -> None:
+    asked: list[int] = []
+    monkeypatch.setattr(torch, "set_num_threads", asked.append)
+    extra = ["Aeiou"] if command == "predict" else ["--data-dir", names_dir]
+    code, _, _ = run_cli(capsys, command, run_dir, *extra, "--threads", "3")
+    assert code == 0 and asked == [3]
+
+
+@pytest.mark.parametrize("threads", ["0", "-1", "two"])
+def test_threads_below_one_is_a_usage_error(capsys, run_dir: Path, threads: str) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["predict", str(run_dir), "Aeiou", "--threads", threads])
+    assert info.value.code == 2
+    assert "--threads" in capsys.readouterr().err
+
+
 def test_predict_bad_run_dir(capsys, tmp_path: Path) -> None:
     code, out, err = run_cli(capsys, "predict", tmp_path / "no-run", "Aeiou")
     assert code == 1 and out == ""

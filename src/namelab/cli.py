@@ -35,6 +35,25 @@ def _add_data_dir(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return value
+
+
+def _add_threads(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--threads",
+        type=_positive_int,
+        help="CPU threads for torch (default: torch's, one per core). When other programs keep a core busy, "
+        "--threads 1 is often faster: torch's threads wait for each other at every step",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .train import TrainConfig
 
@@ -62,11 +81,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=defaults.seed)
     p.add_argument("--split-seed", type=int, default=defaults.split_seed)
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default=defaults.device)
+    _add_threads(p)
 
     p = sub.add_parser("evaluate", help="recompute a run's test metrics")
     p.add_argument("run_dir", type=Path)
     _add_data_dir(p)
     p.add_argument("--json", action="store_true", help="print the metrics object as JSON")
+    _add_threads(p)
 
     p = sub.add_parser("predict", help="top-k languages of names given as arguments or in a file")
     p.add_argument("run_dir", type=Path)
@@ -76,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=3)
     p.add_argument("--format", choices=["text", "csv", "json"], default="text")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu")
+    _add_threads(p)
 
     p = sub.add_parser("serve", help="serve runs over HTTP: a JSON API (docs at /docs) and a web page at /")
     p.add_argument(
@@ -102,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split-seed", type=int, default=defaults.split_seed)
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default=defaults.device)
     p.add_argument("--quick", action="store_true", help="smoke test: 2 epochs, 1 seed, hidden size 32 unless given")
+    _add_threads(p)
     return parser
 
 
@@ -298,6 +321,10 @@ COMMANDS = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "threads", None):
+        import torch
+
+        torch.set_num_threads(args.threads)
     try:
         return COMMANDS[args.command](args)
     except (DataError, CheckpointError, ValueError, RuntimeError, OSError) as err:

@@ -5,7 +5,7 @@ classes are the file names. Typical use::
 
     corpus = Corpus.from_folder(resolve_data_dir(None))
     split = corpus.split(seed=0)
-    for ids, lengths, targets in batches(split.train, corpus.vocab, batch_size=64, shuffle=True, seed=1):
+    for ids, lengths, targets in batches(split.train, corpus.vocab, batch_size=128, shuffle=True, seed=1):
         ...
 """
 

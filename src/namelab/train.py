@@ -39,8 +39,10 @@ class TrainConfig:
     impl: str = "hand"
     hidden_size: int = 256
     epochs: int = 15
-    batch_size: int = 64
-    lr: float = 3e-3
+    # Batch 128 at twice the learning rate of batch 64 reached the same validation
+    # accuracy in 15 epochs and trains about a fifth faster (bench/speed.py).
+    batch_size: int = 128
+    lr: float = 6e-3
     weight_decay: float = 1e-4
     dropout: float = 0.5
     clip_norm: float = 1.0
