@@ -261,6 +261,7 @@ def test_speed_bench_writes_every_figure(tmp_path, capsys):
     for cell, figures in results["cells"].items():
         for key in ("loop_names_per_s", "hand_names_per_s", "fused_names_per_s", "hand_gflops", "matmul_peak_gflops"):
             assert figures[key] > 0, (cell, key)
+        assert figures["matmul_peak_gflops"] >= figures["matmul_median_gflops"] > 0
         assert figures["hand_over_loop"] == pytest.approx(figures["hand_names_per_s"] / figures["loop_names_per_s"])
     assert results["cells"]["lstm"]["predict_names_per_s"] > 0
     assert results["cells"]["lstm"]["predict_latency_ms"] > 0
