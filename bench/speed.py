@@ -1,6 +1,6 @@
 """How fast namelab trains and predicts, against the original one-name-at-a-time loop.
 
-    NAMELAB_DATA=/work/shared/data/names python bench/speed.py          # all three cells, ~3-5 min
+    NAMELAB_DATA=/work/shared/data/names python bench/speed.py          # all three cells, ~5-7 min
     python bench/speed.py --cells lstm --repeats 5 --threads 1           # one cell, one core
     python bench/speed.py --batch-size 128                               # default: train's batch size
 
@@ -185,7 +185,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=TrainConfig.batch_size, help="default: train's default")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch threads (default: all)")
     parser.add_argument("--loop-names", type=int, default=1000, help="train names the one-name loop is timed on")
-    parser.add_argument("--repeats", type=int, default=3, help="runs per figure; the median is kept")
+    parser.add_argument("--repeats", type=int, default=5, help="runs per figure; the median is kept")
     parser.add_argument("--predict-names", type=int, default=20_000)
     parser.add_argument("--latency-calls", type=int, default=200)
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results.json")
