@@ -386,7 +386,7 @@ def _weight_grads(plan: Plan, dx: torch.Tensor, dhh: torch.Tensor, states: torch
     # The lookup's transpose: scatter-add each character's gradient into its row.
     grad_w_ih_t = dx.new_zeros(vocab_size, dx.shape[1])  # (V, G*H)
     grad_w_ih_t.index_add_(0, plan.ids, dx)
-    grad_b_ih = dx.sum(0)
+    grad_b_ih = grad_w_ih_t.sum(0)  # every character's gradient sits in exactly one row: V rows, not N
     grad_b_hh = grad_b_ih if dhh is dx else dhh.sum(0)
     return grad_w_ih_t.t(), grad_w_hh, grad_b_ih, grad_b_hh
 
