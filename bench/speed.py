@@ -19,6 +19,8 @@ For each cell (rnn, lstm, gru) it measures, in the same run, on the real train s
   product; the first character's previous state is zero, so it needs none) and twice
   that backward (gradient of the state and of ``W_hh``); per name ``2·H·C`` for the
   output layer, times 3 likewise. The input projection is a row lookup: 0 FLOPs;
+* the same products replayed alone (``matmul_replay``): their rate, and the share of a
+  hand epoch they take; the rest of the epoch is everything that is not a product;
 * for the LSTM, ``Predictor.predict`` on ``--predict-names`` names at once, and the median
   latency of a one-name call.
 
@@ -47,7 +49,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import loop_reference  # noqa: E402
 
-from namelab.data import Corpus, Split  # noqa: E402
+from namelab.data import Corpus, Split, batches  # noqa: E402
+from namelab.engine import pack  # noqa: E402
 from namelab.download import resolve_data_dir  # noqa: E402
 from namelab.model import CharClassifier  # noqa: E402
 from namelab.predict import Predictor  # noqa: E402
@@ -129,6 +132,40 @@ class MatmulPeak:
         return max(self.rates)
 
 
+def matmul_replay(split: Split, vocab, cell: str, batch_size: int, hidden_size: int, num_classes: int) -> float:
+    """Seconds that one epoch's matrix products take when run alone, with torch.matmul.
+
+    The products of every batch of an epoch (as ``batches`` forms them), at their real
+    shapes: per step after the first, ``(n_t, H) x (H, G·H)`` forward and
+    ``(n_t, G·H) x (G·H, H)`` backward; per batch the weight gradient
+    ``(G·H, N) x (N, H)`` and the output layer's three. What the epoch spends beyond
+    this is the rest of the step: gate arithmetic, packing, dropout, loss, AdamW.
+    """
+    H, G = hidden_size, GATES[cell]
+    sizes = [pack(ids, lengths).batch_sizes for ids, lengths, _ in batches(split.train, vocab, batch_size)]
+    rows = max(sum(s) for s in sizes)
+    w, w_back, w_out = torch.randn(H, G * H), torch.randn(G * H, H), torch.randn(H, num_classes)
+    states, gates = torch.randn(rows, H), torch.randn(rows, G * H)
+    grad_states, out = torch.empty(rows, H), torch.empty(batch_size, num_classes)
+    grad_w, grad_out = torch.empty(G * H, H), torch.empty(H, num_classes)
+    start = time.perf_counter()
+    for steps in sizes:
+        offset = 0
+        for n in steps[1:]:
+            torch.matmul(states[offset : offset + n], w, out=gates[offset : offset + n])
+            offset += n
+        offset = 0
+        for n in steps[1:]:
+            torch.matmul(gates[offset : offset + n], w_back, out=grad_states[offset : offset + n])
+            offset += n
+        torch.matmul(gates[:offset].t(), states[:offset], out=grad_w)
+        batch = steps[0]
+        torch.matmul(states[:batch], w_out, out=out[:batch])
+        torch.matmul(out[:batch], w_out.t(), out=grad_states[:batch])
+        torch.matmul(states[:batch].t(), out[:batch], out=grad_out)
+    return time.perf_counter() - start
+
+
 def predict_figures(predictor: Predictor, names: list[str], latency_calls: int, repeats: int) -> tuple[float, float]:
     """Names per second of one ``predict`` call on all ``names``; median one-name latency (ms)."""
     predictor.predict(names[:100])  # warm-up
@@ -156,12 +193,14 @@ def engine_figures(
     model = None
     peak = MatmulPeak(args.batch_size, args.hidden_size, GATES[cell])
     peak.sample()
+    replay: list[float] = []
     for repeat in range(args.repeats):  # interleaved, one first then the other, so a busy spell hits both
         for impl in ("hand", "fused") if repeat % 2 == 0 else ("fused", "hand"):
             elapsed, result = epoch_seconds(configs[impl], corpus, split)
             seconds[impl].append(elapsed)
             model = result.model if impl == "hand" else model
             peak.sample()
+        replay.append(matmul_replay(split, corpus.vocab, cell, args.batch_size, args.hidden_size, corpus.num_classes))
     figures: dict = {}
     for impl in configs:
         figures[f"{impl}_names_per_s"] = len(split.train) / statistics.median(seconds[impl])
@@ -173,6 +212,9 @@ def engine_figures(
     figures["hand_gflops"] = flops / statistics.median(seconds["hand"]) / 1e9
     figures["matmul_peak_gflops"] = peak.gflops
     figures["matmul_median_gflops"] = statistics.median(peak.rates)
+    # The epoch's own products run alone: their rate, and their share of a hand epoch.
+    figures["replay_gflops"] = flops / min(replay) / 1e9
+    figures["replay_share_of_hand_epoch"] = min(replay) / statistics.median(seconds["hand"])
     figures["hand_peak_fraction"] = figures["hand_gflops"] / figures["matmul_peak_gflops"]
     return figures, model
 
@@ -270,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
 
 HEADER = (
     f"{'cell':5} {'loop n/s':>9} {'hand n/s':>9} {'fused n/s':>9} {'hand/loop':>9} {'hand/fused':>10} "
-    f"{'hand GF/s':>9} {'peak GF/s':>9} {'of peak':>7}"
+    f"{'hand GF/s':>9} {'peak GF/s':>9} {'of peak':>7} {'matmul share':>12}"
 )
 
 
@@ -278,7 +320,7 @@ def _row(cell: str, f: dict) -> str:
     return (
         f"{cell:5} {f['loop_names_per_s']:9,.0f} {f['hand_names_per_s']:9,.0f} {f['fused_names_per_s']:9,.0f} "
         f"{f['hand_over_loop']:8.1f}x {f['hand_over_fused']:9.2f}x {f['hand_gflops']:9.1f} "
-        f"{f['matmul_peak_gflops']:9.1f} {f['hand_peak_fraction']:7.0%}"
+        f"{f['matmul_peak_gflops']:9.1f} {f['hand_peak_fraction']:7.0%} {f['replay_share_of_hand_epoch']:12.0%}"
     )
 
 

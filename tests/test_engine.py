@@ -262,6 +262,7 @@ def test_speed_bench_writes_every_figure(tmp_path, capsys):
         for key in ("loop_names_per_s", "hand_names_per_s", "fused_names_per_s", "hand_gflops", "matmul_peak_gflops"):
             assert figures[key] > 0, (cell, key)
         assert figures["matmul_peak_gflops"] >= figures["matmul_median_gflops"] > 0
+        assert figures["replay_gflops"] > 0 and figures["replay_share_of_hand_epoch"] > 0
         assert figures["hand_over_loop"] == pytest.approx(figures["hand_names_per_s"] / figures["loop_names_per_s"])
     assert results["cells"]["lstm"]["predict_names_per_s"] > 0
     assert results["cells"]["lstm"]["predict_latency_ms"] > 0
