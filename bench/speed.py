@@ -132,17 +132,21 @@ class MatmulPeak:
         return max(self.rates)
 
 
-def matmul_replay(split: Split, vocab, cell: str, batch_size: int, hidden_size: int, num_classes: int) -> float:
+def step_sizes(split: Split, vocab, batch_size: int) -> list[list[int]]:
+    """Names per step of every batch of an epoch, as ``batches`` forms and ``pack`` lays them out."""
+    return [pack(ids, lengths).batch_sizes for ids, lengths, _ in batches(split.train, vocab, batch_size)]
+
+
+def matmul_replay(sizes: list[list[int]], cell: str, batch_size: int, hidden_size: int, num_classes: int) -> float:
     """Seconds that one epoch's matrix products take when run alone, with torch.matmul.
 
-    The products of every batch of an epoch (as ``batches`` forms them), at their real
-    shapes: per step after the first, ``(n_t, H) x (H, G·H)`` forward and
+    The products of every batch of an epoch (``sizes``, from :func:`step_sizes`), at their
+    real shapes: per step after the first, ``(n_t, H) x (H, G·H)`` forward and
     ``(n_t, G·H) x (G·H, H)`` backward; per batch the weight gradient
     ``(G·H, N) x (N, H)`` and the output layer's three. What the epoch spends beyond
     this is the rest of the step: gate arithmetic, packing, dropout, loss, AdamW.
     """
     H, G = hidden_size, GATES[cell]
-    sizes = [pack(ids, lengths).batch_sizes for ids, lengths, _ in batches(split.train, vocab, batch_size)]
     rows = max(sum(s) for s in sizes)
     w, w_back, w_out = torch.randn(H, G * H), torch.randn(G * H, H), torch.randn(H, num_classes)
     states, gates = torch.randn(rows, H), torch.randn(rows, G * H)
@@ -193,14 +197,14 @@ def engine_figures(
     model = None
     peak = MatmulPeak(args.batch_size, args.hidden_size, GATES[cell])
     peak.sample()
-    replay: list[float] = []
+    sizes, replay = step_sizes(split, corpus.vocab, args.batch_size), []
     for repeat in range(args.repeats):  # interleaved, one first then the other, so a busy spell hits both
         for impl in ("hand", "fused") if repeat % 2 == 0 else ("fused", "hand"):
             elapsed, result = epoch_seconds(configs[impl], corpus, split)
             seconds[impl].append(elapsed)
             model = result.model if impl == "hand" else model
             peak.sample()
-        replay.append(matmul_replay(split, corpus.vocab, cell, args.batch_size, args.hidden_size, corpus.num_classes))
+        replay.append(matmul_replay(sizes, cell, args.batch_size, args.hidden_size, corpus.num_classes))
     figures: dict = {}
     for impl in configs:
         figures[f"{impl}_names_per_s"] = len(split.train) / statistics.median(seconds[impl])
