@@ -23,6 +23,7 @@ from helpers import make_names_folder, one_thread, separable_names, tiny_config,
 from namelab import __version__
 from namelab.data import Corpus, Vocab
 from namelab.download import dataset_checksum
+from namelab.model import CharClassifier
 from namelab.metrics import classification_metrics
 from namelab.train import TrainConfig, TrainResult, class_weights, predict_examples, resolve_device, train
 
@@ -128,11 +129,46 @@ def test_metrics_are_those_of_the_kept_model_on_the_test_split(run, corpus: Corp
     assert result.metrics == classification_metrics(targets, predictions, corpus.labels)
 
 
-def test_the_best_validation_epoch_is_kept(run, corpus: Corpus) -> None:
-    _, result = run
+def test_the_best_validation_epoch_is_kept(names_dir: Path, corpus: Corpus, tmp_path: Path) -> None:
+    # On separable names every epoch validates at (nearly) 1.0, so a train that kept the
+    # last weights would pass unnoticed. Here the last epoch's validation runs on a model
+    # whose output rows were rotated (every class answered as another): its accuracy
+    # really drops, and the weights kept must be those of the best, earlier epoch.
+    epochs = 3
+    models: list[CharClassifier] = []
+    snapshots: list[dict[str, torch.Tensor]] = []  # the weights each epoch was validated with
+    sabotaged: list[bool] = []
+
+    def sabotage_last_validation(module, args) -> None:
+        if isinstance(module, CharClassifier):
+            models.append(module)
+            if len(snapshots) == epochs - 1 and not module.training and not sabotaged:
+                sabotaged.append(True)
+                with torch.no_grad():
+                    module.out.weight.copy_(module.out.weight.roll(1, dims=0))
+                    module.out.bias.copy_(module.out.bias.roll(1, dims=0))
+
+    def snapshot(line: str) -> None:  # train logs once per epoch, after validating it
+        snapshots.append({k: v.detach().clone() for k, v in models[-1].state_dict().items()})
+
+    hook = torch.nn.modules.module.register_module_forward_pre_hook(sabotage_last_validation)
+    try:
+        with one_thread():
+            result = train(tiny_config(epochs=epochs), corpus, tmp_path / "run", log=snapshot)
+    finally:
+        hook.remove()
     accuracies = [row["val_accuracy"] for row in result.history]
+    assert len(snapshots) == epochs and sabotaged
+    assert accuracies[-1] < max(accuracies[:-1]), f"the last epoch did not validate worse: {accuracies}"
     best_epoch = accuracies.index(max(accuracies)) + 1  # the first epoch reaching the best
+    assert best_epoch < epochs
     assert result.meta["best_epoch"] == best_epoch
+    assert read(tmp_path / "run", "config.json")["best_epoch"] == best_epoch
+    saved = load_file(tmp_path / "run" / "model.safetensors")
+    for name, tensor in snapshots[best_epoch - 1].items():
+        assert torch.equal(result.model.state_dict()[name], tensor), name
+        assert torch.equal(saved[name], tensor), name
+    assert not torch.equal(result.model.out.weight, snapshots[-1]["out.weight"])
     _, predictions, targets = predict_examples(result.model, corpus.split(0).val, corpus.vocab, torch.device("cpu"))
     assert np.mean(np.asarray(predictions) == np.asarray(targets)) == pytest.approx(max(accuracies))
     assert not result.model.training
