@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 import torch
 
+from helpers import train_tiny_run
 from namelab.checkpoint import load_run
 from namelab.cli import main
 from namelab.compare import (
@@ -326,14 +327,19 @@ def test_initial_model_is_the_one_train_starts_from(corpus, monkeypatch):
         assert torch.equal(tensor, captured["state"][name]), name
 
 
-def test_predictions_in_order_follow_the_examples(corpus):
-    torch.manual_seed(1)
-    model = CharClassifier(len(corpus.vocab), corpus.num_classes, "gru", 8, "hand")
-    examples = [Example(p[0], p[1]) for p in corpus.pairs[:30]]
-    one_by_one = [int(model(*encode_batch([e.name], corpus.vocab)).argmax()) for e in examples]
+def test_predictions_in_order_follow_the_examples(fake_data, corpus):
+    # A trained model tells the classes apart, so a row put back in the wrong place shows:
+    # an untrained one answers one class for every name, whatever the order.
+    model = train_tiny_run(fake_data, None, model="gru", epochs=4).model
+    examples = [Example(name, label) for name, label in corpus.pairs]
+    random.Random(0).shuffle(examples)  # lengths and classes mixed; batched by length inside
+    alone = [model(*encode_batch([e.name], corpus.vocab)).detach().exp()[0] for e in examples]
     predicted, confidence = predictions_in_order(model, examples, corpus.vocab, corpus.labels)
-    assert predicted == one_by_one
-    assert all(1 / corpus.num_classes <= p <= 1 for p in confidence)
+    assert predicted == [int(p.argmax()) for p in alone]
+    assert confidence == pytest.approx([float(p.max()) for p in alone], rel=1e-5)
+    assert set(predicted) == set(range(corpus.num_classes))
+    right = np.mean(np.asarray(predicted) == np.asarray([e.label for e in examples]))
+    assert right >= 0.9, f"each row's prediction should be its own name's; {right:.0%} are"
 
 
 # -- a real browser ---------------------------------------------------------------------------
