@@ -91,6 +91,11 @@ def load_run(run_dir: Path | str, device: str | torch.device = "cpu") -> tuple[C
         config, vocab, labels, expected = meta["config"], meta["vocab"], meta["labels"], meta["weights_sha256"]
     except KeyError as err:
         raise CheckpointError(f"{run_dir / CONFIG} lacks the field {err}; the run folder is damaged") from err
+    if not isinstance(expected, str) or not expected:
+        raise CheckpointError(
+            f"{run_dir / CONFIG} records no checksum of the weights (weights_sha256 is {expected!r}); "
+            "the run folder is damaged, train it again"
+        )
     weights_path = run_dir / WEIGHTS
     if not weights_path.is_file():
         raise CheckpointError(f"{weights_path} is missing; the run did not finish saving, train it again")
