@@ -292,6 +292,25 @@ def test_split_is_stratified(medium_corpus: Corpus) -> None:
             assert abs(counts[label] - expected_share * total) <= 2, (medium_corpus.labels[label], counts)
 
 
+def test_a_shared_name_is_split_with_its_rarest_language(tmp_path: Path) -> None:
+    # Rare has 10 names, 6 of them also Common names. Stratified under its rarest language,
+    # each shared name counts in Rare's stratum, so Rare keeps exactly its 10 % + 10 % for
+    # every seed; counted under Common, the six would land wherever Common's 106 names do.
+    def names(prefix: str, count: int) -> list[str]:
+        return [f"{prefix}{chr(97 + i // 26)}{chr(97 + i % 26)}" for i in range(count)]
+
+    common = names("Co", 100)
+    folder = make_names_folder(tmp_path, {"Common": common, "Rare": common[::17] + names("Ra", 4)})
+    corpus = Corpus.from_folder(folder)
+    assert len(corpus.stats.shared_names) == 6 and corpus.labels == ["Common", "Rare"]
+    rare = corpus.labels.index("Rare")
+    for seed in range(5):
+        split = corpus.split(seed)
+        assert_name_disjoint_partition(corpus, split)
+        counts = [sum(e.label == rare for e in part) for part in (split.train, split.val, split.test)]
+        assert counts == [8, 1, 1], (seed, counts)
+
+
 def test_split_is_seeded(medium_corpus: Corpus) -> None:
     first, again, other = medium_corpus.split(7), medium_corpus.split(7), medium_corpus.split(8)
     assert first == again
