@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from helpers import REAL_NAMES, make_names_folder, requires_real_data
+from helpers import make_names_folder, requires_real_data
 from namelab.data import (
     LETTERS,
     PAD_ID,
@@ -371,8 +371,8 @@ def test_batches_shuffle_is_deterministic_by_seed(examples: list[Example]) -> No
 
 
 @pytest.fixture(scope="module")
-def real_corpus() -> Corpus:
-    return Corpus.from_folder(REAL_NAMES)
+def real_corpus(real_names: Path) -> Corpus:
+    return Corpus.from_folder(real_names)
 
 
 @requires_real_data
