@@ -20,7 +20,7 @@ the two equal, gradients included).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from typing import Mapping
 
 import torch
@@ -50,14 +50,16 @@ class ModelConfig:
     def from_run_config(cls, config: Mapping, vocab_size: int, num_classes: int) -> "ModelConfig":
         """The model of a run's training config (``asdict(TrainConfig)``, as config.json stores it).
 
-        The training config names the cell ``model``; fields it lacks keep their defaults.
+        The training config names the cell ``model``. Every run has written the fields
+        of the seed experiment's model, so a missing one means a damaged file (KeyError).
         """
-        known = {f.name for f in fields(cls)} - {"vocab_size", "num_classes", "cell"}
         return cls(
             vocab_size=vocab_size,
             num_classes=num_classes,
             cell=config["model"],
-            **{name: config[name] for name in known if name in config},
+            hidden_size=config["hidden_size"],
+            impl=config["impl"],
+            dropout=config["dropout"],
         )
 
 
