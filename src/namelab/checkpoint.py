@@ -20,7 +20,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
-from .model import CharClassifier
+from .model import CharClassifier, ModelConfig
 
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
@@ -61,14 +61,7 @@ def read_json(path: Path) -> dict:
 
 
 def model_from_config(config: dict, vocab_size: int, num_classes: int) -> CharClassifier:
-    return CharClassifier(
-        vocab_size=vocab_size,
-        num_classes=num_classes,
-        cell=config["model"],
-        hidden_size=config["hidden_size"],
-        impl=config["impl"],
-        dropout=config["dropout"],
-    )
+    return CharClassifier.from_config(ModelConfig.from_run_config(config, vocab_size, num_classes))
 
 
 def save_run(run_dir: Path, model: CharClassifier, meta: dict) -> None:

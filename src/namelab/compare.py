@@ -33,7 +33,7 @@ from .cells import CELLS
 from .checkpoint import write_json
 from .data import Corpus, Example, Split
 from .download import dataset_checksum
-from .model import CharClassifier
+from .model import CharClassifier, ModelConfig
 from .predict import Predictor
 from .probe import gradient_flow, probe_examples
 from .report import fmt_mean_std, model_title, write_report
@@ -155,9 +155,8 @@ def predictions_in_order(
 def initial_model(config: TrainConfig, corpus: Corpus) -> CharClassifier:
     """The model ``train(config, corpus)`` starts from: train seeds torch, then builds the model."""
     torch.manual_seed(config.seed)
-    return CharClassifier(
-        len(corpus.vocab), corpus.num_classes, config.model, config.hidden_size, config.impl, config.dropout
-    )
+    model_config = ModelConfig.from_run_config(asdict(config), len(corpus.vocab), corpus.num_classes)
+    return CharClassifier.from_config(model_config)
 
 
 # -- paired comparisons and findings -----------------------------------------------------

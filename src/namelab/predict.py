@@ -7,6 +7,17 @@
 
 A name that cannot be classified gets ``{"name": ..., "error": ...}`` in its place;
 the output always has one entry per input, in order.
+
+Probabilities are calibrated with the temperature stored in the run's ``config.json``
+(fitted on the validation split, see calibrate.py). Two optional fields say how sure
+the answer is::
+
+    predictor.predict(["Nguyen"], min_confidence=0.5, coverage=0.9)
+    # [{..., "uncertain": False, "coverage_set": ["Vietnamese"]}]
+
+``uncertain`` is true when the top language's calibrated probability is below
+``min_confidence``; ``coverage_set`` lists the smallest group of top languages that holds
+the true one for ``coverage`` of names like the validation split's (split-conformal).
 """
 
 from __future__ import annotations
@@ -16,6 +27,7 @@ from typing import Sequence
 
 import torch
 
+from .calibrate import conformal_threshold, prediction_sets
 from .checkpoint import load_run
 from .data import UnusableName, Vocab, encode_batch, normalize
 from .model import CharClassifier
@@ -44,6 +56,18 @@ class Predictor:
         self.labels = labels
         self.meta = meta or {}
         self.device = next(model.parameters()).device
+        calibration = self.meta.get("calibration") or {}
+        self.temperature = float(calibration.get("temperature", 1.0))
+        self.conformal_scores = calibration.get("conformal_scores") or []
+
+    def coverage_threshold(self, coverage: float) -> float:
+        """The calibrated cumulative probability that a ``coverage`` set must reach."""
+        if not self.conformal_scores:
+            raise ValueError(
+                "this run holds no conformal calibration (config.json has no calibration.conformal_scores); "
+                "train it again to get coverage sets"
+            )
+        return conformal_threshold(self.conformal_scores, coverage)
 
     @classmethod
     def from_run(cls, run_dir: Path | str, device: str | torch.device = "cpu") -> "Predictor":
@@ -58,12 +82,35 @@ class Predictor:
         for start in range(0, len(order), batch_size):
             rows = order[start : start + batch_size]
             ids, lengths = encode_batch([normalized[i] for i in rows], self.vocab)
-            log_probs = self.model(ids.to(self.device), lengths.to(self.device))
-            probs[rows] = log_probs.exp().float().cpu()
+            scores = self.model(ids.to(self.device), lengths.to(self.device))
+            # log-probabilities or logits alike: the softmax ignores a per-row constant
+            probs[rows] = torch.softmax(scores.float() / self.temperature, dim=1).cpu()
         return probs
 
-    def predict(self, names: Sequence[str], top_k: int = 3) -> list[dict]:
-        top_k = max(1, min(top_k, len(self.labels)))
+    def describe(
+        self, probs: torch.Tensor, top_k: int = 3, *, min_confidence: float | None = None, coverage: float | None = None
+    ) -> list[dict]:
+        """Per row of ``probs``: ``{"predictions": top-k}``, plus ``uncertain`` and ``coverage_set`` when asked."""
+        rows = [{"predictions": top} for top in ranked(probs, self.labels, max(1, min(top_k, len(self.labels))))]
+        if min_confidence is not None:
+            if not 0.0 <= min_confidence <= 1.0:
+                raise ValueError(f"min_confidence must be between 0 and 1, got {min_confidence}")
+            for row, confident in zip(rows, (probs.max(dim=1).values >= min_confidence).tolist()):
+                row["uncertain"] = not confident
+        if coverage is not None:
+            sets = prediction_sets(probs, self.coverage_threshold(coverage))
+            for row, members in zip(rows, sets):
+                row["coverage_set"] = [self.labels[j] for j in members]
+        return rows
+
+    def predict(
+        self,
+        names: Sequence[str],
+        top_k: int = 3,
+        *,
+        min_confidence: float | None = None,
+        coverage: float | None = None,
+    ) -> list[dict]:
         results: list[dict] = []
         usable: list[int] = []
         normalized: list[str] = []
@@ -75,8 +122,10 @@ class Predictor:
             except UnusableName as err:
                 results.append({"name": name, "error": str(err)})
         if usable:
-            top = ranked(self.probabilities(normalized), self.labels, top_k)
+            described = self.describe(
+                self.probabilities(normalized), top_k, min_confidence=min_confidence, coverage=coverage
+            )
             for row, i in enumerate(usable):
                 results[i]["normalized"] = normalized[row]
-                results[i]["predictions"] = top[row]
+                results[i].update(described[row])
         return results

@@ -30,7 +30,7 @@ from .checkpoint import save_run, write_json
 from .data import PAD_ID, UNKNOWN_ID, Corpus, Example, Split, Vocab, batches
 from .download import dataset_checksum
 from .metrics import classification_metrics
-from .model import CharClassifier
+from .model import CharClassifier, ModelConfig
 
 
 @dataclass(frozen=True)
@@ -135,9 +135,8 @@ def train(
         raise ValueError("the dataset is too small to split into train and validation sets; add names")
     seed_everything(config.seed)
     vocab = corpus.vocab
-    model = CharClassifier(
-        len(vocab), corpus.num_classes, config.model, config.hidden_size, config.impl, config.dropout
-    ).to(device)
+    model = CharClassifier.from_config(ModelConfig.from_run_config(asdict(config), len(vocab), corpus.num_classes))
+    model = model.to(device)
     # The fused AdamW updates every tensor in one kernel: a third of the step's time here.
     fused = device.type in ("cpu", "cuda")
     optimizer = torch.optim.AdamW(
