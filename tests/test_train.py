@@ -142,7 +142,7 @@ def test_the_test_metrics_are_read_on_the_test_split(corpus: Corpus) -> None:
     assert result.metrics == classification_metrics(targets, predictions, corpus.labels)
 
 
-def test_the_best_validation_epoch_is_kept(names_dir: Path, corpus: Corpus, tmp_path: Path) -> None:
+def test_the_best_validation_epoch_is_kept(corpus: Corpus, tmp_path: Path) -> None:
     # On separable names every epoch validates at (nearly) 1.0, so a train that kept the
     # last weights would pass unnoticed. Here the last epoch's validation runs on a model
     # whose output rows were rotated (every class answered as another): its accuracy
