@@ -44,7 +44,7 @@ def run_dir(trained, tmp_path: Path) -> Path:
     return Path(shutil.copytree(trained[0], tmp_path / "run"))
 
 
-def log_probs(model: CharClassifier, names: list[str]) -> torch.Tensor:
+def logits(model: CharClassifier, names: list[str]) -> torch.Tensor:
     ids, lengths = encode_batch(names, Vocab())
     with torch.no_grad():
         return model(ids, lengths)
@@ -74,7 +74,7 @@ def test_load_run_returns_the_saved_model_in_eval_mode(trained) -> None:
     assert meta["config"] == result.meta["config"]
     for name, tensor in result.model.state_dict().items():
         assert torch.equal(model.state_dict()[name], tensor), name
-    torch.testing.assert_close(log_probs(model, NAMES), log_probs(result.model, NAMES), atol=0, rtol=0)
+    torch.testing.assert_close(logits(model, NAMES), logits(result.model, NAMES), atol=0, rtol=0)
 
 
 @pytest.mark.parametrize("cell", ["rnn", "gru"])
@@ -88,7 +88,7 @@ def test_fused_models_round_trip_too(tmp_path: Path, cell: str) -> None:
     loaded, loaded_meta = load_run(tmp_path)
     assert loaded.impl == "fused" and loaded.cell_name == cell
     assert {k: loaded_meta[k] for k in meta} == meta
-    torch.testing.assert_close(log_probs(loaded, NAMES), log_probs(model, NAMES), atol=0, rtol=0)
+    torch.testing.assert_close(logits(loaded, NAMES), logits(model, NAMES), atol=0, rtol=0)
 
 
 def test_loading_never_unpickles(run_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -58,8 +58,8 @@ class Predictor:
         for start in range(0, len(order), batch_size):
             rows = order[start : start + batch_size]
             ids, lengths = encode_batch([normalized[i] for i in rows], self.vocab)
-            log_probs = self.model(ids.to(self.device), lengths.to(self.device))
-            probs[rows] = log_probs.exp().float().cpu()
+            logits = self.model(ids.to(self.device), lengths.to(self.device))
+            probs[rows] = logits.float().softmax(dim=-1).cpu()
         return probs
 
     def predict(self, names: Sequence[str], top_k: int = 3) -> list[dict]:

@@ -92,9 +92,9 @@ def predict_examples(
     model.eval()
     total_loss, predictions, targets = 0.0, [], []
     for ids, lengths, target in batches(examples, vocab, batch_size):
-        log_probs = model(ids.to(device), lengths.to(device))
-        total_loss += F.nll_loss(log_probs, target.to(device), reduction="sum").item()
-        predictions += log_probs.argmax(dim=1).tolist()
+        logits = model(ids.to(device), lengths.to(device))
+        total_loss += F.cross_entropy(logits, target.to(device), reduction="sum").item()
+        predictions += logits.argmax(dim=1).tolist()
         targets += target.tolist()
     return total_loss / max(len(examples), 1), predictions, targets
 
@@ -163,17 +163,16 @@ def train(
             if config.char_dropout > 0:
                 hidden = (torch.rand(ids.shape, device=device) < config.char_dropout) & (ids != PAD_ID)
                 ids = ids.masked_fill(hidden, UNKNOWN_ID)
-            log_probs = model(ids, lengths)
-            # log_softmax is idempotent, so cross_entropy on log-probabilities is the weighted NLL (+ smoothing)
-            loss = F.cross_entropy(log_probs, targets, weight=weights, label_smoothing=config.label_smoothing)
+            logits = model(ids, lengths)
+            loss = F.cross_entropy(logits, targets, weight=weights, label_smoothing=config.label_smoothing)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_norm, foreach=fused or None)
             optimizer.step()
             scheduler.step()
             with torch.no_grad():
-                loss_sum += F.nll_loss(log_probs, targets, reduction="sum").item()
-                correct += (log_probs.argmax(dim=1) == targets).sum().item()
+                loss_sum += F.cross_entropy(logits, targets, reduction="sum").item()
+                correct += (logits.argmax(dim=1) == targets).sum().item()
             seen += len(targets)
             progress.update(1)
         seconds = time.perf_counter() - start
