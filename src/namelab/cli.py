@@ -25,6 +25,7 @@ from .download import DataError, resolve_data_dir
 from .model import IMPLS
 
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
 
 
 def _add_data_dir(parser: argparse.ArgumentParser) -> None:
@@ -78,9 +79,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
     p.add_argument("--dropout", type=float, default=defaults.dropout)
     p.add_argument("--class-weight-power", type=float, default=defaults.class_weight_power)
+    p.add_argument(
+        "--label-smoothing", type=float, default=defaults.label_smoothing, help="share of each target spread evenly over the classes (default: 0)"
+    )
+    p.add_argument(
+        "--char-dropout",
+        type=float,
+        default=defaults.char_dropout,
+        help="chance that a training character is read as the unknown symbol (default: 0)",
+    )
     p.add_argument("--seed", type=int, default=defaults.seed)
     p.add_argument("--split-seed", type=int, default=defaults.split_seed)
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default=defaults.device)
+    again = p.add_mutually_exclusive_group()
+    again.add_argument(
+        "--resume",
+        action="store_true",
+        help="go on from the checkpoint of an unfinished run in --out (the same options it was started with); "
+        "with nothing to resume, train from the start",
+    )
+    again.add_argument("--force", action="store_true", help="replace the run in --out, finished or not")
     _add_threads(p)
 
     p = sub.add_parser("evaluate", help="recompute a run's test metrics")
@@ -160,6 +178,7 @@ def cmd_data(args) -> int:
 
 
 def cmd_train(args) -> int:
+    from .checkpoint import checkpoint_info
     from .train import TrainConfig, train
 
     config = TrainConfig(
@@ -172,13 +191,26 @@ def cmd_train(args) -> int:
         weight_decay=args.weight_decay,
         dropout=args.dropout,
         class_weight_power=args.class_weight_power,
+        label_smoothing=args.label_smoothing,
+        char_dropout=args.char_dropout,
         seed=args.seed,
         split_seed=args.split_seed,
         device=args.device,
     )
     folder = resolve_data_dir(args.data_dir)
     out = args.out or Path("runs") / f"{args.model}-seed{args.seed}"
-    result = train(config, Corpus.from_folder(folder), out, data_dir=folder)
+    try:
+        result = train(config, Corpus.from_folder(folder), out, data_dir=folder, resume=args.resume, force=args.force)
+    except KeyboardInterrupt:
+        info = checkpoint_info(out)
+        if info is None:
+            print(f"interrupted before the first epoch ended: nothing kept in {out}", file=sys.stderr)
+        else:
+            print(
+                f"interrupted: {out} keeps epoch {info['epoch']} of {config.epochs}; resume with `{info['command']}`",
+                file=sys.stderr,
+            )
+        return EXIT_INTERRUPTED
     m = result.metrics
     print(f"test accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}  (best epoch {result.meta['best_epoch']})")
     print(f"run written to {out}")
@@ -330,6 +362,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (DataError, CheckpointError, ValueError, RuntimeError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

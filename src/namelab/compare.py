@@ -33,11 +33,13 @@ from .cells import CELLS
 from .checkpoint import write_json
 from .data import Corpus, Example, Split
 from .download import dataset_checksum
-from .model import CharClassifier, ModelConfig
+from .model import CharClassifier
 from .predict import Predictor
 from .probe import gradient_flow, probe_examples
 from .report import fmt_mean_std, model_title, write_report
-from .train import TrainConfig, cpu_name, environment, resolve_device, train
+from .env import cpu_name, environment
+from .metrics import confusion_matrix
+from .train import TrainConfig, build_model, resolve_device, train
 
 SCHEMA = 1
 QUICK_EPOCHS = 2
@@ -142,11 +144,7 @@ def describe(values: Sequence[float | None]) -> dict:
 def predictions_in_order(
     model: CharClassifier, examples: Sequence[Example], vocab, labels: list[str]
 ) -> tuple[list[int], list[float]]:
-    """Predicted class of every example and its probability, in the examples' order.
-
-    ``predict_examples`` returns predictions in batch (length-sorted) order; Predictor
-    batches by length too but puts every row back where its name was.
-    """
+    """Predicted class of every example and its probability, in the examples' order."""
     probabilities = Predictor(model, vocab, labels).probabilities([e.name for e in examples])
     confidence, predicted = probabilities.max(dim=1)
     return predicted.tolist(), confidence.tolist()
@@ -155,8 +153,7 @@ def predictions_in_order(
 def initial_model(config: TrainConfig, corpus: Corpus) -> CharClassifier:
     """The model ``train(config, corpus)`` starts from: train seeds torch, then builds the model."""
     torch.manual_seed(config.seed)
-    model_config = ModelConfig.from_run_config(asdict(config), len(corpus.vocab), corpus.num_classes)
-    return CharClassifier.from_config(model_config)
+    return build_model(config, len(corpus.vocab), corpus.num_classes)
 
 
 # -- paired comparisons and findings -----------------------------------------------------
@@ -559,8 +556,7 @@ def run_compare(
                 if guess != example.label:
                     names = errors[model_name].setdefault((example.label, guess), {})
                     names.setdefault(example.name, []).append(probability)
-            recomputed = np.zeros((len(labels), len(labels)), dtype=np.int64)
-            np.add.at(recomputed, ([e.label for e in split.test], predicted), 1)
+            recomputed = confusion_matrix([e.label for e in split.test], predicted, len(labels))
             matches = recomputed.tolist() == result.metrics["confusion"]
             if not matches:
                 log(f"warning: {run_dir}: predictions by name differ from metrics.json; examples may not match counts")
