@@ -100,10 +100,17 @@ def _real(config: TrainConfig, name: str, rule: str, ok: Callable[[float], bool]
         raise ValueError(f"{_option(name)} must be {rule}, got {value!r} ({name})")
 
 
+# Every run folder ever written records these; a config without one is damaged, not old.
+MODEL_FIELDS = ("model", "impl", "hidden_size", "dropout")
+
+
 def config_from_dict(values: dict) -> TrainConfig:
-    """A :class:`TrainConfig` from a run folder's ``config``; fields it lacks take today's defaults."""
+    """A :class:`TrainConfig` from a run folder's ``config``; options added since it was written take their defaults."""
     if not isinstance(values, dict):
         raise TypeError(f"config must be a JSON object, got {type(values).__name__}")
+    missing = [name for name in MODEL_FIELDS if name not in values]
+    if missing:
+        raise KeyError(f"config lacks {', '.join(missing)}")
     unknown = sorted(set(values) - {f.name for f in fields(TrainConfig)})
     if unknown:
         raise ValueError(f"unknown config field(s) {', '.join(unknown)}; was the run written by a newer namelab?")
