@@ -46,6 +46,9 @@ QUICK_SEEDS = 1
 QUICK_HIDDEN_SIZE = 32
 DEFAULT_SEEDS = 3
 DEFAULT_MODELS = ("rnn", "lstm", "gru")
+DEFAULT_SUITES = ("seed",)
+# The insights suite trains three times as many runs as the seed experiment: fewer epochs keep it within budget.
+SUITE_EPOCHS = {"insights": 10}
 
 # -- how findings are judged: every threshold in one place, quoted by the report ---------
 MIN_SEEDS = 3  # fewer paired seeds than this never settle a noisy comparison
@@ -68,8 +71,15 @@ class CompareSettings:
     config: TrainConfig = TrainConfig()  # model and seed are set per run
     out: Path = Path("reports/compare")
     quick: bool = False
+    suites: tuple[str, ...] = DEFAULT_SUITES
 
     def __post_init__(self) -> None:
+        known = suite_registry()
+        unknown = [s for s in self.suites if s not in known]
+        if not self.suites or unknown:
+            raise ValueError(f"unknown suite(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(known)}")
+        if len(set(self.suites)) != len(self.suites):
+            raise ValueError(f"--suite lists a suite twice ({','.join(self.suites)}); list each once")
         if not self.models:
             raise ValueError("no models to compare; pass --models with at least one of " + ", ".join(CELLS))
         unknown = [m for m in self.models if m not in CELLS]
@@ -83,6 +93,18 @@ class CompareSettings:
             raise ValueError(f"--epochs must be at least 1 (got {self.config.epochs})")
         if self.config.hidden_size < 1:
             raise ValueError(f"--hidden-size must be at least 1 (got {self.config.hidden_size})")
+
+
+def default_epochs(suites: Sequence[str]) -> int:
+    """Epochs per run when none are given: the seed experiment's, unless every suite asks for fewer."""
+    return max(SUITE_EPOCHS.get(suite, TrainConfig.epochs) for suite in suites)
+
+
+def parse_suites(text: str) -> tuple[str, ...]:
+    """``"seed, insights"`` -> ``("seed", "insights")``; unknown names raise ``ValueError``."""
+    suites = tuple(part.strip().lower() for part in text.split(",") if part.strip())
+    CompareSettings(suites=suites)  # validates, with the message the CLI shows
+    return suites
 
 
 def parse_models(text: str) -> tuple[str, ...]:
@@ -236,7 +258,7 @@ def judge_ranking(
         "kind": "ranking",
         "claim": claim,
         "measure": measure,
-        "verdict": _verdict([p["outcome"] for p in pairs]),
+        "verdict": verdict_of([p["outcome"] for p in pairs]),
         "order": list(order),
         "display": {"scale": scale, "unit": unit, "digits": digits, "exact": exact,
                     "higher_is_better": higher_is_better},
@@ -245,7 +267,7 @@ def judge_ranking(
     }
 
 
-def _verdict(outcomes: Sequence[str]) -> str:
+def verdict_of(outcomes: Sequence[str]) -> str:
     """Supported when every comparison holds ("a"), not supported when one is reversed ("b")."""
     if not outcomes:
         return INCONCLUSIVE
@@ -434,7 +456,7 @@ def judge_findings(models: dict[str, dict], gradient: dict[str, dict]) -> list[d
 # -- the experiment ----------------------------------------------------------------------
 
 
-def _curves(histories: list[list[dict]]) -> dict:
+def mean_curves(histories: list[list[dict]]) -> dict:
     """Per-epoch mean, min, max and std over seeds of every history field."""
     epochs = min(len(h) for h in histories)
     out: dict = {"epoch": list(range(1, epochs + 1))}
@@ -643,7 +665,7 @@ def aggregate_model(runs: list[dict], labels: list[str], errors: dict) -> dict:
         "parameters": runs[0]["parameters"],
         **{field: describe([r[field] for r in runs]) for field in _DESCRIBED},
         "best_epoch": [r["best_epoch"] for r in runs],
-        "curves": _curves([r["history"] for r in runs]),
+        "curves": mean_curves([r["history"] for r in runs]),
         "per_class": per_class,
         "confusion": confusion.tolist(),
         "confused_pairs": _confusions(confusion, labels, errors, len(runs)),
@@ -699,13 +721,63 @@ def _matplotlib_version() -> str:
     return matplotlib.__version__
 
 
-THRESHOLDS = {
-    "min_seeds": MIN_SEEDS,
-    "noise_standard_errors": NOISE_SE,
-    "convergence_fraction": CONVERGENCE_FRACTION,
-    "level_tolerance": LEVEL_TOLERANCE,
-    "gradient_decades": GRADIENT_DECADES,
-}
+THRESHOLDS = {"min_seeds": MIN_SEEDS, "noise_standard_errors": NOISE_SE}
+
+
+def seed_suite(experiment: Experiment) -> dict:
+    """The classic experiment: every model on every seed, measured and judged against the original report."""
+    settings = experiment.settings
+    probe_batch = probe_examples(experiment.split.test)
+    runs, flows, errors = measure_seed_runs(experiment, probe_batch)
+    labels = experiment.labels
+    results = {
+        m: aggregate_model([r for r in runs if r["model"] == m], labels, errors[m]) for m in settings.models
+    }
+    gradient = {m: aggregate_gradient(flows[m]) for m in settings.models}
+    return {
+        "setup": {
+            "probe": {
+                "names": [e.name for e in probe_batch],
+                "n_names": len(probe_batch),
+                "distances": len(gradient[settings.models[0]]["init"]["mean"]),
+            },
+        },
+        "thresholds": {
+            "convergence_fraction": CONVERGENCE_FRACTION,
+            "level_tolerance": LEVEL_TOLERANCE,
+            "gradient_decades": GRADIENT_DECADES,
+        },
+        "runs": runs,
+        "results": results,
+        "gradient": gradient,
+        "findings": judge_findings(results, gradient),
+    }
+
+
+def suite_registry() -> dict[str, Callable[[Experiment], dict]]:
+    """Every suite ``namelab compare --suite`` runs, in report order.
+
+    A suite is a function of the :class:`Experiment`: it trains (or reuses, through
+    :func:`train_run`) its runs and returns its section of the summary, whose keys
+    :func:`merge_section` adds to ``summary.json``; ``report.SECTIONS`` holds the
+    matching renderer under the same name.
+    """
+    from .insights import insights_suite  # insights builds on this module, so it is imported when asked for
+
+    return {"seed": seed_suite, "insights": insights_suite}
+
+
+def merge_section(summary: dict, section: dict) -> None:
+    """Add a suite's section: new keys are added, dicts are merged, lists (the findings) are extended."""
+    for key, value in section.items():
+        if key not in summary:
+            summary[key] = value
+        elif isinstance(value, dict) and isinstance(summary[key], dict):
+            summary[key].update(value)
+        elif isinstance(value, list) and isinstance(summary[key], list):
+            summary[key].extend(value)
+        else:
+            raise ValueError(f"two suites write the summary key {key!r}; give each suite its own key")
 
 
 def run_compare(
@@ -715,37 +787,24 @@ def run_compare(
     corpus: Corpus | None = None,
     log: Callable[[str], None] = print,
 ) -> dict:
-    """Train every model on every seed, measure, judge, and write the report; returns the summary."""
+    """Run every suite of ``settings`` on one split, judge, and write the report; returns the summary."""
     experiment = prepare(settings, data_dir, corpus, log)
-    probe_batch = probe_examples(experiment.split.test)
-    runs, flows, errors = measure_seed_runs(experiment, probe_batch)
-    warn_stale_runs(experiment)
-    labels = experiment.labels
-    results = {
-        m: aggregate_model([r for r in runs if r["model"] == m], labels, errors[m]) for m in settings.models
-    }
-    gradient = {m: aggregate_gradient(flows[m]) for m in settings.models}
+    suites = suite_registry()
     summary = {
         "schema": SCHEMA,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "quick": settings.quick,
+        "suites": list(settings.suites),
         "models": list(settings.models),
         "seeds": list(range(settings.seeds)),
-        "labels": labels,
-        "setup": {
-            **setup_section(experiment),
-            "probe": {
-                "names": [e.name for e in probe_batch],
-                "n_names": len(probe_batch),
-                "distances": len(gradient[settings.models[0]]["init"]["mean"]),
-            },
-        },
+        "labels": experiment.labels,
+        "setup": setup_section(experiment),
         "thresholds": dict(THRESHOLDS),
-        "runs": runs,
-        "results": results,
-        "gradient": gradient,
-        "findings": judge_findings(results, gradient),
+        "findings": [],
     }
+    for name in settings.suites:
+        merge_section(summary, suites[name](experiment))
+    warn_stale_runs(experiment)
     return write_summary(experiment, summary)
 
 
@@ -773,6 +832,7 @@ def _finite(obj):
 
 __all__ = [
     "CompareSettings",
+    "default_epochs",
     "describe",
     "epochs_to_fraction",
     "change_std",
@@ -782,7 +842,14 @@ __all__ = [
     "judge_levels",
     "judge_ranking",
     "paired_difference",
+    "merge_section",
     "parse_models",
+    "parse_suites",
+    "run_record",
+    "seed_suite",
+    "suite_registry",
+    "train_run",
+    "verdict_of",
     "predictions_in_order",
     "run_compare",
 ]
