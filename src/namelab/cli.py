@@ -132,9 +132,18 @@ def build_parser() -> argparse.ArgumentParser:
         "compare",
         help="the experiment: train every model on every seed, write report.html, report.md, figures, summary.json",
     )
+    p.add_argument(
+        "--suite",
+        default="seed",
+        help="comma-separated experiments to run: seed (every model on every seed, the default), "
+        "insights (dropout ablation and hyperparameter grid)",
+    )
     p.add_argument("--models", default="rnn,lstm,gru", help="comma-separated cells to compare (default: rnn,lstm,gru)")
     p.add_argument("--seeds", type=int, default=None, help="training seeds 0..N-1 per model (default: 3; --quick: 1)")
-    p.add_argument("--epochs", type=int, default=None, help=f"epochs per run (default: {defaults.epochs}; --quick: 2)")
+    p.add_argument(
+        "--epochs", type=int, default=None,
+        help=f"epochs per run (default: {defaults.epochs}; insights alone: 10; --quick: 2)",
+    )
     p.add_argument("--hidden-size", type=int, default=None, help=f"(default: {defaults.hidden_size}; --quick: 32)")
     p.add_argument("--impl", choices=list(IMPLS), default=defaults.impl)
     _add_data_dir(p)
@@ -309,7 +318,9 @@ def cmd_compare(args) -> int:
         QUICK_HIDDEN_SIZE,
         QUICK_SEEDS,
         CompareSettings,
+        default_epochs,
         parse_models,
+        parse_suites,
         run_compare,
     )
     from .train import TrainConfig
@@ -318,10 +329,11 @@ def cmd_compare(args) -> int:
         return given if given is not None else quick if args.quick else default
 
     defaults = TrainConfig()
+    suites = parse_suites(args.suite)
     config = replace(
         defaults,
         impl=args.impl,
-        epochs=pick(args.epochs, QUICK_EPOCHS, defaults.epochs),
+        epochs=pick(args.epochs, QUICK_EPOCHS, default_epochs(suites)),
         hidden_size=pick(args.hidden_size, QUICK_HIDDEN_SIZE, defaults.hidden_size),
         split_seed=args.split_seed,
         device=args.device,
@@ -332,6 +344,7 @@ def cmd_compare(args) -> int:
         config=config,
         out=args.out,
         quick=args.quick,
+        suites=suites,
     )
     folder = resolve_data_dir(args.data_dir)
     summary = run_compare(settings, folder)
