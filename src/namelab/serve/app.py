@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import asynccontextmanager
 from importlib import resources
 from typing import Sequence
 
@@ -12,10 +13,20 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from .. import __version__
 from ..explain import occlusion_variants, read_occlusion, variant_starts
 from ..predict import prepare
-from .batcher import Batcher
+from .batcher import Batcher, Busy, work_of
 from .limits import MAX_BODY_BYTES, BodyLimit
 from .runs import ServedModel
-from .schemas import MAX_EXPLAIN_NAMES, ErrorResponse, Health, ModelsResponse, PredictRequest, PredictResponse
+from .schemas import (
+    MAX_EXPLAIN_CHARACTERS,
+    MAX_EXPLAIN_NAMES,
+    MAX_NAME_LENGTH,
+    MAX_NAMES,
+    ErrorResponse,
+    Health,
+    ModelsResponse,
+    PredictRequest,
+    PredictResponse,
+)
 
 
 def _describe(error: dict) -> str:
@@ -61,32 +72,50 @@ PAGE_POLICY = (
     "img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
 
-def create_app(models: Sequence[ServedModel], *, max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
-    """The FastAPI app serving ``models`` (see :func:`load_served_models`)."""
+
+def create_app(
+    models: Sequence[ServedModel], *, max_body_bytes: int = MAX_BODY_BYTES, max_waiting_requests: int = 16
+) -> FastAPI:
+    """The FastAPI app serving ``models`` (see :func:`load_served_models`).
+
+    ``max_waiting_requests``: how many of the heaviest allowed requests may wait for the
+    model at once (lighter ones count for less); past that, ``POST /api/predict`` answers
+    503 with ``Retry-After`` rather than letting every client's wait grow.
+    """
     if not models:
         raise ValueError("create_app needs at least one model to serve")
     by_name = {m.name: m for m in models}
     if len(by_name) != len(models):
         raise ValueError(f"served model names must be unique, got {[m.name for m in models]}")
     page = _page()
-    batcher = Batcher(models)
+    heaviest = work_of(["x" * MAX_NAME_LENGTH] * MAX_NAMES, len(models))
+    batcher = Batcher(models, max_waiting=max_waiting_requests * heaviest)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        batcher.close()
+
     app = FastAPI(
         title="namelab",
         version=__version__,
         description="Classify surnames by language with character-level RNN, LSTM and GRU models. "
         "Every error answer is `{\"detail\": message}`.",
+        lifespan=lifespan,
     )
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     app.state.models = list(models)
     app.state.batcher = batcher
 
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    @app.api_route("/", methods=["GET", "HEAD"], response_class=HTMLResponse, include_in_schema=False)
     async def index() -> HTMLResponse:
         return HTMLResponse(page, headers={"Content-Security-Policy": PAGE_POLICY})
 
     @app.get("/healthz", response_model=Health, summary="Liveness check")
+    @app.head("/healthz", include_in_schema=False)
     async def healthz() -> dict:
+        """Answers at once, also while the models are busy: model work runs off the event loop."""
         return {"status": "ok", "models": list(by_name)}
 
     @app.get("/api/models", response_model=ModelsResponse, summary="The served models")
@@ -102,13 +131,15 @@ def create_app(models: Sequence[ServedModel], *, max_body_bytes: int = MAX_BODY_
             400: {"model": ErrorResponse, "description": "The body is not a JSON object."},
             413: {"model": ErrorResponse, "description": f"The body is over {max_body_bytes} bytes."},
             422: {"model": ErrorResponse, "description": "The JSON object breaks a rule (the message says which)."},
+            503: {"model": ErrorResponse, "description": "Too much work is waiting; retry after a moment."},
         },
         summary="Rank the languages of names",
     )
     async def predict(body: PredictRequest) -> JSONResponse:
         """Top-k languages of each name, per model, in the order sent.
 
-        A name with no letters gets `{"name", "error"}` and the others are still answered.
+        A name with no letters, or whose normalized form is over the length limit, gets
+        `{"name", "error"}` and the others are still answered.
         """
         # The answer is built to the PredictResponse schema (tests/test_serve.py checks every
         # answer against it) and sent as is: validating it again on the way out cost more
@@ -127,7 +158,10 @@ def create_app(models: Sequence[ServedModel], *, max_body_bytes: int = MAX_BODY_
                 f"explain is limited to {MAX_EXPLAIN_NAMES} names per request and {len(body.names)} were sent; "
                 "send fewer names or drop explain",
             )
-        return JSONResponse(await answer(batcher, asked, body.names, body.top_k, body.explain))
+        try:
+            return JSONResponse(await answer(batcher, asked, body.names, body.top_k, body.explain))
+        except Busy as err:
+            raise HTTPException(503, str(err), headers={"Retry-After": "1"}) from None
 
     return app
 
@@ -137,10 +171,17 @@ async def answer(
 ) -> dict:
     """The body of a ``POST /api/predict`` answer: :func:`namelab.predict.prepare`, one batched
     pass per model, then each model's ``Predictor.describe`` of its rows."""
-    results, usable, normalized = prepare(names)
+    results, usable, normalized = prepare(names, MAX_NAME_LENGTH)
     model_names = [m.name for m in models]
     if usable:
         if explain:  # each name followed by its occluded copies, all in the same forward pass
+            characters = sum(map(len, normalized))
+            if characters > MAX_EXPLAIN_CHARACTERS:
+                raise HTTPException(
+                    422,
+                    f"explain is limited to {MAX_EXPLAIN_CHARACTERS} characters per request (once normalized) and "
+                    f"these names have {characters}; send fewer or shorter names, or drop explain",
+                )
             texts, starts = occlusion_variants(normalized), variant_starts(normalized)
         else:
             texts, starts = normalized, list(range(len(normalized)))

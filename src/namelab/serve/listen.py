@@ -12,7 +12,12 @@ import uvicorn
 from fastapi import FastAPI
 
 from .app import create_app
+from .limits import BODY_TIMEOUT, HEADER_TIMEOUT, ReadTimeoutProtocol
 from .runs import load_served_models
+
+KEEP_ALIVE_TIMEOUT = 5  # seconds an idle connection is kept open between requests
+# Connections and requests in progress together; beyond, uvicorn answers 503 at once.
+MAX_CONNECTIONS = 1000
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -32,11 +37,33 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+def server_config(
+    app: FastAPI,
+    *,
+    log_level: str = "warning",
+    header_timeout: float = HEADER_TIMEOUT,
+    body_timeout: float = BODY_TIMEOUT,
+) -> uvicorn.Config:
+    """uvicorn's settings for ``app``: deadlines for reading requests, a bound on connections, no access log."""
+    protocol = type(
+        "ReadTimeoutProtocol",
+        (ReadTimeoutProtocol,),
+        {"header_timeout": header_timeout, "body_timeout": body_timeout},
+    )
+    # No access log: one line per request costs more than a 10-name prediction.
+    return uvicorn.Config(
+        app,
+        http=protocol,
+        log_level=log_level,
+        access_log=False,
+        timeout_keep_alive=KEEP_ALIVE_TIMEOUT,
+        limit_concurrency=MAX_CONNECTIONS,
+    )
+
+
 def run_server(app: FastAPI, sock: socket.socket, log_level: str = "warning") -> None:
     """Run ``app`` on an already bound socket until interrupted (uvicorn, one process)."""
-    # No access log: one line per request costs more than a 10-name prediction.
-    config = uvicorn.Config(app, log_level=log_level, access_log=False)
-    uvicorn.Server(config).run(sockets=[sock])
+    uvicorn.Server(server_config(app, log_level=log_level)).run(sockets=[sock])
 
 
 def serve(paths: Sequence[Path | str], host: str = "127.0.0.1", port: int = 8000) -> None:

@@ -7,9 +7,15 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+# The limits bound the work one request may ask for. A name's length is checked as sent and
+# again once normalized (transliteration turns U+FDFA into 29 letters). A plain request is at
+# most 1,000 names of 64 characters: 64,000 character steps per model. Occlusion runs each name
+# once more per character, so explain is bounded by characters too: 1,000 normalized
+# characters in all cost at most about the same, 15 names of 64 letters each running 65 times.
 MAX_NAMES = 1000
-MAX_NAME_LENGTH = 64
-MAX_EXPLAIN_NAMES = 100  # occlusion runs one forward pass per character: keep a request to ~6,400 of them
+MAX_NAME_LENGTH = 64  # the models' limit on a name, as sent and as normalized
+MAX_EXPLAIN_NAMES = 100
+MAX_EXPLAIN_CHARACTERS = 1000
 
 
 class PredictRequest(BaseModel):
@@ -40,7 +46,8 @@ class PredictRequest(BaseModel):
     explain: bool = Field(
         False,
         description="Also return, per model, how much each character supports the top language (occlusion). "
-        f"At most {MAX_EXPLAIN_NAMES} names per request with this flag.",
+        f"At most {MAX_EXPLAIN_NAMES} names and {MAX_EXPLAIN_CHARACTERS} characters (once normalized) "
+        "per request with this flag.",
     )
 
     @field_validator("names")
@@ -55,6 +62,13 @@ class PredictRequest(BaseModel):
                 raise ValueError(
                     f"names[{i}] is {len(name)} characters long; a name may have at most {MAX_NAME_LENGTH}"
                 )
+            try:
+                name.encode("utf-8")
+            except UnicodeEncodeError as err:  # JSON can spell a lone surrogate ("\\ud800"); it is no character
+                raise ValueError(
+                    f"names[{i}] holds a lone surrogate (U+{ord(name[err.start]):04X} at position {err.start}), "
+                    "which is not a character; send the name as valid Unicode text"
+                ) from None
         return names
 
 
