@@ -55,7 +55,8 @@ from namelab.engine import pack  # noqa: E402
 from namelab.download import resolve_data_dir  # noqa: E402
 from namelab.model import CharClassifier  # noqa: E402
 from namelab.predict import Predictor  # noqa: E402
-from namelab.train import TrainConfig, cpu_name, train  # noqa: E402
+from namelab.env import cpu_name  # noqa: E402
+from namelab.train import TrainConfig, train  # noqa: E402
 
 CELLS = tuple(CELL_CLASSES)
 GATES = {name: cell.num_gates for name, cell in CELL_CLASSES.items()}

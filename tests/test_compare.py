@@ -38,7 +38,7 @@ from namelab.compare import (
 from namelab.data import Corpus, Example, encode_batch
 from namelab.evaluate import evaluate_run
 from namelab.model import CharClassifier
-from namelab.report import fmt_mean_std
+from namelab.report import finding_evidence, fmt_mean_std
 from namelab.train import TrainConfig
 
 MODELS = ("rnn", "lstm", "gru")
@@ -238,7 +238,7 @@ def test_judge_ranking_supported_not_supported_inconclusive():
         order, higher_is_better=True, scale=100, unit=" points",
     )
     assert supported["verdict"] == "supported"
-    assert "LSTM − GRU: +3.33 points" in supported["evidence"]
+    assert "LSTM − GRU: +3.33 points" in finding_evidence(supported)
     reversed_ = judge_ranking(
         "acc", "test accuracy", {"lstm": [0.80, 0.79, 0.81], "gru": [0.83, 0.82, 0.83], "rnn": [0.75, 0.74, 0.77]},
         order, higher_is_better=True,
@@ -249,7 +249,7 @@ def test_judge_ranking_supported_not_supported_inconclusive():
         order, higher_is_better=True,
     )
     assert noisy["verdict"] == "inconclusive"
-    assert "within the noise" in noisy["evidence"]
+    assert "within the noise" in finding_evidence(noisy)
 
 
 def test_judge_ranking_lower_is_better_and_missing_models():
@@ -258,10 +258,10 @@ def test_judge_ranking_lower_is_better_and_missing_models():
         ["lstm", "gru", "rnn"], higher_is_better=False, unit=" epochs",
     )
     assert faster["verdict"] == "supported"
-    assert "LSTM − GRU: -1.03 epochs" in faster["evidence"]  # shown as first − second
+    assert "LSTM − GRU: -1.03 epochs" in finding_evidence(faster)  # shown as first − second
     only_one = judge_ranking("conv", "epochs", {"lstm": [2.0, 2.1, 2.2]}, ["lstm", "gru", "rnn"],
                              higher_is_better=False)
-    assert only_one["verdict"] == "inconclusive" and "not measured" in only_one["evidence"]
+    assert only_one["verdict"] == "inconclusive" and "not measured" in finding_evidence(only_one)
 
 
 def test_judge_levels():
@@ -333,7 +333,7 @@ def test_predictions_in_order_follow_the_examples(fake_data, corpus):
     model = train_tiny_run(fake_data, None, model="gru", epochs=4).model
     examples = [Example(name, label) for name, label in corpus.pairs]
     random.Random(0).shuffle(examples)  # lengths and classes mixed; batched by length inside
-    alone = [model(*encode_batch([e.name], corpus.vocab)).detach().exp()[0] for e in examples]
+    alone = [model(*encode_batch([e.name], corpus.vocab)).detach().softmax(dim=-1)[0] for e in examples]
     predicted, confidence = predictions_in_order(model, examples, corpus.vocab, corpus.labels)
     assert predicted == [int(p.argmax()) for p in alone]
     assert confidence == pytest.approx([float(p.max()) for p in alone], rel=1e-5)

@@ -59,9 +59,16 @@ def read(run_dir: Path, name: str):
 # --- the run folder -----------------------------------------------------------------------
 
 
-def test_run_folder_holds_the_four_files_and_no_leftovers(run) -> None:
+def test_run_folder_holds_the_four_files_a_manifest_and_no_leftovers(run) -> None:
     out, _ = run
-    assert sorted(p.name for p in out.iterdir()) == ["config.json", "history.json", "metrics.json", "model.safetensors"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "config.json", "history.json", "manifest.json", "metrics.json", "model.safetensors"
+    ]
+    manifest = read(out, "manifest.json")["files"]
+    assert manifest == {
+        name: hashlib.sha256((out / name).read_bytes()).hexdigest()
+        for name in ("config.json", "model.safetensors", "history.json", "metrics.json")
+    }
 
 
 def test_config_json_records_config_data_and_versions(run, corpus: Corpus, names_dir: Path) -> None:
@@ -263,3 +270,54 @@ def test_class_weights_favour_rare_classes_and_average_one() -> None:
     assert per_example.mean().item() == pytest.approx(1.0)
     assert weights[1] / weights[0] == pytest.approx(3.0)  # (90 / 10) ** 0.5
     assert torch.allclose(class_weights(examples, 3, power=0.0)[:2], torch.ones(2))
+
+
+# --- every option checked in one place ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (dict(hidden_size=0), "--hidden-size must be at least 1, got 0"),
+        (dict(batch_size=-3), "--batch-size must be at least 1, got -3"),
+        (dict(epochs=0), "--epochs must be at least 1, got 0"),
+        (dict(epochs=2.5), "--epochs must be at least 1, got 2.5"),
+        (dict(hidden_size=True), "--hidden-size must be at least 1, got True"),
+        (dict(seed=-1), "--seed must be at least 0"),
+        (dict(lr=0.0), "--lr must be a number above 0"),
+        (dict(lr=float("nan")), "--lr must be a number above 0"),
+        (dict(weight_decay=-1e-4), "--weight-decay must be a number of at least 0"),
+        (dict(dropout=1.0), "--dropout must be a number from 0 up to"),
+        (dict(dropout=-0.1), "--dropout must be a number from 0 up to"),
+        (dict(label_smoothing=1.5), "--label-smoothing must be"),
+        (dict(char_dropout=1.0), "--char-dropout must be"),
+        (dict(clip_norm=0), "--clip-norm must be a number above 0"),
+        (dict(class_weight_power=float("inf")), "--class-weight-power must be"),
+        (dict(model="transformer"), "--model must be one of rnn, lstm, gru"),
+        (dict(impl="cuda"), "--impl must be one of hand, fused"),
+        (dict(device="tpu"), "--device must be one of auto, cpu, cuda"),
+        (dict(hidden_size="16"), "--hidden-size must be at least 1, got '16'"),
+    ],
+)
+def test_train_config_refuses_bad_options_with_a_message(change: dict, message: str) -> None:
+    with pytest.raises(ValueError) as info:
+        TrainConfig(**change)
+    assert message in str(info.value)
+
+
+def test_a_schedule_of_exactly_ten_steps_trains(corpus: Corpus) -> None:
+    # Exactly 10 steps: OneCycleLR's warm-up once divided by zero there.
+    n_train = len(corpus.split(seed=0).train)
+    result = quiet_train(tiny_config(epochs=1, batch_size=math.ceil(n_train / 10)), corpus)
+    assert math.ceil(n_train / math.ceil(n_train / 10)) == 10
+    assert len(result.history) == 1 and math.isfinite(result.history[0]["train_loss"])
+
+
+def test_label_smoothing_and_char_dropout_change_training(corpus: Corpus) -> None:
+    plain = quiet_train(tiny_config(epochs=1), corpus)
+    smoothed = quiet_train(tiny_config(epochs=1, label_smoothing=0.2), corpus)
+    dropped = quiet_train(tiny_config(epochs=1, char_dropout=0.3), corpus)
+    weights = lambda r: r.model.out.weight  # noqa: E731
+    assert not torch.equal(weights(plain), weights(smoothed))
+    assert not torch.equal(weights(plain), weights(dropped))
+    assert smoothed.meta["config"]["label_smoothing"] == 0.2 and dropped.meta["config"]["char_dropout"] == 0.3
