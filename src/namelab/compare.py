@@ -13,6 +13,8 @@ Every run trains on the same name-disjoint split (``split_seed`` fixed) with the
 budget; only the training seed varies, so runs with the same seed form pairs and
 rankings are judged on paired differences. Each run is a normal run folder
 (``OUT/runs/<model>-seed<k>``) usable by ``namelab predict`` and ``namelab evaluate``.
+A rerun reuses every finished run whose configuration and data match, resumes unfinished
+ones, and trains the rest; the report is removed first and rebuilt from the runs present.
 ``OUT/summary.json`` holds every number the report shows; :mod:`namelab.report`
 draws the figures and writes ``report.html`` and ``report.md`` from it alone.
 """
@@ -30,7 +32,7 @@ import numpy as np
 import torch
 
 from .cells import CELLS
-from .checkpoint import write_json
+from .checkpoint import CheckpointError, checkpoint_info, load_run, read_history, read_metrics, run_state, write_json
 from .data import Corpus, Example, Split
 from .download import dataset_checksum
 from .model import CharClassifier
@@ -39,7 +41,7 @@ from .probe import gradient_flow, probe_examples
 from .report import fmt_mean_std, model_title, write_report
 from .env import cpu_name, environment
 from .metrics import confusion_matrix
-from .train import TrainConfig, build_model, resolve_device, train
+from .train import TrainConfig, TrainResult, build_model, resolve_device, train
 
 SCHEMA = 1
 QUICK_EPOCHS = 2
@@ -514,6 +516,44 @@ def _confusions(
     return out
 
 
+REPORT_FILES = ("summary.json", "report.html", "report.md")
+
+
+def finished_or_trained(
+    config: TrainConfig,
+    corpus: Corpus,
+    run_dir: Path,
+    *,
+    data_dir: Path,
+    split: Split,
+    log: Callable[[str], None],
+) -> TrainResult:
+    """The run in ``run_dir`` when it is complete and was trained with ``config`` on this data; else train it.
+
+    An unfinished run with the same configuration is resumed from its checkpoint; any
+    other content of ``run_dir`` (another configuration, a damaged run) is replaced.
+    """
+    device = resolve_device(config.device)
+    wanted = {k: v for k, v in asdict(config).items() if k != "device"}  # where it ran does not change the run
+    state = run_state(run_dir)
+    if state == "complete":
+        try:
+            model, meta = load_run(run_dir, device=device)
+            history, metrics = read_history(run_dir), read_metrics(run_dir)
+        except CheckpointError as err:
+            log(f"   {err}; training it again")
+        else:
+            same_config = {k: v for k, v in meta["config"].items() if k != "device"} == wanted
+            same_data = meta.get("dataset_sha256") == dataset_checksum(data_dir) and meta.get("n_test") == len(split.test)
+            if same_config and same_data:
+                log(f"   reusing the finished run in {run_dir}")
+                return TrainResult(model=model, history=history, metrics=metrics, meta=meta)
+            log(f"   {run_dir} holds a run of other settings or data; training it again")
+    info = checkpoint_info(run_dir) if state == "unfinished" else None
+    resume = info is not None and {k: v for k, v in info.get("config", {}).items() if k != "device"} == wanted
+    return train(config, corpus, run_dir, data_dir=data_dir, split=split, log=log, resume=resume, force=not resume)
+
+
 def run_compare(
     settings: CompareSettings,
     data_dir: Path,
@@ -532,6 +572,10 @@ def run_compare(
     out = Path(settings.out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file; give a folder for the report")
+    # The old report may describe runs this compare replaces: it goes before any run changes,
+    # so an interrupted compare leaves no report rather than a wrong one.
+    for name in REPORT_FILES:
+        (out / name).unlink(missing_ok=True)
     probe_batch = probe_examples(split.test)
     labels = corpus.labels
     seeds = list(range(settings.seeds))
@@ -547,7 +591,7 @@ def run_compare(
             init = initial_model(config, corpus).to(device)
             gradient_runs[model_name]["init"].append(gradient_flow(init, probe_batch, corpus.vocab).norms.tolist())
             del init
-            result = train(config, corpus, run_dir, data_dir=data_dir, split=split, log=log)
+            result = finished_or_trained(config, corpus, run_dir, data_dir=data_dir, split=split, log=log)
             gradient_runs[model_name]["trained"].append(
                 gradient_flow(result.model, probe_batch, corpus.vocab).norms.tolist()
             )
