@@ -54,8 +54,9 @@ def _add_threads(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--threads",
         type=_positive_int,
-        help="CPU threads for torch (default: torch's, one per core). When other programs keep a core busy, "
-        "--threads 1 is often faster: torch's threads wait for each other at every step",
+        help="CPU threads for torch (default: one per core that other programs leave free, checked at the start "
+        "and after every training epoch; OMP_NUM_THREADS, when set, is used as it is). A fixed count makes "
+        "training reproducible bit for bit across machines' loads",
     )
 
 
@@ -214,7 +215,10 @@ def cmd_train(args) -> int:
     folder = resolve_data_dir(args.data_dir)
     out = args.out or Path("runs") / f"{args.model}-seed{args.seed}"
     try:
-        result = train(config, Corpus.from_folder(folder), out, data_dir=folder, resume=args.resume, force=args.force)
+        result = train(
+            config, Corpus.from_folder(folder), out, data_dir=folder, resume=args.resume, force=args.force,
+            between_epochs=args.adapt_threads,
+        )  # fmt: skip
     except KeyboardInterrupt:
         info = checkpoint_info(out)
         if info is None:
@@ -458,7 +462,7 @@ def cmd_compare(args) -> int:
         quick=args.quick,
     )
     folder = resolve_data_dir(args.data_dir)
-    summary = run_compare(settings, folder)
+    summary = run_compare(settings, folder, between_epochs=args.adapt_threads)
     for finding in summary["findings"]:
         print(f"{finding['verdict']:>13}  {finding['claim']}")
     print(f"report: {args.out / 'report.html'}")
@@ -477,10 +481,17 @@ COMMANDS = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.adapt_threads = lambda: None
     if getattr(args, "threads", None):
         import torch
 
         torch.set_num_threads(args.threads)
+    elif hasattr(args, "threads"):
+        from .env import AdaptiveThreads
+
+        threads = AdaptiveThreads()
+        threads.start()
+        args.adapt_threads = threads.update
     try:
         return COMMANDS[args.command](args)
     except (DataError, CheckpointError, ValueError, RuntimeError, OSError) as err:

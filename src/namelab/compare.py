@@ -527,6 +527,7 @@ def finished_or_trained(
     data_dir: Path,
     split: Split,
     log: Callable[[str], None],
+    between_epochs: Callable[[], object] = lambda: None,
 ) -> TrainResult:
     """The run in ``run_dir`` when it is complete and was trained with ``config`` on this data; else train it.
 
@@ -551,7 +552,10 @@ def finished_or_trained(
             log(f"   {run_dir} holds a run of other settings or data; training it again")
     info = checkpoint_info(run_dir) if state == "unfinished" else None
     resume = info is not None and {k: v for k, v in info.get("config", {}).items() if k != "device"} == wanted
-    return train(config, corpus, run_dir, data_dir=data_dir, split=split, log=log, resume=resume, force=not resume)
+    return train(
+        config, corpus, run_dir, data_dir=data_dir, split=split, log=log, resume=resume, force=not resume,
+        between_epochs=between_epochs,
+    )  # fmt: skip
 
 
 def run_compare(
@@ -560,6 +564,7 @@ def run_compare(
     *,
     corpus: Corpus | None = None,
     log: Callable[[str], None] = print,
+    between_epochs: Callable[[], object] = lambda: None,
 ) -> dict:
     """Train every model on every seed, measure, judge, and write the report; returns the summary."""
     started = time.perf_counter()
@@ -591,7 +596,9 @@ def run_compare(
             init = initial_model(config, corpus).to(device)
             gradient_runs[model_name]["init"].append(gradient_flow(init, probe_batch, corpus.vocab).norms.tolist())
             del init
-            result = finished_or_trained(config, corpus, run_dir, data_dir=data_dir, split=split, log=log)
+            result = finished_or_trained(
+                config, corpus, run_dir, data_dir=data_dir, split=split, log=log, between_epochs=between_epochs
+            )
             gradient_runs[model_name]["trained"].append(
                 gradient_flow(result.model, probe_batch, corpus.vocab).norms.tolist()
             )

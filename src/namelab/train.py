@@ -209,8 +209,13 @@ def train(
     log: Callable[[str], None] = print,
     resume: bool = False,
     force: bool = False,
+    between_epochs: Callable[[], object] = lambda: None,
 ) -> TrainResult:
-    """Train, checkpointing each epoch into ``out_dir``; see :func:`prepare_run_folder` for resume/force."""
+    """Train, checkpointing each epoch into ``out_dir``; see :func:`prepare_run_folder` for resume/force.
+
+    ``between_epochs`` runs before each epoch after the first (the CLI adapts torch's
+    thread count to the machine's load there).
+    """
     device = resolve_device(config.device)
     split = split or corpus.split(seed=config.split_seed)
     if not split.train or not split.val:
@@ -245,6 +250,8 @@ def train(
     say = bar.write if not bar.disable else log
     try:
         for epoch in range(first_epoch, config.epochs + 1):
+            if epoch > first_epoch:
+                between_epochs()
             start = time.perf_counter()
             train_loss, train_accuracy = train_epoch(
                 model, optimizer, scheduler, split.train, vocab, config, weights, epoch, lambda: bar.update(1)
