@@ -152,7 +152,7 @@ def test_ctrl_c_prints_one_line_exits_130_and_keeps_the_last_epoch(names_dir, un
     assert "Traceback" not in stderr
     lines = stderr.strip().splitlines()
     assert len(lines) == 1, stderr
-    assert f"keeps epoch 2 of 3" in lines[0] and "--resume" in lines[0] and str(out) in lines[0]
+    assert "keeps epoch 2 of 3" in lines[0] and "--resume" in lines[0] and str(out) in lines[0]
     assert checkpoint.checkpoint_info(out)["epoch"] == 2
     assert not list(out.glob(".*.tmp"))
     assert resume_in_process(names_dir, out, capsys) == 0
