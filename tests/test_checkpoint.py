@@ -270,7 +270,16 @@ def test_config_lacking_a_field(run_dir: Path, field: str) -> None:
 )
 def test_config_with_a_bad_model_description(run_dir: Path, change) -> None:
     edit_config(run_dir, change)
-    with pytest.raises(CheckpointError):
+    with pytest.raises(CheckpointError, match="does not describe a model namelab can build"):
+        load_run(run_dir)
+
+
+@pytest.mark.parametrize("value", ["", None, 0, []], ids=["blank", "null", "zero", "list"])
+def test_config_without_a_weights_checksum_is_refused(run_dir: Path, value) -> None:
+    # The weights are intact: only the record of their checksum is gone, and nothing else
+    # would notice a later change to them.
+    edit_config(run_dir, lambda c: c.update(weights_sha256=value))
+    with pytest.raises(CheckpointError, match="records no checksum of the weights"):
         load_run(run_dir)
 
 

@@ -225,6 +225,11 @@ def load_run(run_dir: Path | str, device: str | torch.device = "cpu") -> tuple[C
         raise CheckpointError(f"{run_dir / CONFIG}: labels must be a non-empty list of strings, got {labels!r:.60}")
     if len(set(labels)) != len(labels):
         raise CheckpointError(f"{run_dir / CONFIG}: labels lists a language twice; the run folder is damaged")
+    if not isinstance(expected, str) or not expected:
+        raise CheckpointError(
+            f"{run_dir / CONFIG} records no checksum of the weights (weights_sha256 is {expected!r}); "
+            "the run folder is damaged, train it again"
+        )
     weights_path = run_dir / WEIGHTS
     if not weights_path.is_file():
         raise CheckpointError(f"{weights_path} is missing; the run did not finish saving, train it again")

@@ -7,6 +7,17 @@
 
 A name that cannot be classified gets ``{"name": ..., "error": ...}`` in its place;
 the output always has one entry per input, in order.
+
+Probabilities are calibrated with the temperature stored in the run's ``config.json``
+(fitted on the validation split, see calibrate.py). Two optional fields say how sure
+the answer is::
+
+    predictor.predict(["Nguyen"], min_confidence=0.5, coverage=0.9)
+    # [{..., "uncertain": False, "coverage_set": ["Vietnamese"]}]
+
+``uncertain`` is true when the top language's calibrated probability is below
+``min_confidence``; ``coverage_set`` lists the smallest group of top languages that holds
+the true one for ``coverage`` of names like the validation split's (split-conformal).
 """
 
 from __future__ import annotations
@@ -16,6 +27,7 @@ from typing import Sequence
 
 import torch
 
+from .calibrate import conformal_threshold, prediction_sets
 from .checkpoint import load_run
 from .data import UnusableName, Vocab, encode_batch, normalize
 from .model import CharClassifier
@@ -62,6 +74,18 @@ class Predictor:
         self.labels = labels
         self.meta = meta or {}
         self.device = next(model.parameters()).device
+        calibration = self.meta.get("calibration") or {}
+        self.temperature = float(calibration.get("temperature", 1.0))
+        self.conformal_scores = calibration.get("conformal_scores") or []
+
+    def coverage_threshold(self, coverage: float) -> float:
+        """The calibrated cumulative probability that a ``coverage`` set must reach."""
+        if not self.conformal_scores:
+            raise ValueError(
+                "this run holds no conformal calibration (config.json has no calibration.conformal_scores); "
+                "train it again to get coverage sets"
+            )
+        return conformal_threshold(self.conformal_scores, coverage)
 
     @classmethod
     def from_run(cls, run_dir: Path | str, device: str | torch.device = "cpu") -> "Predictor":
@@ -70,23 +94,72 @@ class Predictor:
 
     def probabilities(self, normalized: Sequence[str], batch_size: int = 1024) -> torch.Tensor:
         """Class probabilities ``(N, C)`` of already normalized names, in input order."""
-        return logits_in_order(self.model, normalized, self.vocab, batch_size).softmax(dim=-1)
+        logits = logits_in_order(self.model, normalized, self.vocab, batch_size)
+        return (logits / self.temperature).softmax(dim=-1)
 
-    def predict(self, names: Sequence[str], top_k: int = 3) -> list[dict]:
-        top_k = max(1, min(top_k, len(self.labels)))
-        results: list[dict] = []
-        usable: list[int] = []
-        normalized: list[str] = []
-        for i, name in enumerate(names):
-            try:
-                normalized.append(normalize(name))
-                usable.append(i)
-                results.append({"name": name})
-            except UnusableName as err:
-                results.append({"name": name, "error": str(err)})
+    def describe(
+        self, probs: torch.Tensor, top_k: int = 3, *, min_confidence: float | None = None, coverage: float | None = None
+    ) -> list[dict]:
+        """Per row of ``probs``: ``{"predictions": top-k}``, plus ``uncertain`` and ``coverage_set`` when asked."""
+        rows = [{"predictions": top} for top in ranked(probs, self.labels, max(1, min(top_k, len(self.labels))))]
+        if min_confidence is not None:
+            if not 0.0 <= min_confidence <= 1.0:
+                raise ValueError(f"min_confidence must be between 0 and 1, got {min_confidence}")
+            for row, confident in zip(rows, (probs.max(dim=1).values >= min_confidence).tolist()):
+                row["uncertain"] = not confident
+        if coverage is not None:
+            sets = prediction_sets(probs, self.coverage_threshold(coverage))
+            for row, members in zip(rows, sets):
+                row["coverage_set"] = [self.labels[j] for j in members]
+        return rows
+
+    def predict(
+        self,
+        names: Sequence[str],
+        top_k: int = 3,
+        *,
+        min_confidence: float | None = None,
+        coverage: float | None = None,
+        max_length: int | None = None,
+    ) -> list[dict]:
+        """One row per name, in order (see :func:`prepare` for ``max_length``)."""
+        results, usable, normalized = prepare(names, max_length)
         if usable:
-            top = ranked(self.probabilities(normalized), self.labels, top_k)
-            for row, i in enumerate(usable):
-                results[i]["normalized"] = normalized[row]
-                results[i]["predictions"] = top[row]
+            described = self.describe(
+                self.probabilities(normalized), top_k, min_confidence=min_confidence, coverage=coverage
+            )
+            for i, row in zip(usable, described):
+                results[i].update(row)
         return results
+
+
+def prepare(names: Sequence[str], max_length: int | None = None) -> tuple[list[dict], list[int], list[str]]:
+    """Normalize names for prediction: the result rows, which of them to classify, and what the models read.
+
+    Returns one row per name, in order: ``{"name", "normalized"}`` for a usable name,
+    ``{"name", "error"}`` for one without letters (or, with ``max_length``, whose normalized
+    form is longer than that: transliteration can turn one character into dozens); then
+    the indices of the usable rows and their normalized forms.
+    """
+    results: list[dict] = []
+    usable: list[int] = []
+    normalized: list[str] = []
+    for i, name in enumerate(names):
+        try:
+            text = normalize(name)
+        except UnusableName as err:
+            results.append({"name": name, "error": str(err)})
+            continue
+        if max_length is not None and len(text) > max_length:
+            results.append(
+                {
+                    "name": name,
+                    "error": f"{name[:20]!r}{'...' if len(name) > 20 else ''} becomes {len(text)} characters once "
+                    f"transliterated; a name may have at most {max_length}: send a shorter name",
+                }
+            )
+            continue
+        results.append({"name": name, "normalized": text})
+        usable.append(i)
+        normalized.append(text)
+    return results, usable, normalized

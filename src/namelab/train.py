@@ -35,7 +35,7 @@ from .data import PAD_ID, UNKNOWN_ID, Corpus, Example, Split, Vocab, batches
 from .download import dataset_checksum
 from .env import environment
 from .metrics import classification_metrics
-from .model import IMPLS, CharClassifier
+from .model import IMPLS, CharClassifier, ModelConfig
 from .predict import logits_in_order
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -100,10 +100,17 @@ def _real(config: TrainConfig, name: str, rule: str, ok: Callable[[float], bool]
         raise ValueError(f"{_option(name)} must be {rule}, got {value!r} ({name})")
 
 
+# Every run folder ever written records these; a config without one is damaged, not old.
+MODEL_FIELDS = ("model", "impl", "hidden_size", "dropout")
+
+
 def config_from_dict(values: dict) -> TrainConfig:
-    """A :class:`TrainConfig` from a run folder's ``config``; fields it lacks take today's defaults."""
+    """A :class:`TrainConfig` from a run folder's ``config``; options added since it was written take their defaults."""
     if not isinstance(values, dict):
         raise TypeError(f"config must be a JSON object, got {type(values).__name__}")
+    missing = [name for name in MODEL_FIELDS if name not in values]
+    if missing:
+        raise KeyError(f"config lacks {', '.join(missing)}")
     unknown = sorted(set(values) - {f.name for f in fields(TrainConfig)})
     if unknown:
         raise ValueError(f"unknown config field(s) {', '.join(unknown)}; was the run written by a newer namelab?")
@@ -111,8 +118,8 @@ def config_from_dict(values: dict) -> TrainConfig:
 
 
 def build_model(config: TrainConfig, vocab_size: int, num_classes: int) -> CharClassifier:
-    """The one place a classifier is built from a config (training, run folders, compare)."""
-    return CharClassifier(vocab_size, num_classes, config.model, config.hidden_size, config.impl, config.dropout)
+    """The one place a classifier is built from a training config (training, run folders, compare)."""
+    return CharClassifier.from_config(ModelConfig.from_run_config(asdict(config), vocab_size, num_classes))
 
 
 @dataclass
