@@ -18,6 +18,7 @@ import io
 import json
 import os
 import secrets
+import shlex
 import stat
 import sys
 from contextlib import contextmanager
@@ -275,7 +276,7 @@ def cmd_train(args) -> int:
     try:
         result = train(
             config, corpus, out, data_dir=folder, resume=args.resume, force=args.force,
-            between_epochs=args.adapt_threads,
+            between_epochs=args.adapt_threads, command=resume_command(args.argv, out),
         )  # fmt: skip
     except KeyboardInterrupt:
         info = checkpoint_info(out)
@@ -558,7 +559,15 @@ def cmd_compare(args) -> int:
         suites=suites,
     )
     corpus, folder = _load_corpus(args)
-    summary = run_compare(settings, folder, corpus=corpus, between_epochs=args.adapt_threads)
+    try:
+        summary = run_compare(settings, folder, corpus=corpus, between_epochs=args.adapt_threads)
+    except KeyboardInterrupt:
+        print(
+            f"interrupted: the finished runs in {args.out / 'runs'} are kept and the report is gone; "
+            "run the same command again to go on (finished runs are reused, an unfinished one resumes)",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
     for finding in summary["findings"]:
         print(f"{finding['verdict']:>13}  {finding['claim']}")
     print(f"report: {args.out / 'report.html'}")
@@ -575,8 +584,18 @@ COMMANDS = {
 }
 
 
+def resume_command(argv: Sequence[str], out: Path) -> str:
+    """The user's own ``namelab train`` command, with ``--resume`` (and ``--out``, if it was left to its default)."""
+    words = [word for word in argv if word not in ("--resume", "--force")]
+    if not any(word == "--out" or word.startswith("--out=") for word in words):
+        words += ["--out", str(out)]
+    return shlex.join(["namelab", *words, "--resume"])
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv
     args.adapt_threads = lambda: None
     if getattr(args, "threads", None):
         import torch
