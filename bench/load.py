@@ -25,7 +25,6 @@ import asyncio
 import importlib.util
 import json
 import os
-import platform
 import random
 import re
 import resource
@@ -200,6 +199,13 @@ async def send_all(
     }
 
 
+def machine() -> dict:
+    """The machine's facts as every benchmark records them (namelab.env)."""
+    from namelab.env import machine as env_machine
+
+    return env_machine()
+
+
 def train_quick_lstm(out_dir: Path, data_dir: str | None) -> Path:
     """The default model: an LSTM, hidden 256, 2 epochs (minutes on two cores)."""
     from namelab import Corpus, TrainConfig, resolve_data_dir, train
@@ -314,12 +320,7 @@ def main(argv: list[str] | None = None) -> int:
             "client": args.client,
             "server": server_stack(),
         },
-        "machine": {
-            "cpus": os.cpu_count(),
-            "load_average_at_start": [round(x, 2) for x in load_at_start],
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-        },
+        "machine": {**machine(), "load_average_at_start": [round(x, 2) for x in load_at_start]},
         "rounds": [{k: v for k, v in r.items() if k != "first_errors"} for r in rounds],
         "median": median,
         "errors": errors,

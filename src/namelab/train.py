@@ -216,8 +216,15 @@ def train(
     log: Callable[[str], None] = print,
     resume: bool = False,
     force: bool = False,
+    between_epochs: Callable[[], object] = lambda: None,
+    command: str | None = None,
 ) -> TrainResult:
-    """Train, checkpointing each epoch into ``out_dir``; see :func:`prepare_run_folder` for resume/force."""
+    """Train, checkpointing each epoch into ``out_dir``; see :func:`prepare_run_folder` for resume/force.
+
+    ``between_epochs`` runs before each epoch after the first (the CLI adapts torch's
+    thread count to the machine's load there). ``command`` is what messages tell the user
+    to run to resume (default: a ``namelab train`` line built from ``config``).
+    """
     device = resolve_device(config.device)
     split = split or corpus.split(seed=config.split_seed)
     if not split.train or not split.val:
@@ -240,7 +247,7 @@ def train(
     weights = class_weights(split.train, corpus.num_classes, config.class_weight_power).to(device)
     progress = {"history": [], "best_state": None, "best_accuracy": -1.0, "best_epoch": 0}
     out = Path(out_dir) if out_dir is not None else None
-    command = train_command(config, out, data_dir) if out is not None else ""
+    command = command or (train_command(config, out, data_dir) if out is not None else "")
     first_epoch = 1
     if out is not None:
         info = prepare_run_folder(out, config, resume=resume, force=force, dataset_sha256=dataset_sha256, log=log)
@@ -252,6 +259,8 @@ def train(
     say = bar.write if not bar.disable else log
     try:
         for epoch in range(first_epoch, config.epochs + 1):
+            if epoch > first_epoch:
+                between_epochs()
             start = time.perf_counter()
             train_loss, train_accuracy = train_epoch(
                 model, optimizer, scheduler, split.train, vocab, config, weights, epoch, lambda: bar.update(1)
@@ -313,7 +322,7 @@ def train_command(config: TrainConfig, out: Path | None, data_dir: Path | None) 
         if value != getattr(defaults, f.name):
             words += [f"--{f.name.replace('_', '-')}", str(value)]
     if data_dir is not None:
-        words += ["--data-dir", str(data_dir)]
+        words += ["--data", str(data_dir)]
     if out is not None:
         words += ["--out", str(out)]
     return shlex.join(words + ["--resume"])
