@@ -292,8 +292,12 @@ def test_page_is_self_contained(client: TestClient):
     assert response.headers["content-type"].startswith("text/html")
     page = response.text
     assert 'id="name"' in page and "/api/predict" in page and "aria-live" in page
-    for external in ("http://", "https://", "src=", "<link"):
+    for external in ("http://", "https://", "src="):
         assert external not in page, f"the page must not load external resources ({external!r} found)"
+    for href in re.findall(r'href="([^"]*)"', page):  # links and the favicon: this server only
+        assert href.startswith(("/", "#")) and not href.startswith("//"), href
+        if href.startswith("/"):
+            assert client.get(href).status_code == 200, href
     assert "default-src 'none'" in response.headers["content-security-policy"]
 
 

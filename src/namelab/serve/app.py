@@ -10,6 +10,7 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi_offline import FastAPIOffline
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import __version__
 from ..explain import occlusion_variants, read_occlusion, variant_starts
@@ -111,6 +112,34 @@ PAGE_POLICY = (
 )
 
 
+# /docs and /redoc run fastapi-offline's copies of Swagger UI and ReDoc; the policy keeps them from
+# reaching further (ReDoc's footer would fetch its logo from a CDN), so they behave the same offline.
+DOCS_POLICY = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; worker-src 'self' blob:; connect-src 'self'; frame-ancestors 'none'"
+)
+
+
+class DocsPolicy:
+    """Add :data:`DOCS_POLICY` to the answers of the documentation pages (other paths pass untouched)."""
+
+    def __init__(self, app: ASGIApp, paths: Sequence[str]):
+        self.app = app
+        self.paths = set(paths)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] not in self.paths:
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_policy(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), (b"content-security-policy", DOCS_POLICY.encode())]
+            await send(message)
+
+        await self.app(scope, receive, send_with_policy)
+
+
 def create_app(
     models: Sequence[ServedModel],
     *,
@@ -156,6 +185,7 @@ def create_app(
     )
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    app.add_middleware(DocsPolicy, paths=("/docs", "/redoc"))
     app.state.models = list(models)
     app.state.batcher = batcher
     settings = {
