@@ -29,7 +29,6 @@ from hypothesis import strategies as st
 
 from namelab import Predictor, cli
 from namelab.checkpoint import CheckpointError
-from namelab.explain import occlusion_variants, read_occlusion
 from namelab.serve import (
     MAX_BODY_BYTES,
     MAX_EXPLAIN_CHARACTERS,
@@ -185,16 +184,6 @@ def test_explain_gives_each_characters_drop_for_the_top_language(client: TestCli
         top = lstm.labels.index(explanation["language"])
         expected = float(probs[0, top] - probs[1, top])
         assert explanation["characters"][2]["drop"] == pytest.approx(expected, abs=1e-5)
-
-
-def test_occlusion_of_an_unknown_symbol_is_zero(served):
-    # Replacing "?" by "?" changes nothing: its drop must be exactly zero, the others need not be.
-    predictor = served[1].predictor
-    probs = predictor.probabilities(occlusion_variants(["Ae?iou"]))
-    (explanation,) = read_occlusion(probs, ["Ae?iou"], predictor.labels)
-    drops = [c["drop"] for c in explanation["characters"]]
-    assert drops[2] == 0.0
-    assert any(d != 0.0 for d in drops)
 
 
 def test_explain_is_limited_in_names(client: TestClient):

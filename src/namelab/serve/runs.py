@@ -93,7 +93,7 @@ class ServedModel:
             "cell": self.cell,
             "run": self.run_dir.name,
             "hidden_size": meta["config"].get("hidden_size"),
-            "parameters": meta.get("parameters", self.predictor.model.num_parameters()),
+            "parameters": meta["parameters"] if "parameters" in meta else self.predictor.model.num_parameters(),
             "labels": list(self.predictor.labels),
             "best_epoch": meta.get("best_epoch"),
             "best_val_accuracy": self.best_val_accuracy,
