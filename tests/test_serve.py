@@ -28,7 +28,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from namelab import Predictor, cli
-from namelab.checkpoint import CheckpointError
+from namelab.checkpoint import CheckpointError, write_manifest
 from namelab.serve import (
     MAX_BODY_BYTES,
     MAX_EXPLAIN_CHARACTERS,
@@ -316,6 +316,7 @@ def copy_run(source: Path, target: Path, *, val_accuracy: float, test_accuracy: 
     metrics = json.loads((target / "metrics.json").read_text())
     metrics["accuracy"] = test_accuracy
     (target / "metrics.json").write_text(json.dumps(metrics))
+    write_manifest(target)  # the edited files are the run's files now
     return target
 
 
@@ -506,7 +507,7 @@ def test_any_strings_get_an_answer_or_a_4xx_never_a_500(client: TestClient, name
     if response.status_code == 200:
         answer = response.json()
         assert PredictResponse.model_validate(answer).model_dump(exclude_none=True) == answer
-        # as the server read them: JSON joins a high and a low surrogate into one character
+        # as JSON reads them: a high and a low surrogate side by side spell one astral character
         assert [row["name"] for row in answer["results"]] == json.loads(body)["names"]
     else:
         assert isinstance(response.json()["detail"], str)
@@ -627,6 +628,7 @@ def calibrated_run(tmp_path_factory: pytest.TempPathFactory, tiny_runs) -> Path:
     config = json.loads((run / "config.json").read_text())
     config["calibration"] = {"temperature": 6.0, "conformal_scores": [0.0] * 50 + [0.8] * 50}
     (run / "config.json").write_text(json.dumps(config))
+    write_manifest(run)  # the edited config is the run's own now
     return run
 
 
