@@ -81,6 +81,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a probability between 0 and 1, got {text!r}")
+    return value
+
+
 def _add_threads(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--threads",
@@ -187,6 +197,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
     p.add_argument("--port", type=int, default=8000, help="port to listen on (0: any free port)")
+    p.add_argument(
+        "--min-confidence",
+        type=_probability,
+        default=0.5,
+        help="mark a model's answer uncertain when its top language's calibrated probability is below this "
+        "(default 0.5; a request may send its own min_confidence)",
+    )
 
     p = sub.add_parser(
         "compare",
@@ -517,7 +534,7 @@ def _predict_table(args) -> int:
 def cmd_serve(args) -> int:
     from .serve import serve
 
-    serve(args.run_dirs, host=args.host, port=args.port)
+    serve(args.run_dirs, host=args.host, port=args.port, min_confidence=args.min_confidence)
     return 0
 
 
