@@ -8,6 +8,10 @@ no global figure state). ``report.html`` is one self-contained file: its images 
 the same PNG bytes as ``figures/*.png``, embedded as base64 data URIs, with inline
 CSS and no script, so it opens offline. ``report.md`` links the PNG files. Both are
 rendered from one list of blocks, so they always say the same thing.
+
+Each suite of ``namelab compare`` has a :class:`Section` in :data:`SECTIONS` (its title,
+figures, blocks and judging rules); the findings keep numbers only, and
+:func:`finding_evidence` puts them into words.
 """
 
 from __future__ import annotations
