@@ -5,6 +5,9 @@
     namelab evaluate runs/lstm
     namelab predict runs/lstm Nakamura Schmidt --top-k 3 --format json
     namelab predict runs/lstm --input names.txt --output predictions.csv --format csv
+    namelab train --data people.csv --name-column surname --label-column country --out runs/mine
+    namelab predict runs/mine --input people.parquet --name-column surname --output out.parquet
+    namelab predict runs/mine --input people.csv --name-column surname --workers 2 --output out/
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from .download import DataError, resolve_data_dir
 from .model import IMPLS
 
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
 
 
 def _add_data_dir(parser: argparse.ArgumentParser) -> None:
@@ -33,6 +37,33 @@ def _add_data_dir(parser: argparse.ArgumentParser) -> None:
         type=Path,
         help="folder of <Language>.txt files (default: $NAMELAB_DATA, else the verified download in the user cache)",
     )
+    parser.add_argument(
+        "--data",
+        type=Path,
+        metavar="PATH",
+        help="the dataset: a folder of <Language>.txt files, or a .csv, .tsv or .parquet table of names and labels",
+    )
+    parser.add_argument("--name-column", default="name", help="a table's column of names (default: name)")
+    parser.add_argument("--label-column", default="language", help="a table's column of labels (default: language)")
+
+
+def _data_path(args) -> Path:
+    """``--data``, else ``--data-dir``, else $NAMELAB_DATA, else the verified download."""
+    if args.data is not None and args.data_dir is not None:
+        raise DataError("give --data or --data-dir, not both (--data takes a folder too)")
+    if args.data is not None:
+        from .tables import is_table
+
+        if not args.data.exists():
+            raise DataError(f"--data {args.data} does not exist; give a names folder or a .csv, .tsv or .parquet file")
+        if args.data.is_file() and is_table(args.data):
+            return args.data
+    return resolve_data_dir(args.data if args.data is not None else args.data_dir)
+
+
+def _load_corpus(args) -> tuple[Corpus, Path]:
+    path = _data_path(args)
+    return Corpus.load(path, name_column=args.name_column, label_column=args.label_column), path
 
 
 def _positive_int(text: str) -> int:
@@ -78,9 +109,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
     p.add_argument("--dropout", type=float, default=defaults.dropout)
     p.add_argument("--class-weight-power", type=float, default=defaults.class_weight_power)
+    p.add_argument(
+        "--label-smoothing", type=float, default=defaults.label_smoothing, help="share of each target spread evenly over the classes (default: 0)"
+    )
+    p.add_argument(
+        "--char-dropout",
+        type=float,
+        default=defaults.char_dropout,
+        help="chance that a training character is read as the unknown symbol (default: 0)",
+    )
     p.add_argument("--seed", type=int, default=defaults.seed)
     p.add_argument("--split-seed", type=int, default=defaults.split_seed)
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default=defaults.device)
+    again = p.add_mutually_exclusive_group()
+    again.add_argument(
+        "--resume",
+        action="store_true",
+        help="go on from the checkpoint of an unfinished run in --out (the same options it was started with); "
+        "with nothing to resume, train from the start",
+    )
+    again.add_argument("--force", action="store_true", help="replace the run in --out, finished or not")
     _add_threads(p)
 
     p = sub.add_parser("evaluate", help="recompute a run's test metrics")
@@ -89,13 +137,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the metrics object as JSON")
     _add_threads(p)
 
-    p = sub.add_parser("predict", help="top-k languages of names given as arguments or in a file")
+    p = sub.add_parser("predict", help="top-k languages of names given as arguments, in a file or in a table")
     p.add_argument("run_dir", type=Path)
     p.add_argument("names", nargs="*")
-    p.add_argument("--input", type=Path, help="file with one name per line")
-    p.add_argument("--output", type=Path, help="write here instead of standard output")
-    p.add_argument("--top-k", type=int, default=3)
-    p.add_argument("--format", choices=["text", "csv", "json"], default="text")
+    p.add_argument(
+        "--input",
+        type=Path,
+        help="file with one name per line, or a .csv, .tsv or .parquet table (streamed in chunks, see --name-column)",
+    )
+    p.add_argument(
+        "--output",
+        type=Path,
+        help="write here instead of standard output; for a table, the suffix sets the format (.parquet, .csv, .tsv, "
+        ".jsonl), and with --workers/--scheduler a path without one is a folder of Parquet parts",
+    )
+    p.add_argument("--top-k", type=int, default=None, help="languages per name (default: 3; for a table: 1)")
+    p.add_argument("--format", choices=["text", "csv", "json"], default=None, help="for names (default: text)")
+    p.add_argument("--min-confidence", type=float, help="mark a name uncertain below this calibrated probability")
+    p.add_argument("--coverage", type=float, help="add the set of languages that holds the true one this often")
+    p.add_argument("--name-column", default="name", help="the input table's column of names (default: name)")
+    p.add_argument("--chunk-rows", type=_positive_int, default=65_536, help="rows per chunk of a table")
+    p.add_argument(
+        "--workers", type=_positive_int, help="predict a table on a local Dask cluster of N worker processes"
+    )
+    p.add_argument("--scheduler", help="predict a table on an existing Dask cluster, e.g. tcp://10.0.0.5:8786")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu")
     _add_threads(p)
 
@@ -138,14 +203,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_data(args) -> int:
-    folder = resolve_data_dir(args.data_dir)
-    corpus = Corpus.from_folder(folder)
+    corpus, folder = _load_corpus(args)
     stats = corpus.stats
     split = corpus.split(seed=args.split_seed)
     from .download import dataset_checksum, is_official
 
-    print(f"data folder: {folder}")
-    print(f"dataset sha256: {dataset_checksum(folder)}  (official archive: {'yes' if is_official(folder) else 'no'})")
+    if folder.is_dir():
+        print(f"data folder: {folder}")
+        print(f"dataset sha256: {dataset_checksum(folder)}  (official archive: {'yes' if is_official(folder) else 'no'})")
+    else:
+        print(f"data table: {folder}  (names: {args.name_column!r}, languages: {args.label_column!r})")
+        print(f"dataset sha256: {dataset_checksum(folder)}")
     print(f"\n{'language':<12} {'lines':>7} {'distinct':>9}")
     for label in corpus.labels:
         print(f"{label:<12} {stats.raw_counts[label]:>7} {stats.dedup_counts[label]:>9}")
@@ -159,7 +227,9 @@ def cmd_data(args) -> int:
     print("\ncharacters changed by normalization (? = unknown symbol):")
     print("  " + "  ".join(f"{ch!r}->{out!r}" for ch, out in stats.changed_chars.items()))
     if stats.skipped_lines:
-        print(f"\nlines with no usable letters, skipped: {', '.join(stats.skipped_lines)}")
+        skipped = stats.skipped_lines
+        more = f" … and {len(skipped) - 10} more" if len(skipped) > 10 else ""
+        print(f"\nlines with no usable letters, skipped ({len(skipped)}): {', '.join(skipped[:10])}{more}")
     sizes = split.sizes()
     print(
         f"\nsplit (seed {args.split_seed}, name-disjoint): train {sizes['n_train']}, "
@@ -169,6 +239,7 @@ def cmd_data(args) -> int:
 
 
 def cmd_train(args) -> int:
+    from .checkpoint import checkpoint_info
     from .train import TrainConfig, train
 
     config = TrainConfig(
@@ -181,13 +252,26 @@ def cmd_train(args) -> int:
         weight_decay=args.weight_decay,
         dropout=args.dropout,
         class_weight_power=args.class_weight_power,
+        label_smoothing=args.label_smoothing,
+        char_dropout=args.char_dropout,
         seed=args.seed,
         split_seed=args.split_seed,
         device=args.device,
     )
-    folder = resolve_data_dir(args.data_dir)
+    corpus, folder = _load_corpus(args)
     out = args.out or Path("runs") / f"{args.model}-seed{args.seed}"
-    result = train(config, Corpus.from_folder(folder), out, data_dir=folder)
+    try:
+        result = train(config, corpus, out, data_dir=folder, resume=args.resume, force=args.force)
+    except KeyboardInterrupt:
+        info = checkpoint_info(out)
+        if info is None:
+            print(f"interrupted before the first epoch ended: nothing kept in {out}", file=sys.stderr)
+        else:
+            print(
+                f"interrupted: {out} keeps epoch {info['epoch']} of {config.epochs}; resume with `{info['command']}`",
+                file=sys.stderr,
+            )
+        return EXIT_INTERRUPTED
     m = result.metrics
     print(f"test accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}  (best epoch {result.meta['best_epoch']})")
     print(f"run written to {out}")
@@ -198,7 +282,9 @@ def cmd_evaluate(args) -> int:
     from .evaluate import evaluate_run
     from .metrics import format_metrics
 
-    metrics, warning = evaluate_run(args.run_dir, args.data_dir)
+    metrics, warning = evaluate_run(
+        args.run_dir, _data_path(args), name_column=args.name_column, label_column=args.label_column
+    )
     if warning:
         print(f"warning: {warning}", file=sys.stderr)
     print(json.dumps(metrics, indent=2) if args.json else format_metrics(metrics))
@@ -253,20 +339,55 @@ def cmd_predict(args) -> int:
     from .predict import Predictor
     from .train import resolve_device
 
+    from .tables import is_table
+
     if bool(args.names) == bool(args.input):
         print("error: give names as arguments or --input FILE (one of the two)", file=sys.stderr)
         return EXIT_USAGE
-    if args.top_k < 1:
+    if args.top_k is not None and args.top_k < 1:
         print("error: --top-k must be at least 1", file=sys.stderr)
         return EXIT_USAGE
+    if args.input and is_table(args.input):
+        return _predict_table(args)
+    if args.workers or args.scheduler:
+        print("error: --workers and --scheduler need a table: --input FILE.csv|.tsv|.parquet", file=sys.stderr)
+        return EXIT_USAGE
+    top_k = args.top_k or 3
     names = read_names_file(args.input) if args.input else args.names
     predictor = Predictor.from_run(args.run_dir, device=resolve_device(args.device))
-    results = predictor.predict(names, top_k=args.top_k)
-    text = format_predictions(results, args.format, min(args.top_k, len(predictor.labels)))
+    results = predictor.predict(names, top_k=top_k, min_confidence=args.min_confidence, coverage=args.coverage)
+    text = format_predictions(results, args.format or "text", min(top_k, len(predictor.labels)))
     if args.output:
         atomic_write_bytes(args.output, text.encode("utf-8"))
     else:
         sys.stdout.write(text)
+    return 0
+
+
+def _predict_table(args) -> int:
+    """A table in, the same rows with their predictions out: streamed, or on Dask."""
+    from .stream import TableOptions, predict_table
+
+    if args.format is not None:
+        print("error: --format is for names; a table's output format follows --output's suffix", file=sys.stderr)
+        return EXIT_USAGE
+    if args.workers and args.scheduler:
+        print("error: give --workers (a local cluster) or --scheduler (an existing one), not both", file=sys.stderr)
+        return EXIT_USAGE
+    options = TableOptions(args.name_column, args.top_k or 1, args.min_confidence, args.coverage)
+    log = lambda line: print(line, file=sys.stderr)  # noqa: E731  standard output may hold the table
+    if args.workers or args.scheduler:
+        from .distributed import predict_table_dask
+
+        predict_table_dask(
+            args.run_dir, args.input, args.output, options, workers=args.workers, scheduler=args.scheduler, log=log
+        )
+        return 0
+    from .predict import Predictor
+    from .train import resolve_device
+
+    predictor = Predictor.from_run(args.run_dir, device=resolve_device(args.device))
+    predict_table(predictor, args.input, args.output, options, chunk_rows=args.chunk_rows, log=log)
     return 0
 
 
@@ -314,8 +435,8 @@ def cmd_compare(args) -> int:
         quick=args.quick,
         suites=suites,
     )
-    folder = resolve_data_dir(args.data_dir)
-    summary = run_compare(settings, folder)
+    corpus, folder = _load_corpus(args)
+    summary = run_compare(settings, folder, corpus=corpus)
     for finding in summary["findings"]:
         print(f"{finding['verdict']:>13}  {finding['claim']}")
     print(f"report: {args.out / 'report.html'}")
@@ -343,6 +464,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (DataError, CheckpointError, ValueError, RuntimeError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

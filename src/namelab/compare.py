@@ -42,9 +42,10 @@ from .download import dataset_checksum
 from .model import CharClassifier
 from .predict import Predictor
 from .probe import gradient_flow, probe_examples
+from .env import cpu_name, environment
 from .metrics import confusion_matrix
 from .report import write_report
-from .train import TrainConfig, TrainResult, cpu_name, environment, resolve_device, train
+from .train import TrainConfig, TrainResult, build_model, resolve_device, train
 
 SCHEMA = 1
 QUICK_EPOCHS = 2
@@ -171,11 +172,7 @@ def describe(values: Sequence[float | None]) -> dict:
 def predictions_in_order(
     model: CharClassifier, examples: Sequence[Example], vocab, labels: list[str]
 ) -> tuple[list[int], list[float]]:
-    """Predicted class of every example and its probability, in the examples' order.
-
-    ``predict_examples`` returns predictions in batch (length-sorted) order; Predictor
-    batches by length too but puts every row back where its name was.
-    """
+    """Predicted class of every example and its probability, in the examples' order."""
     probabilities = Predictor(model, vocab, labels).probabilities([e.name for e in examples])
     confidence, predicted = probabilities.max(dim=1)
     return predicted.tolist(), confidence.tolist()
@@ -184,9 +181,7 @@ def predictions_in_order(
 def initial_model(config: TrainConfig, corpus: Corpus) -> CharClassifier:
     """The model ``train(config, corpus)`` starts from: train seeds torch, then builds the model."""
     torch.manual_seed(config.seed)
-    return CharClassifier(
-        len(corpus.vocab), corpus.num_classes, config.model, config.hidden_size, config.impl, config.dropout
-    )
+    return build_model(config, len(corpus.vocab), corpus.num_classes)
 
 
 # -- paired comparisons and findings -----------------------------------------------------

@@ -25,9 +25,11 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-MODEL_TITLES = {"rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}
+from .cells import CELLS
+
+MODEL_TITLES = {name: cell.title for name, cell in CELLS.items()}
 # One colour per model in every figure (Okabe–Ito palette, readable with colour blindness).
-MODEL_COLORS = {"lstm": "#0072B2", "gru": "#009E73", "rnn": "#D55E00"}
+MODEL_COLORS = {name: cell.color for name, cell in CELLS.items()}
 _SPARE_COLORS = ("#CC79A7", "#E69F00", "#56B4E9", "#000000")
 VERDICT_COLORS = {"supported": "#1b7837", "not supported": "#b2182b", "inconclusive": "#8c6d1f"}
 DPI = 110
