@@ -2,6 +2,7 @@
 
     namelab compare                                  # rnn, lstm, gru × 3 seeds -> reports/compare
     namelab compare --quick --data-dir D --out /tmp/c   # 2 epochs, 1 seed, small cells: a smoke test
+    namelab compare --suite insights --out reports/insights   # dropout ablation + hyperparameter grid
 
 or from Python::
 
@@ -17,6 +18,11 @@ A rerun reuses every finished run whose configuration and data match, resumes un
 ones, and trains the rest; the report is removed first and rebuilt from the runs present.
 ``OUT/summary.json`` holds every number the report shows; :mod:`namelab.report`
 draws the figures and writes ``report.html`` and ``report.md`` from it alone.
+
+``--suite`` picks the experiments (:func:`suite_registry`): ``seed`` is the one above;
+``insights`` (:mod:`namelab.insights`) checks the original report's closing lessons.
+Every suite shares one :class:`Experiment` (data, split, output folder) and trains
+through :func:`train_run`, so a configuration two suites need is trained once.
 """
 
 from __future__ import annotations
@@ -50,7 +56,7 @@ QUICK_HIDDEN_SIZE = 32
 DEFAULT_SEEDS = 3
 DEFAULT_MODELS = ("rnn", "lstm", "gru")
 DEFAULT_SUITES = ("seed",)
-# The insights suite trains three times as many runs as the seed experiment: fewer epochs keep it within budget.
+# The insights suite trains several times the seed experiment's runs: fewer epochs keep it affordable on a CPU.
 SUITE_EPOCHS = {"insights": 10}
 
 # -- how findings are judged: every threshold in one place, quoted by the report ---------
