@@ -83,31 +83,41 @@ def annotate(predictor, table: pa.Table | pa.RecordBatch, options: TableOptions)
         table = pa.Table.from_batches([table])
     names = table.column(options.name_column).cast(pa.string()).to_pylist()
     n = len(names)
-    normalized: list[str | None] = [None] * n
-    errors: list[str | None] = [None] * n
-    usable: list[int] = []
-    for i, name in enumerate(names):
-        try:
-            normalized[i] = normalize(name if name is not None else "")
-            usable.append(i)
-        except UnusableName as err:
-            errors[i] = str(err)
+    # Tables of people repeat names (a surname is shared by many rows): each distinct name
+    # is normalized once and each distinct normalized name predicted once per chunk.
+    slot_of: dict[str | None, tuple[str | None, int | str]] = {}  # name -> (normalized, row of probs | error)
+    distinct: dict[str, int] = {}
+    for name in names:
+        if name not in slot_of:
+            try:
+                normalized = normalize(name if name is not None else "")
+            except UnusableName as err:
+                slot_of[name] = (None, str(err))
+            else:
+                slot_of[name] = (normalized, distinct.setdefault(normalized, len(distinct)))
     columns: dict[str, list] = {field.name: [None] * n for field in output_fields(options)}
-    columns["normalized"], columns["error"] = normalized, errors
-    if usable:
-        probs = predictor.probabilities([normalized[i] for i in usable])
+    described: list[dict] = []
+    if distinct:
+        probs = predictor.probabilities(list(distinct))
         described = predictor.describe(
             probs, options.top_k, min_confidence=options.min_confidence, coverage=options.coverage
         )
-        for i, row in zip(usable, described):
-            for k, guess in enumerate(row["predictions"], start=1):
-                suffix = "" if k == 1 else f"_{k}"
-                columns[f"predicted_language{suffix}"][i] = guess["language"]
-                columns[f"probability{suffix}"][i] = guess["probability"]
-            if "uncertain" in row:
-                columns["uncertain"][i] = row["uncertain"]
-            if "coverage_set" in row:
-                columns["coverage_set"][i] = row["coverage_set"]
+    normalized_column, errors = columns["normalized"], columns["error"]
+    for i, name in enumerate(names):
+        normalized, where = slot_of[name]
+        if normalized is None:
+            errors[i] = where
+            continue
+        normalized_column[i] = normalized
+        row = described[where]
+        for k, guess in enumerate(row["predictions"], start=1):
+            suffix = "" if k == 1 else f"_{k}"
+            columns[f"predicted_language{suffix}"][i] = guess["language"]
+            columns[f"probability{suffix}"][i] = guess["probability"]
+        if "uncertain" in row:
+            columns["uncertain"][i] = row["uncertain"]
+        if "coverage_set" in row:
+            columns["coverage_set"][i] = row["coverage_set"]
     for field in output_fields(options):
         table = table.append_column(field, pa.array(columns[field.name], type=field.type))
     return table
