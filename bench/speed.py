@@ -49,15 +49,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import loop_reference  # noqa: E402
 
+from namelab.cells import CELLS as CELL_CLASSES  # noqa: E402
 from namelab.data import Corpus, Split, batches  # noqa: E402
 from namelab.engine import pack  # noqa: E402
 from namelab.download import resolve_data_dir  # noqa: E402
 from namelab.model import CharClassifier  # noqa: E402
 from namelab.predict import Predictor  # noqa: E402
-from namelab.train import TrainConfig, cpu_name, train  # noqa: E402
+from namelab.env import cpu_name  # noqa: E402
+from namelab.train import TrainConfig, train  # noqa: E402
 
-CELLS = ("rnn", "lstm", "gru")
-GATES = {"rnn": 1, "lstm": 4, "gru": 3}
+CELLS = tuple(CELL_CLASSES)
+GATES = {name: cell.num_gates for name, cell in CELL_CLASSES.items()}
 
 
 def machine(threads: int) -> dict:

@@ -20,7 +20,7 @@ import torch
 from fastapi.testclient import TestClient
 
 from namelab import Predictor, cli
-from namelab.checkpoint import CheckpointError
+from namelab.checkpoint import CheckpointError, write_manifest
 from namelab.serve import (
     MAX_BODY_BYTES,
     MAX_EXPLAIN_NAMES,
@@ -310,6 +310,7 @@ def copy_run(source: Path, target: Path, *, val_accuracy: float, test_accuracy: 
     metrics = json.loads((target / "metrics.json").read_text())
     metrics["accuracy"] = test_accuracy
     (target / "metrics.json").write_text(json.dumps(metrics))
+    write_manifest(target)  # the edited files are the run's files now
     return target
 
 

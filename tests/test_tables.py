@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from helpers import make_names_folder, separable_names, train_tiny_run
+from namelab.checkpoint import write_manifest
 from namelab.cli import main
 from namelab.data import Corpus
 from namelab.download import DataError
@@ -229,6 +230,7 @@ def test_uncertainty_and_coverage_columns(tmp_path: Path, run_dir: Path) -> None
     config = json.loads((calibrated / "config.json").read_text())
     config["calibration"] = {"temperature": 1.5, "conformal_scores": [i / 20 for i in range(20)]}
     (calibrated / "config.json").write_text(json.dumps(config))
+    write_manifest(calibrated)  # the edit is deliberate: record the new checksum
     predictor = Predictor.from_run(calibrated)
     rows = people(20)
     source = write_table(tmp_path / "people.csv", rows)

@@ -8,22 +8,24 @@
 
 __version__ = "0.1.0"
 
-from .cells import CELLS, GRUCell, LSTMCell, RNNCell  # noqa: E402
+from .cells import CELLS, Cell, GRUCell, LSTMCell, RNNCell  # noqa: E402
 from .checkpoint import CheckpointError, load_run, save_run  # noqa: E402
 from .data import Corpus, UnusableName, Vocab, normalize  # noqa: E402
 from .download import DataError, resolve_data_dir  # noqa: E402
-from .model import CharClassifier  # noqa: E402
+from .model import CharClassifier, ModelConfig  # noqa: E402
 from .predict import Predictor  # noqa: E402
 from .train import TrainConfig, train  # noqa: E402
 
 __all__ = [
     "CELLS",
+    "Cell",
     "CharClassifier",
     "CheckpointError",
     "Corpus",
     "DataError",
     "GRUCell",
     "LSTMCell",
+    "ModelConfig",
     "Predictor",
     "RNNCell",
     "TrainConfig",

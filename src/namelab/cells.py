@@ -14,6 +14,10 @@ assert that the outputs agree.
 ``forward`` is the textbook step; ``step`` takes the input already projected by
 ``x2h``. A one-hot input times a weight matrix is a row lookup, so the classifier
 projects a whole batch of names once, outside the time loop, and calls ``step``.
+
+``CELLS`` is the one registry of cells: each class carries what the rest of namelab
+looks up about it (its name, its title in the report, its colour, its gate count and
+torch's fused layer that runs the same weights), so adding a cell means adding a class.
 """
 
 from __future__ import annotations
@@ -26,9 +30,15 @@ from torch import nn
 State = tuple[torch.Tensor, ...]
 
 
-class _Cell(nn.Module):
+class Cell(nn.Module):
+    """What every cell shares: the two projections, torch's initialization, a zero state."""
+
+    name: str = ""
+    title: str = ""  # how the report names it
+    color: str = "#000000"  # its colour in the report's figures (colour-blind safe palette)
     num_gates: int = 1
     num_states: int = 1
+    fused: type[nn.RNNBase] = nn.RNN  # torch's layer that runs the same weights
 
     def __init__(self, input_size: int, hidden_size: int):
         super().__init__()
@@ -55,15 +65,17 @@ class _Cell(nn.Module):
         raise NotImplementedError
 
 
-class RNNCell(_Cell):
+class RNNCell(Cell):
     """Vanilla RNN: ``h_t = tanh(W_xh x_t + b_xh + W_hh h_{t-1} + b_hh)``."""
+
+    name, title, color, fused = "rnn", "RNN", "#D55E00", nn.RNN
 
     def step(self, xw_t: torch.Tensor, state: State) -> State:
         (h,) = state
         return (torch.tanh(xw_t + self.h2h(h)),)
 
 
-class LSTMCell(_Cell):
+class LSTMCell(Cell):
     """LSTM with input, forget and output gates and a cell state::
 
         i, f, g, o = W_x x_t + b_x + W_h h_{t-1} + b_h      (split in four)
@@ -71,6 +83,7 @@ class LSTMCell(_Cell):
         h_t = sigmoid(o) * tanh(C_t)
     """
 
+    name, title, color, fused = "lstm", "LSTM", "#0072B2", nn.LSTM
     num_gates = 4
     num_states = 2
 
@@ -82,7 +95,7 @@ class LSTMCell(_Cell):
         return h, c
 
 
-class GRUCell(_Cell):
+class GRUCell(Cell):
     """GRU with reset and update gates::
 
         r = sigmoid(W_xr x_t + b_xr + W_hr h_{t-1} + b_hr)
@@ -95,6 +108,7 @@ class GRUCell(_Cell):
     train alike, and this form lets the fused layer run the same weights).
     """
 
+    name, title, color, fused = "gru", "GRU", "#009E73", nn.GRU
     num_gates = 3
 
     def step(self, xw_t: torch.Tensor, state: State) -> State:
@@ -107,10 +121,15 @@ class GRUCell(_Cell):
         return ((1 - z) * n + z * h,)
 
 
-CELLS: dict[str, type[_Cell]] = {"rnn": RNNCell, "lstm": LSTMCell, "gru": GRUCell}
+CELLS: dict[str, type[Cell]] = {cls.name: cls for cls in (RNNCell, LSTMCell, GRUCell)}
 
 
-def make_cell(name: str, input_size: int, hidden_size: int) -> _Cell:
+def cell_class(name: str) -> type[Cell]:
+    """The registered cell called ``name``; the one place an unknown cell is refused."""
     if name not in CELLS:
         raise ValueError(f"unknown cell {name!r}; choose one of {', '.join(CELLS)}")
-    return CELLS[name](input_size, hidden_size)
+    return CELLS[name]
+
+
+def make_cell(name: str, input_size: int, hidden_size: int) -> Cell:
+    return cell_class(name)(input_size, hidden_size)

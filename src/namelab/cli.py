@@ -28,6 +28,7 @@ from .download import DataError, resolve_data_dir
 from .model import IMPLS
 
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
 
 
 def _add_data_dir(parser: argparse.ArgumentParser) -> None:
@@ -108,9 +109,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
     p.add_argument("--dropout", type=float, default=defaults.dropout)
     p.add_argument("--class-weight-power", type=float, default=defaults.class_weight_power)
+    p.add_argument(
+        "--label-smoothing", type=float, default=defaults.label_smoothing, help="share of each target spread evenly over the classes (default: 0)"
+    )
+    p.add_argument(
+        "--char-dropout",
+        type=float,
+        default=defaults.char_dropout,
+        help="chance that a training character is read as the unknown symbol (default: 0)",
+    )
     p.add_argument("--seed", type=int, default=defaults.seed)
     p.add_argument("--split-seed", type=int, default=defaults.split_seed)
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default=defaults.device)
+    again = p.add_mutually_exclusive_group()
+    again.add_argument(
+        "--resume",
+        action="store_true",
+        help="go on from the checkpoint of an unfinished run in --out (the same options it was started with); "
+        "with nothing to resume, train from the start",
+    )
+    again.add_argument("--force", action="store_true", help="replace the run in --out, finished or not")
     _add_threads(p)
 
     p = sub.add_parser("evaluate", help="recompute a run's test metrics")
@@ -161,9 +179,18 @@ def build_parser() -> argparse.ArgumentParser:
         "compare",
         help="the experiment: train every model on every seed, write report.html, report.md, figures, summary.json",
     )
+    p.add_argument(
+        "--suite",
+        default="seed",
+        help="comma-separated experiments to run: seed (every model on every seed, the default), "
+        "insights (dropout ablation and hyperparameter grid)",
+    )
     p.add_argument("--models", default="rnn,lstm,gru", help="comma-separated cells to compare (default: rnn,lstm,gru)")
     p.add_argument("--seeds", type=int, default=None, help="training seeds 0..N-1 per model (default: 3; --quick: 1)")
-    p.add_argument("--epochs", type=int, default=None, help=f"epochs per run (default: {defaults.epochs}; --quick: 2)")
+    p.add_argument(
+        "--epochs", type=int, default=None,
+        help=f"epochs per run (default: {defaults.epochs}; insights alone: 10; --quick: 2)",
+    )
     p.add_argument("--hidden-size", type=int, default=None, help=f"(default: {defaults.hidden_size}; --quick: 32)")
     p.add_argument("--impl", choices=list(IMPLS), default=defaults.impl)
     _add_data_dir(p)
@@ -212,6 +239,7 @@ def cmd_data(args) -> int:
 
 
 def cmd_train(args) -> int:
+    from .checkpoint import checkpoint_info
     from .train import TrainConfig, train
 
     config = TrainConfig(
@@ -224,13 +252,26 @@ def cmd_train(args) -> int:
         weight_decay=args.weight_decay,
         dropout=args.dropout,
         class_weight_power=args.class_weight_power,
+        label_smoothing=args.label_smoothing,
+        char_dropout=args.char_dropout,
         seed=args.seed,
         split_seed=args.split_seed,
         device=args.device,
     )
     corpus, folder = _load_corpus(args)
     out = args.out or Path("runs") / f"{args.model}-seed{args.seed}"
-    result = train(config, corpus, out, data_dir=folder)
+    try:
+        result = train(config, corpus, out, data_dir=folder, resume=args.resume, force=args.force)
+    except KeyboardInterrupt:
+        info = checkpoint_info(out)
+        if info is None:
+            print(f"interrupted before the first epoch ended: nothing kept in {out}", file=sys.stderr)
+        else:
+            print(
+                f"interrupted: {out} keeps epoch {info['epoch']} of {config.epochs}; resume with `{info['command']}`",
+                file=sys.stderr,
+            )
+        return EXIT_INTERRUPTED
     m = result.metrics
     print(f"test accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}  (best epoch {result.meta['best_epoch']})")
     print(f"run written to {out}")
@@ -296,9 +337,8 @@ def format_predictions(results: list[dict], fmt: str, top_k: int) -> str:
 def cmd_predict(args) -> int:
     from .checkpoint import atomic_write_bytes
     from .predict import Predictor
-    from .train import resolve_device
-
     from .tables import is_table
+    from .train import resolve_device
 
     if bool(args.names) == bool(args.input):
         print("error: give names as arguments or --input FILE (one of the two)", file=sys.stderr)
@@ -366,7 +406,9 @@ def cmd_compare(args) -> int:
         QUICK_HIDDEN_SIZE,
         QUICK_SEEDS,
         CompareSettings,
+        default_epochs,
         parse_models,
+        parse_suites,
         run_compare,
     )
     from .train import TrainConfig
@@ -375,10 +417,11 @@ def cmd_compare(args) -> int:
         return given if given is not None else quick if args.quick else default
 
     defaults = TrainConfig()
+    suites = parse_suites(args.suite)
     config = replace(
         defaults,
         impl=args.impl,
-        epochs=pick(args.epochs, QUICK_EPOCHS, defaults.epochs),
+        epochs=pick(args.epochs, QUICK_EPOCHS, default_epochs(suites)),
         hidden_size=pick(args.hidden_size, QUICK_HIDDEN_SIZE, defaults.hidden_size),
         split_seed=args.split_seed,
         device=args.device,
@@ -389,6 +432,7 @@ def cmd_compare(args) -> int:
         config=config,
         out=args.out,
         quick=args.quick,
+        suites=suites,
     )
     corpus, folder = _load_corpus(args)
     summary = run_compare(settings, folder, corpus=corpus)
@@ -419,6 +463,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (DataError, CheckpointError, ValueError, RuntimeError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -41,7 +41,7 @@ import numpy as np
 import torch
 from torch.autograd.function import once_differentiable
 
-from .cells import CELLS, _Cell
+from .cells import Cell, GRUCell, LSTMCell, RNNCell, cell_class
 
 
 @dataclass(frozen=True)
@@ -342,16 +342,26 @@ def _gru_backward(plan: Plan, dh: torch.Tensor, w_hh, gates, hh, hs):
     return dx, dhh, hs
 
 
-_FORWARD = {"rnn": _rnn_forward, "lstm": _lstm_forward, "gru": _gru_forward}
-_BACKWARD = {"rnn": _rnn_backward, "lstm": _lstm_backward, "gru": _gru_backward}
+# Each cell's forward and backward loops, found from the cell's class.
+_KERNELS = {
+    RNNCell: (_rnn_forward, _rnn_backward),
+    LSTMCell: (_lstm_forward, _lstm_backward),
+    GRUCell: (_gru_forward, _gru_backward),
+}
+
+
+def _kernels(cell: type[Cell]):
+    if cell not in _KERNELS:
+        raise TypeError(f"no fast engine for {cell.__name__}; it runs {', '.join(c.__name__ for c in _KERNELS)}")
+    return _KERNELS[cell]
 
 
 class _CellFunction(torch.autograd.Function):
     """A cell's whole time loop as one node of the autograd graph."""
 
     @staticmethod
-    def forward(ctx, cell: str, plan: Plan, w_ih, w_hh, b_ih, b_hh):
-        last, kept = _FORWARD[cell](plan, w_ih, w_hh, b_ih, b_hh, keep=True)
+    def forward(ctx, cell: type[Cell], plan: Plan, w_ih, w_hh, b_ih, b_hh):
+        last, kept = _kernels(cell)[0](plan, w_ih, w_hh, b_ih, b_hh, keep=True)
         ctx.cell, ctx.plan, ctx.vocab_size = cell, plan, w_ih.shape[1]
         ctx.save_for_backward(w_hh, *kept)
         return last
@@ -364,7 +374,7 @@ class _CellFunction(torch.autograd.Function):
         dh = grad_last.index_select(0, plan.sorted_indices)  # (B, H), longest name first
         # Name b's gradient enters at its last step: the loop touches only rows [:n_t], so
         # row b keeps grad_last until the step where it becomes active.
-        dx, dhh, hs = _BACKWARD[ctx.cell](plan, dh, w_hh, *kept)
+        dx, dhh, hs = _kernels(ctx.cell)[1](plan, dh, w_hh, *kept)
         return (None, None, *_weight_grads(plan, dx, dhh, hs, ctx.vocab_size))
 
 
@@ -405,18 +415,18 @@ def run(
     The weights are laid out as torch's recurrent layers lay them out (``weight_ih_l0``
     and so on); differentiable with respect to all four.
     """
-    if cell not in _FORWARD:
-        raise ValueError(f"unknown cell {cell!r}; choose one of {', '.join(_FORWARD)}")
+    return _run(cell_class(cell), ids, lengths, w_ih, w_hh, b_ih, b_hh)
+
+
+def _run(cell: type[Cell], ids, lengths, w_ih, w_hh, b_ih, b_hh) -> torch.Tensor:
     weights = (w_ih, w_hh, b_ih, b_hh)
     if torch.is_grad_enabled() and any(w.requires_grad for w in weights):
         return _CellFunction.apply(cell, pack(ids, lengths), *weights)
     with torch.no_grad():
-        return _FORWARD[cell](pack(ids, lengths), *weights, keep=False)[0]
+        return _kernels(cell)[0](pack(ids, lengths), *weights, keep=False)[0]
 
 
-def run_cell(cell: _Cell, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+def run_cell(cell: Cell, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """``run`` with the weights of a cells.py cell: what stepping ``cell.step`` computes."""
-    names = {cls: name for name, cls in CELLS.items()}
-    if type(cell) not in names:
-        raise TypeError(f"no fast engine for {type(cell).__name__}; it runs {', '.join(c.__name__ for c in names)}")
-    return run(names[type(cell)], ids, lengths, cell.x2h.weight, cell.h2h.weight, cell.x2h.bias, cell.h2h.bias)
+    _kernels(type(cell))  # before reading weights that an unsupported module may lack
+    return _run(type(cell), ids, lengths, cell.x2h.weight, cell.h2h.weight, cell.x2h.bias, cell.h2h.bias)

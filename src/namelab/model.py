@@ -1,10 +1,11 @@
-"""CharClassifier: one-hot characters in, log-probabilities over the languages out.
+"""CharClassifier: one-hot characters in, logits over the languages out.
 
 One model, two engines that compute the same function with the same weights::
 
     model = CharClassifier(vocab_size=56, num_classes=18, cell="lstm", impl="hand")
-    log_probs = model(ids, lengths)          # ids (B, T) int64 padded, lengths (B,)
+    logits = model(ids, lengths)             # ids (B, T) int64 padded, lengths (B,)
     fused = model.with_impl("fused")         # same weights, torch's nn.LSTM runs them
+    model = CharClassifier.from_config(ModelConfig(vocab_size=56, num_classes=18, cell="gru"))
 
 ``hand`` runs namelab's own cells (cells.py); ``fused`` runs torch's
 ``nn.RNN``/``nn.LSTM``/``nn.GRU``. The output layer reads the hidden state at each
@@ -19,17 +20,47 @@ the two equal, gradients included).
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
+from typing import Mapping
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .cells import CELLS, make_cell
+from .cells import cell_class
 from .engine import check_batch, run_cell
 
 IMPLS = ("hand", "fused")
-_FUSED = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 # The four recurrent tensors under engine-neutral names (torch's own names).
 WEIGHT_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything that decides a CharClassifier's shape: the one way to build one."""
+
+    vocab_size: int
+    num_classes: int
+    cell: str = "lstm"
+    hidden_size: int = 256
+    impl: str = "hand"
+    dropout: float = 0.0
+
+    @classmethod
+    def from_run_config(cls, config: Mapping, vocab_size: int, num_classes: int) -> "ModelConfig":
+        """The model of a run's training config (``asdict(TrainConfig)``, as config.json stores it).
+
+        The training config names the cell ``model``. Every run has written the fields
+        of the seed experiment's model, so a missing one means a damaged file (KeyError).
+        """
+        return cls(
+            vocab_size=vocab_size,
+            num_classes=num_classes,
+            cell=config["model"],
+            hidden_size=config["hidden_size"],
+            impl=config["impl"],
+            dropout=config["dropout"],
+        )
 
 
 class CharClassifier(nn.Module):
@@ -43,10 +74,10 @@ class CharClassifier(nn.Module):
         dropout: float = 0.0,
     ):
         super().__init__()
-        if cell not in CELLS:
-            raise ValueError(f"unknown cell {cell!r}; choose one of {', '.join(CELLS)}")
+        cell_type = cell_class(cell)
         if impl not in IMPLS:
             raise ValueError(f"unknown impl {impl!r}; choose one of {', '.join(IMPLS)}")
+        self.config = ModelConfig(vocab_size, num_classes, cell, hidden_size, impl, dropout)
         self.vocab_size = vocab_size
         self.num_classes = num_classes
         self.cell_name = cell
@@ -54,11 +85,15 @@ class CharClassifier(nn.Module):
         self.impl = impl
         self.dropout_p = dropout
         if impl == "hand":
-            self.cell = make_cell(cell, vocab_size, hidden_size)
+            self.cell = cell_type(vocab_size, hidden_size)
         else:
-            self.rnn = _FUSED[cell](vocab_size, hidden_size, batch_first=True)
+            self.rnn = cell_type.fused(vocab_size, hidden_size, batch_first=True)
         self.dropout = nn.Dropout(dropout)
         self.out = nn.Linear(hidden_size, num_classes)
+
+    @classmethod
+    def from_config(cls, config: ModelConfig) -> "CharClassifier":
+        return cls(config.vocab_size, config.num_classes, config.cell, config.hidden_size, config.impl, config.dropout)
 
     def hidden_states(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Hidden states at every step, ``(B, T, H)``, padding steps included."""
@@ -86,9 +121,9 @@ class CharClassifier(nn.Module):
         return outputs[rows, lengths.to(ids.device) - 1]
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """Log-probabilities over the classes, ``(B, C)``."""
+        """Logits over the classes, ``(B, C)``: the loss and the probabilities normalize them once."""
         h = self.dropout(self.last_hidden(ids, lengths))
-        return F.log_softmax(self.out(h), dim=-1)
+        return self.out(h)
 
     # -- moving weights between engines -------------------------------------------------
 
@@ -106,9 +141,7 @@ class CharClassifier(nn.Module):
 
     def with_impl(self, impl: str) -> "CharClassifier":
         """A copy of this model run by the other engine, with the same weights."""
-        other = CharClassifier(
-            self.vocab_size, self.num_classes, self.cell_name, self.hidden_size, impl, self.dropout_p
-        ).to(self.out.weight.device)
+        other = CharClassifier.from_config(replace(self.config, impl=impl)).to(self.out.weight.device)
         with torch.no_grad():
             for name, tensor in other.recurrent_weights().items():
                 tensor.copy_(self.recurrent_weights()[name])

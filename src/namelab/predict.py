@@ -49,6 +49,24 @@ def ranked(probs: torch.Tensor, labels: Sequence[str], top_k: int) -> list[list[
     return [flat[start : start + k] for start in range(0, len(flat), k)]
 
 
+@torch.inference_mode()
+def logits_in_order(model: CharClassifier, normalized: Sequence[str], vocab: Vocab, batch_size: int = 1024) -> torch.Tensor:
+    """Logits ``(N, C)`` (float32, on the CPU) of already normalized names, in input order.
+
+    The one prediction path: names are batched by length (little padding), and every
+    row is put back where its name was.
+    """
+    model.eval()
+    device = next(model.parameters()).device
+    order = sorted(range(len(normalized)), key=lambda i: len(normalized[i]))
+    out = torch.empty(len(normalized), model.num_classes)
+    for start in range(0, len(order), batch_size):
+        rows = order[start : start + batch_size]
+        ids, lengths = encode_batch([normalized[i] for i in rows], vocab)
+        out[rows] = model(ids.to(device), lengths.to(device)).float().cpu()
+    return out
+
+
 class Predictor:
     def __init__(self, model: CharClassifier, vocab: Vocab, labels: list[str], meta: dict | None = None):
         self.model = model.eval()
@@ -74,18 +92,11 @@ class Predictor:
         model, meta = load_run(run_dir, device=device)
         return cls(model, Vocab(meta["vocab"]), meta["labels"], meta)
 
-    @torch.inference_mode()
     def probabilities(self, normalized: Sequence[str], batch_size: int = 1024) -> torch.Tensor:
         """Class probabilities ``(N, C)`` of already normalized names, in input order."""
-        order = sorted(range(len(normalized)), key=lambda i: len(normalized[i]))  # little padding per batch
-        probs = torch.empty(len(normalized), len(self.labels))
-        for start in range(0, len(order), batch_size):
-            rows = order[start : start + batch_size]
-            ids, lengths = encode_batch([normalized[i] for i in rows], self.vocab)
-            scores = self.model(ids.to(self.device), lengths.to(self.device))
-            # log-probabilities or logits alike: the softmax ignores a per-row constant
-            probs[rows] = torch.softmax(scores.float() / self.temperature, dim=1).cpu()
-        return probs
+        logits = logits_in_order(self.model, normalized, self.vocab, batch_size)
+        return (logits / self.temperature).softmax(dim=-1)
+
 
     def describe(
         self, probs: torch.Tensor, top_k: int = 3, *, min_confidence: float | None = None, coverage: float | None = None
