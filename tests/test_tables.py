@@ -288,3 +288,17 @@ def test_csv_to_stdout(tmp_path: Path, run_dir: Path, capsysbinary: pytest.Captu
     lines = capsysbinary.readouterr().out.decode().splitlines()
     assert lines[0].startswith('"id","surname","city","normalized","predicted_language","probability"')
     assert len(lines) == 6
+
+
+def test_resume_command_of_a_table_run_names_the_table_and_its_columns(tmp_path: Path, names: dict) -> None:
+    import shlex
+
+    from namelab.cli import build_parser
+    from namelab.train import TrainConfig, train_command
+
+    table = write_table(tmp_path / "names.csv", labelled_rows(names))
+    corpus = Corpus.from_table(table, name_column="surname", label_column="country")
+    words = shlex.split(train_command(TrainConfig(epochs=3), tmp_path / "run", table, corpus.columns))
+    args = build_parser().parse_args(words[1:])
+    assert (args.data, args.name_column, args.label_column, args.resume) == (table, "surname", "country", True)
+    assert Corpus.from_folder(make_names_folder(tmp_path / "folder", names)).columns is None

@@ -272,6 +272,8 @@ def cmd_train(args) -> int:
                 file=sys.stderr,
             )
         return EXIT_INTERRUPTED
+    if not result.is_main:
+        return 0  # under torchrun, rank 0 reports
     m = result.metrics
     print(f"test accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}  (best epoch {result.meta['best_epoch']})")
     print(f"run written to {out}")

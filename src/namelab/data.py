@@ -148,6 +148,8 @@ def read_folder(folder: Path) -> dict[str, list[str]]:
 class Corpus:
     """Deduplicated (normalized name, language) pairs of a names folder or a labelled table."""
 
+    columns: tuple[str, str] | None = None  # a table's (name, label) columns; None for a folder
+
     def __init__(self, labels: list[str], pairs: list[tuple[str, int]], stats: CorpusStats, vocab: Vocab = Vocab()):
         self.labels = labels
         self.pairs = pairs
@@ -194,7 +196,9 @@ class Corpus:
                 "has a letter); fix or remove their rows"
             )
 
-        return cls._build(dict(lines), no_usable)
+        corpus = cls._build(dict(lines), no_usable)
+        corpus.columns = (name_column, label_column)
+        return corpus
 
     @classmethod
     def load(cls, path: Path | str, name_column: str = "name", label_column: str = "language") -> "Corpus":

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -132,6 +132,30 @@ def share_loss(
     """
     total = F.cross_entropy(logits, targets, weight=weights, label_smoothing=label_smoothing, reduction="sum")
     return total * (scale * group.world_size) / weights[batch_targets].sum()
+
+
+def on_main(group: ProcessGroup, device: torch.device, step: Callable[[], bool]) -> bool:
+    """Run ``step`` (one that writes) on rank 0 alone and tell every rank its True/False.
+
+    When it fails on rank 0, every other rank fails too instead of waiting forever.
+    """
+    if not group.distributed:
+        return step()
+    import torch.distributed as dist
+
+    flags = torch.zeros(2, dtype=torch.float64, device=device)  # failed, result
+    error = None
+    if group.is_main:
+        try:
+            flags[1] = float(bool(step()))
+        except Exception as err:  # re-raised below, once the other ranks know
+            error, flags[0] = err, 1.0
+    dist.broadcast(flags, src=0)
+    if error is not None:
+        raise error
+    if flags[0]:
+        raise RuntimeError("rank 0 failed to prepare the run folder (its message says why)")
+    return bool(flags[1])
 
 
 def all_reduce_sums(values: Sequence[float], group: ProcessGroup, device: torch.device) -> list[float]:
