@@ -240,7 +240,7 @@ def test_uncertainty_and_coverage_columns(tmp_path: Path, run_dir: Path) -> None
     config = json.loads((calibrated / "config.json").read_text())
     config["calibration"] = {"temperature": 1.5, "conformal_scores": [i / 20 for i in range(20)]}
     (calibrated / "config.json").write_text(json.dumps(config))
-    write_manifest(calibrated)  # the edit is deliberate: record the new checksum
+    write_manifest(calibrated)  # the edited config is the run's own
     predictor = Predictor.from_run(calibrated)
     rows = people(20)
     source = write_table(tmp_path / "people.csv", rows)

@@ -122,21 +122,43 @@ class Predictor:
         min_confidence: float | None = None,
         coverage: float | None = None,
     ) -> list[dict]:
-        results: list[dict] = []
-        usable: list[int] = []
-        normalized: list[str] = []
-        for i, name in enumerate(names):
-            try:
-                normalized.append(normalize(name))
-                usable.append(i)
-                results.append({"name": name})
-            except UnusableName as err:
-                results.append({"name": name, "error": str(err)})
+        results, usable, normalized = prepare(names)
         if usable:
             described = self.describe(
                 self.probabilities(normalized), top_k, min_confidence=min_confidence, coverage=coverage
             )
-            for row, i in enumerate(usable):
-                results[i]["normalized"] = normalized[row]
-                results[i].update(described[row])
+            for i, row in zip(usable, described):
+                results[i].update(row)
         return results
+
+
+def prepare(names: Sequence[str], max_length: int | None = None) -> tuple[list[dict], list[int], list[str]]:
+    """Normalize names for prediction: the result rows, which of them to classify, and what the models read.
+
+    Returns one row per name, in order: ``{"name", "normalized"}`` for a usable name,
+    ``{"name", "error"}`` for one without letters (or, with ``max_length``, whose normalized
+    form is longer than that: transliteration can turn one character into dozens); then
+    the indices of the usable rows and their normalized forms.
+    """
+    results: list[dict] = []
+    usable: list[int] = []
+    normalized: list[str] = []
+    for i, name in enumerate(names):
+        try:
+            text = normalize(name)
+        except UnusableName as err:
+            results.append({"name": name, "error": str(err)})
+            continue
+        if max_length is not None and len(text) > max_length:
+            results.append(
+                {
+                    "name": name,
+                    "error": f"{name[:20]!r}{'...' if len(name) > 20 else ''} becomes {len(text)} characters once "
+                    f"transliterated; a name may have at most {max_length}: send a shorter name",
+                }
+            )
+            continue
+        results.append({"name": name, "normalized": text})
+        usable.append(i)
+        normalized.append(text)
+    return results, usable, normalized
