@@ -305,6 +305,8 @@ def cmd_train(args) -> int:
                 file=sys.stderr,
             )
         return EXIT_INTERRUPTED
+    if not result.is_main:
+        return 0  # under torchrun, rank 0 reports
     m = result.metrics
     print(f"test accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}  (best epoch {result.meta['best_epoch']})")
     print(f"run written to {out}")
@@ -478,9 +480,8 @@ def _same_file(a: Path, b: Path) -> bool:
 
 def cmd_predict(args) -> int:
     from .predict import Predictor
-    from .train import resolve_device
-
     from .tables import is_table
+    from .train import resolve_device
 
     if bool(args.names) == bool(args.input):
         print("error: give names as arguments or --input FILE (one of the two)", file=sys.stderr)
