@@ -22,7 +22,7 @@ from .cells import CELLS
 from .checkpoint import CheckpointError
 from .data import Corpus
 from .download import DataError, resolve_data_dir
-from .model import IMPLS
+from .model import IMPLS, POOLS
 
 EXIT_USAGE = 2
 
@@ -78,6 +78,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
     p.add_argument("--dropout", type=float, default=defaults.dropout)
     p.add_argument("--class-weight-power", type=float, default=defaults.class_weight_power)
+    p.add_argument(
+        "--bidirectional", action="store_true", help="a second cell reads each name right to left; states are joined"
+    )
+    p.add_argument(
+        "--pool", choices=list(POOLS), default=defaults.pool, help="what the output layer reads (default: last state)"
+    )
+    p.add_argument(
+        "--embedding-dim", type=int, default=defaults.embedding_dim, help="learned character embedding (0: one-hot)"
+    )
     p.add_argument("--seed", type=int, default=defaults.seed)
     p.add_argument("--split-seed", type=int, default=defaults.split_seed)
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default=defaults.device)
@@ -172,6 +181,9 @@ def cmd_train(args) -> int:
         weight_decay=args.weight_decay,
         dropout=args.dropout,
         class_weight_power=args.class_weight_power,
+        bidirectional=args.bidirectional,
+        pool=args.pool,
+        embedding_dim=args.embedding_dim,
         seed=args.seed,
         split_seed=args.split_seed,
         device=args.device,

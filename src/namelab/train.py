@@ -52,6 +52,10 @@ class TrainConfig:
     seed: int = 0
     split_seed: int = 0
     device: str = "auto"
+    # The accuracy options (model.ModelConfig); the defaults are the seed experiment's model.
+    bidirectional: bool = False
+    pool: str = "last"
+    embedding_dim: int = 0
 
 
 @dataclass
