@@ -1,23 +1,31 @@
 """Recompute a run's test metrics from its run folder and the dataset.
 
     metrics, warning = evaluate_run("runs/lstm", data_dir=None)
+
+Any run folder (a recurrent model, the n-gram baseline, an ensemble) goes through
+:class:`~namelab.predict.Predictor`; a calibrated run also gets its calibration
+figures on the test split, as ``metrics.json`` holds them.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from .checkpoint import load_run
+import torch
+
+from .calibrate import COVERAGE_LEVEL, calibration_metrics
 from .data import Corpus
 from .download import dataset_checksum, resolve_data_dir
 from .metrics import classification_metrics
-from .train import predict_examples, resolve_device
+from .predict import Predictor
+from .train import resolve_device
 
 
 def evaluate_run(run_dir: Path | str, data_dir: Path | str | None = None, device: str = "auto") -> tuple[dict, str | None]:
     """Test-split metrics of a run, and a warning when the dataset differs from the one it was trained on."""
     torch_device = resolve_device(device)
-    model, meta = load_run(run_dir, device=torch_device)
+    predictor = Predictor.from_run(run_dir, device=torch_device)
+    meta = predictor.meta
     folder = resolve_data_dir(data_dir)
     corpus = Corpus.from_folder(folder)
     if corpus.labels != meta["labels"]:
@@ -29,5 +37,10 @@ def evaluate_run(run_dir: Path | str, data_dir: Path | str | None = None, device
     if meta.get("dataset_sha256") and meta["dataset_sha256"] != dataset_checksum(folder):
         warning = f"the dataset at {folder} differs from the one {run_dir} was trained on; the test split may differ"
     split = corpus.split(seed=meta["config"]["split_seed"])
-    _, predictions, targets = predict_examples(model, split.test, corpus.vocab, torch_device)
-    return classification_metrics(targets, predictions, corpus.labels), warning
+    scores = predictor.scores([e.name for e in split.test])
+    targets = [e.label for e in split.test]
+    metrics = classification_metrics(targets, scores.argmax(dim=1).tolist(), corpus.labels)
+    calibration = meta.get("calibration")
+    if calibration and calibration.get("conformal_scores"):
+        metrics.update(calibration_metrics(scores, torch.tensor(targets), calibration, COVERAGE_LEVEL))
+    return metrics, warning

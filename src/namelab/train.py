@@ -26,11 +26,13 @@ import torch
 import torch.nn.functional as F
 
 from . import __version__
+from .calibrate import calibrate_predictor
 from .checkpoint import save_run, write_json
 from .data import PAD_ID, UNKNOWN_ID, Corpus, Example, Split, Vocab, batches
 from .download import dataset_checksum
 from .metrics import classification_metrics
 from .model import CharClassifier, ModelConfig
+from .predict import Predictor
 
 
 @dataclass(frozen=True)
@@ -214,6 +216,9 @@ def train(
         "device": str(device),
         "versions": environment(),
     }
+    # The kept model's temperature and conformal scores, fitted on the validation split.
+    meta["calibration"], calibration_metrics = calibrate_predictor(Predictor(model, vocab, corpus.labels), split)
+    metrics.update(calibration_metrics)
     if out_dir is not None:
         out = Path(out_dir)
         save_run(out, model, meta)
