@@ -359,3 +359,27 @@ def test_predict_unusable_paths_fail_with_a_message(capsys, run_dir: Path, tmp_p
         argv = ["predict", run_dir, "Aeiou", "--output", blocker / "predictions.txt"]
     code, out, err = run_cli(capsys, *argv)
     assert code == 1 and out == "" and err.startswith("error:")
+
+
+def test_predict_min_confidence_and_coverage_in_every_format(capsys, run_dir: Path) -> None:
+    names = ["Aeiou", "Bdkgt", "42"]
+    predictor = Predictor.from_run(run_dir)
+    expected = predictor.predict(names, top_k=2, min_confidence=0.999999, coverage=0.9)
+    assert any(row.get("uncertain") for row in expected)  # the tiny model is never that sure
+    args = ("predict", run_dir, *names, "--top-k", "2", "--min-confidence", "0.999999", "--coverage", "0.9")
+    code, out, _ = run_cli(capsys, *args, "--format", "json")
+    assert code == 0 and json_lines(out) == expected
+    code, out, _ = run_cli(capsys, *args, "--format", "csv")
+    header, *rows = list(csv.reader(io.StringIO(out)))
+    assert header[-3:] == ["uncertain", "coverage_set", "error"]
+    for row, want in zip(rows, expected):
+        if "error" in want:
+            assert row[-3:-1] == ["", ""]
+        else:
+            assert row[-3] == str(want["uncertain"]).lower()
+            assert row[-2].split("|") == want["coverage_set"]
+    code, out, _ = run_cli(capsys, *args)
+    assert code == 0 and "set: " in out.splitlines()[0]
+    for bad in (["--min-confidence", "1.5"], ["--coverage", "1"]):
+        code, _, err = run_cli(capsys, "predict", run_dir, "Aeiou", *bad)
+        assert code == 2 and bad[0] in err

@@ -104,6 +104,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input", type=Path, help="file with one name per line")
     p.add_argument("--output", type=Path, help="write here instead of standard output")
     p.add_argument("--top-k", type=int, default=3)
+    p.add_argument(
+        "--min-confidence",
+        type=float,
+        metavar="P",
+        help="mark a name uncertain when its top calibrated probability is below P (the ranking is still given)",
+    )
+    p.add_argument(
+        "--coverage",
+        type=float,
+        metavar="L",
+        help="also give the smallest set of languages that holds the true one for a fraction L of names "
+        "(split-conformal on the validation split, e.g. 0.9)",
+    )
     p.add_argument("--format", choices=["text", "csv", "json"], default="text")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu")
     _add_threads(p)
@@ -225,7 +238,9 @@ def read_names_file(path: Path) -> list[str]:
 
 
 def format_predictions(results: list[dict], fmt: str, top_k: int) -> str:
+    """JSON lines, CSV or text; ``uncertain`` and ``coverage_set`` columns appear when the rows hold them."""
     out = io.StringIO()
+    flags = [key for key in ("uncertain", "coverage_set") if any(key in row for row in results)]
     if fmt == "json":
         for row in results:
             out.write(json.dumps(row, ensure_ascii=False) + "\n")
@@ -234,12 +249,16 @@ def format_predictions(results: list[dict], fmt: str, top_k: int) -> str:
         header = ["name", "normalized"]
         for k in range(1, top_k + 1):
             header += [f"language_{k}", f"probability_{k}"]
-        writer.writerow(header + ["error"])
+        writer.writerow(header + flags + ["error"])
         for row in results:
             cells = [row["name"], row.get("normalized", "")]
             preds = row.get("predictions", [])
             for k in range(top_k):
                 cells += [preds[k]["language"], f"{preds[k]['probability']:.4f}"] if k < len(preds) else ["", ""]
+            if "uncertain" in flags:
+                cells.append("" if "uncertain" not in row else str(row["uncertain"]).lower())
+            if "coverage_set" in flags:
+                cells.append("|".join(row.get("coverage_set", [])))  # languages joined by |
             writer.writerow(cells + [row.get("error", "")])
     else:
         for row in results:
@@ -247,7 +266,10 @@ def format_predictions(results: list[dict], fmt: str, top_k: int) -> str:
                 out.write(f"{row['name']}\terror: {row['error']}\n")
             else:
                 ranked = ", ".join(f"{p['language']} {p['probability']:.3f}" for p in row["predictions"])
-                out.write(f"{row['name']}\t({row['normalized']})\t{ranked}\n")
+                extra = "\tuncertain" if row.get("uncertain") else ""
+                if "coverage_set" in row:
+                    extra += "\tset: " + " | ".join(row["coverage_set"])
+                out.write(f"{row['name']}\t({row['normalized']})\t{ranked}{extra}\n")
     return out.getvalue()
 
 
@@ -264,7 +286,15 @@ def cmd_predict(args) -> int:
         return EXIT_USAGE
     names = read_names_file(args.input) if args.input else args.names
     predictor = Predictor.from_run(args.run_dir, device=resolve_device(args.device))
-    results = predictor.predict(names, top_k=args.top_k)
+    if args.min_confidence is not None and not 0.0 <= args.min_confidence <= 1.0:
+        print(f"error: --min-confidence must be between 0 and 1, got {args.min_confidence}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.coverage is not None and not 0.0 < args.coverage < 1.0:
+        print(f"error: --coverage must be between 0 and 1 (exclusive), e.g. 0.9; got {args.coverage}", file=sys.stderr)
+        return EXIT_USAGE
+    results = predictor.predict(
+        names, top_k=args.top_k, min_confidence=args.min_confidence, coverage=args.coverage
+    )
     text = format_predictions(results, args.format, min(args.top_k, len(predictor.labels)))
     if args.output:
         atomic_write_bytes(args.output, text.encode("utf-8"))
