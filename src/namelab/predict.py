@@ -156,12 +156,25 @@ def run_kind(run_dir: Path | str) -> str:
     return meta.get("kind", "recurrent") if isinstance(meta, dict) else "recurrent"
 
 
+class ModelSummary:
+    """Stands for ``Predictor.model`` where no single torch module predicts: its parameter count."""
+
+    def __init__(self, parameters: int):
+        self.parameters = int(parameters)
+
+    def num_parameters(self) -> int:
+        return self.parameters
+
+    def eval(self) -> "ModelSummary":
+        return self
+
+
 class NgramPredictor(Predictor):
     """The n-gram baseline's run folder behind the Predictor interface."""
 
     def __init__(self, ngram, meta: dict):
         self.ngram = ngram
-        self.model = None
+        self.model = ModelSummary(ngram.coef.size + ngram.intercept.size)
         self.vocab = None
         self.labels = list(ngram.labels)
         self.meta = meta
