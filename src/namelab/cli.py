@@ -23,6 +23,7 @@ from .checkpoint import CheckpointError
 from .data import Corpus
 from .download import DataError, resolve_data_dir
 from .model import IMPLS, POOLS
+from .presets import PRESETS
 
 EXIT_USAGE = 2
 
@@ -67,6 +68,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split-seed", type=int, default=defaults.split_seed)
 
     p = sub.add_parser("train", help="train one model and write a run folder")
+    p.add_argument(
+        "--preset",
+        choices=list(PRESETS),
+        help="train a recipe chosen on the validation split (best: an ensemble; see docs/accuracy.md); "
+        "--seed, --split-seed and --device still apply, the other model options are the preset's",
+    )
     p.add_argument("--model", choices=list(CELLS), default=defaults.model)
     p.add_argument("--impl", choices=list(IMPLS), default=defaults.impl)
     _add_data_dir(p)
@@ -184,6 +191,8 @@ def cmd_data(args) -> int:
 def cmd_train(args) -> int:
     from .train import TrainConfig, train
 
+    if args.preset:
+        return _train_preset(args)
     config = TrainConfig(
         model=args.model,
         impl=args.impl,
@@ -206,6 +215,22 @@ def cmd_train(args) -> int:
     result = train(config, Corpus.from_folder(folder), out, data_dir=folder)
     m = result.metrics
     print(f"test accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}  (best epoch {result.meta['best_epoch']})")
+    print(f"run written to {out}")
+    return 0
+
+
+def _train_preset(args) -> int:
+    from .presets import train_preset
+
+    folder = resolve_data_dir(args.data_dir)
+    out = args.out or Path("runs") / f"{args.preset}-seed{args.seed}"
+    overrides = {"seed": args.seed, "split_seed": args.split_seed, "device": args.device}
+    m = train_preset(args.preset, Corpus.from_folder(folder), out, data_dir=folder, overrides=overrides)
+    print(f"test accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}")
+    print(
+        f"calibration: temperature {m['temperature']:.3f}, ECE {m['ece_before']:.4f} -> {m['ece_after']:.4f}; "
+        f"{m['coverage_level']:.0%} sets cover {m['coverage']:.1%} of test names, {m['mean_set_size']:.2f} languages on average"
+    )
     print(f"run written to {out}")
     return 0
 
