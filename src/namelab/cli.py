@@ -30,7 +30,8 @@ from .cells import CELLS
 from .checkpoint import CheckpointError
 from .data import MAX_INPUT_LENGTH, MAX_NAME_LENGTH, Corpus
 from .download import DataError, resolve_data_dir
-from .model import IMPLS
+from .model import IMPLS, POOLS
+from .presets import PRESETS
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
@@ -114,6 +115,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split-seed", type=int, default=defaults.split_seed)
 
     p = sub.add_parser("train", help="train one model and write a run folder")
+    p.add_argument(
+        "--preset",
+        choices=list(PRESETS),
+        help="train a recipe chosen on the validation split (best: an ensemble; see docs/accuracy.md); "
+        "--seed, --split-seed and --device still apply, the other model options are the preset's",
+    )
     p.add_argument("--model", choices=list(CELLS), default=defaults.model)
     p.add_argument("--impl", choices=list(IMPLS), default=defaults.impl)
     _add_data_dir(p)
@@ -133,6 +140,15 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=defaults.char_dropout,
         help="chance that a training character is read as the unknown symbol (default: 0)",
+    )
+    p.add_argument(
+        "--bidirectional", action="store_true", help="a second cell reads each name right to left; states are joined"
+    )
+    p.add_argument(
+        "--pool", choices=list(POOLS), default=defaults.pool, help="what the output layer reads (default: last state)"
+    )
+    p.add_argument(
+        "--embedding-dim", type=int, default=defaults.embedding_dim, help="learned character embedding (0: one-hot)"
     )
     p.add_argument("--seed", type=int, default=defaults.seed)
     p.add_argument("--split-seed", type=int, default=defaults.split_seed)
@@ -176,8 +192,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--top-k", type=int, default=None, help="languages per name (default: 3; for a table: 1)")
     p.add_argument("--format", choices=["text", "csv", "json"], default=None, help="for names (default: text)")
-    p.add_argument("--min-confidence", type=float, help="mark a name uncertain below this calibrated probability")
-    p.add_argument("--coverage", type=float, help="add the set of languages that holds the true one this often")
+    p.add_argument(
+        "--min-confidence",
+        type=float,
+        metavar="P",
+        help="mark a name uncertain when its top calibrated probability is below P (the ranking is still given)",
+    )
+    p.add_argument(
+        "--coverage",
+        type=float,
+        metavar="L",
+        help="also give the smallest set of languages that holds the true one for a fraction L of names "
+        "(split-conformal on the validation split, e.g. 0.9)",
+    )
     p.add_argument("--name-column", default="name", help="the input table's column of names (default: name)")
     p.add_argument("--chunk-rows", type=_positive_int, default=65_536, help="rows per chunk of a table")
     p.add_argument(
@@ -272,6 +299,8 @@ def cmd_train(args) -> int:
     from .checkpoint import checkpoint_info
     from .train import TrainConfig, train
 
+    if args.preset:
+        return _train_preset(args)
     config = TrainConfig(
         model=args.model,
         impl=args.impl,
@@ -284,6 +313,9 @@ def cmd_train(args) -> int:
         class_weight_power=args.class_weight_power,
         label_smoothing=args.label_smoothing,
         char_dropout=args.char_dropout,
+        bidirectional=args.bidirectional,
+        pool=args.pool,
+        embedding_dim=args.embedding_dim,
         seed=args.seed,
         split_seed=args.split_seed,
         device=args.device,
@@ -309,6 +341,22 @@ def cmd_train(args) -> int:
         return 0  # under torchrun, rank 0 reports
     m = result.metrics
     print(f"test accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}  (best epoch {result.meta['best_epoch']})")
+    print(f"run written to {out}")
+    return 0
+
+
+def _train_preset(args) -> int:
+    from .presets import train_preset
+
+    folder = resolve_data_dir(args.data_dir)
+    out = args.out or Path("runs") / f"{args.preset}-seed{args.seed}"
+    overrides = {"seed": args.seed, "split_seed": args.split_seed, "device": args.device}
+    m = train_preset(args.preset, Corpus.from_folder(folder), out, data_dir=folder, overrides=overrides)
+    print(f"test accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}")
+    print(
+        f"calibration: temperature {m['temperature']:.3f}, ECE {m['ece_before']:.4f} -> {m['ece_after']:.4f}; "
+        f"{m['coverage_level']:.0%} sets cover {m['coverage']:.1%} of test names, {m['mean_set_size']:.2f} languages on average"
+    )
     print(f"run written to {out}")
     return 0
 
@@ -397,7 +445,9 @@ _JSON_ESCAPES = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029":
 
 
 def format_predictions(results: list[dict], fmt: str, top_k: int) -> str:
+    """JSON lines, CSV or text; ``uncertain`` and ``coverage_set`` columns appear when the rows hold them."""
     out = io.StringIO()
+    flags = [key for key in ("uncertain", "coverage_set") if any(key in row for row in results)]
     if fmt == "json":
         for row in results:
             out.write(json.dumps(row, ensure_ascii=False).translate(_JSON_ESCAPES) + "\n")
@@ -407,12 +457,16 @@ def format_predictions(results: list[dict], fmt: str, top_k: int) -> str:
         header = ["name", "normalized"]
         for k in range(1, top_k + 1):
             header += [f"language_{k}", f"probability_{k}"]
-        writer.writerow(header + ["error"])
+        writer.writerow(header + flags + ["error"])
         for row in results:
             cells = [row["name"], row.get("normalized", "")]
             preds = row.get("predictions", [])
             for k in range(top_k):
                 cells += [preds[k]["language"], f"{preds[k]['probability']:.4f}"] if k < len(preds) else ["", ""]
+            if "uncertain" in flags:
+                cells.append("" if "uncertain" not in row else str(row["uncertain"]).lower())
+            if "coverage_set" in flags:
+                cells.append("|".join(row.get("coverage_set", [])))  # languages joined by |
             writer.writerow(cells + [row.get("error", "")])
     else:
         for row in results:
@@ -421,7 +475,10 @@ def format_predictions(results: list[dict], fmt: str, top_k: int) -> str:
                 out.write(f"{name}\terror: {row['error'].translate(_TEXT_ESCAPES)}\n")
             else:
                 ranked = ", ".join(f"{p['language']} {p['probability']:.3f}" for p in row["predictions"])
-                out.write(f"{name}\t({row['normalized']})\t{ranked}\n")
+                extra = "\tuncertain" if row.get("uncertain") else ""
+                if "coverage_set" in row:
+                    extra += "\tset: " + " | ".join(row["coverage_set"])
+                out.write(f"{name}\t({row['normalized']})\t{ranked}{extra}\n")
     return out.getvalue()
 
 
@@ -488,6 +545,12 @@ def cmd_predict(args) -> int:
         return EXIT_USAGE
     if args.top_k is not None and args.top_k < 1:
         print("error: --top-k must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
+    if args.min_confidence is not None and not 0.0 <= args.min_confidence <= 1.0:
+        print(f"error: --min-confidence must be between 0 and 1, got {args.min_confidence}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.coverage is not None and not 0.0 < args.coverage < 1.0:
+        print(f"error: --coverage must be between 0 and 1 (exclusive), e.g. 0.9; got {args.coverage}", file=sys.stderr)
         return EXIT_USAGE
     if args.input and is_table(args.input):
         return _predict_table(args)

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from . import checkpoint, ddp
+from .calibrate import calibrate_predictor
 from .cells import CELLS
 from .checkpoint import CheckpointError
 from .data import PAD_ID, UNKNOWN_ID, Corpus, Example, Split, Vocab, batches
@@ -36,8 +37,8 @@ from .ddp import SINGLE, ProcessGroup, all_reduce_sums, rank_share, share_batch,
 from .download import dataset_checksum
 from .env import environment
 from .metrics import classification_metrics
-from .model import IMPLS, CharClassifier, ModelConfig
-from .predict import logits_in_order
+from .model import IMPLS, POOLS, CharClassifier, ModelConfig
+from .predict import Predictor, logits_in_order
 
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -61,6 +62,10 @@ class TrainConfig:
     seed: int = 0
     split_seed: int = 0
     device: str = "auto"
+    # The accuracy options (model.ModelConfig); the defaults are the seed experiment's model.
+    bidirectional: bool = False
+    pool: str = "last"
+    embedding_dim: int = 0
 
     def __post_init__(self) -> None:
         """Every option checked here, once: the CLI and run folders show these messages."""
@@ -77,6 +82,10 @@ class TrainConfig:
         _real(self, "class_weight_power", "a number of at least 0", lambda v: v >= 0)
         for name in ("dropout", "label_smoothing", "char_dropout"):
             _real(self, name, "a number from 0 up to (not including) 1", lambda v: 0 <= v < 1)
+        _choice(self, "pool", POOLS)
+        if not isinstance(self.bidirectional, bool):
+            raise ValueError(f"--bidirectional must be true or false, got {self.bidirectional!r} (bidirectional)")
+        _whole(self, "embedding_dim", low=0)
 
 
 def _option(name: str) -> str:
@@ -356,6 +365,9 @@ def _train(
         "processes": group.world_size,
         "versions": environment(),
     }
+    # The kept model's temperature and conformal scores, fitted on the validation split.
+    meta["calibration"], calibration_metrics = calibrate_predictor(Predictor(model, vocab, corpus.labels), split)
+    metrics.update(calibration_metrics)
     if out is not None:
         checkpoint.save_run(out, model, meta, history, metrics)
         (out / checkpoint.CHECKPOINT).unlink(missing_ok=True)  # the manifest is written: nothing left to resume
