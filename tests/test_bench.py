@@ -57,20 +57,47 @@ GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 CELL_KEYS = {
     "hand_names_per_s", "hand_runs", "fused_names_per_s", "fused_runs", "hand_over_fused", "hand_gflops",
     "matmul_peak_gflops", "matmul_median_gflops", "replay_gflops", "replay_share_of_hand_epoch",
-    "hand_peak_fraction", "loop_names_per_s", "loop_runs", "hand_over_loop",
+    "hand_peak_fraction", "hand_median_burst_fraction", "loop_names_per_s", "loop_runs", "hand_over_loop",
 }
+
+
+def test_speed_bench_refuses_a_loaded_machine_unless_allowed(tmp_path, capsys, monkeypatch):
+    speed = load_bench("speed")
+    monkeypatch.setattr(speed.os, "getloadavg", lambda: (speed.LOAD_LIMIT + 0.7, 0.0, 0.0))
+    out = tmp_path / "results.json"
+    # Refused before reading any data: the folder does not even exist.
+    assert speed.main(["--data-dir", str(tmp_path / "missing"), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"{speed.LOAD_LIMIT + 0.7}" in err and "--allow-load" in err
+    assert not out.exists()
 
 
 def test_speed_bench_writes_every_figure(tmp_path, capsys, monkeypatch):
     speed = load_bench("speed")
+    # A loaded machine runs only with --allow-load, and the results say so; the load
+    # is read at the start and at the end (here: made up, so the test does not depend on the machine's).
+    loads = iter([(speed.LOAD_LIMIT + 1.0, 0.0, 0.0)] + [(0.25, 0.0, 0.0)] * 1000)
+    monkeypatch.setattr(speed.os, "getloadavg", lambda: next(loads))
+    # The one-name loop runs on one thread whatever --threads says; the engines on --threads.
+    loop_threads, train_names = [], speed.loop_reference.train_names
+
+    def counted_train_names(*args):
+        loop_threads.append(torch.get_num_threads())
+        return train_names(*args)
+
+    monkeypatch.setattr(speed.loop_reference, "train_names", counted_train_names)
     # One burst per matmul-peak sample, not three: the samples would take most of the test.
     monkeypatch.setattr(speed.MatmulPeak, "sample", functools.partialmethod(speed.MatmulPeak.sample, bursts=1))
     data = make_names_folder(tmp_path / "names", NAMES)
     out = tmp_path / "results.json"
     hidden, repeats = 8, 3  # an odd count: the median is one of the runs
-    argv = ["--data-dir", str(data), "--hidden-size", str(hidden), "--loop-names", "4", "--repeats", str(repeats)]
-    argv += ["--predict-names", "50", "--latency-calls", "3", "--out", str(out)]
-    assert speed.main(argv) == 0
+    argv = ["--data-dir", str(data), "--threads", "2", "--hidden-size", str(hidden), "--loop-names", "4", "--repeats", str(repeats)]
+    argv += ["--predict-names", "50", "--latency-calls", "3", "--out", str(out), "--allow-load"]
+    threads = torch.get_num_threads()
+    try:
+        assert speed.main(argv) == 0
+    finally:
+        torch.set_num_threads(threads)  # main sets --threads for the whole process
     results = json.loads(out.read_text())
     assert set(results) == {"machine", "settings", "cells"}
     train_split = Corpus.from_folder(data).split(seed=0).train
@@ -104,10 +131,19 @@ def test_speed_bench_writes_every_figure(tmp_path, capsys, monkeypatch):
         # The replay does the same FLOPs: its rate over the epoch's is the epoch share it takes.
         assert figures["hand_gflops"] / figures["replay_gflops"] == pytest.approx(figures["replay_share_of_hand_epoch"])
         assert figures["hand_peak_fraction"] == pytest.approx(figures["hand_gflops"] / figures["matmul_peak_gflops"])
+        assert figures["hand_median_burst_fraction"] == pytest.approx(
+            figures["hand_gflops"] / figures["matmul_median_gflops"]
+        )
+        assert figures["hand_median_burst_fraction"] >= figures["hand_peak_fraction"]
     assert results["cells"]["lstm"]["predict_names_per_s"] > 0
     assert results["cells"]["lstm"]["predict_latency_ms"] > 0
     assert results["machine"]["torch"] == torch.__version__
+    machine = results["machine"]
+    assert machine["load_average_start"] == speed.LOAD_LIMIT + 1.0 and machine["under_load"] is True
+    assert machine["load_average_end"] == 0.25 and machine["loop_threads"] == 1 and machine["threads"] == 2
+    assert loop_threads and set(loop_threads) == {1}
     printed = capsys.readouterr().out
+    assert "UNDER LOAD" in printed and "one-name loop on 1 thread" in printed
     assert "hand/loop" in printed and "lstm" in printed
     # The table printed is the file's figures.
     for cell, figures in results["cells"].items():
