@@ -23,6 +23,10 @@ against torch's fused layers), but several times faster on a CPU:
   multiply; the weight gradient ``dW_hh`` is then ONE matrix multiply over all
   characters (``dgates^T @ h_prev``) instead of one per step, and ``dW_ih`` is a row
   scatter-add (the transpose of the lookup).
+* **The backward's temporaries reuse one block of memory** per thread (``_scratch``):
+  freed and allocated afresh every batch, glibc hands them back to the kernel and
+  every batch page-faults them in again (~500 faults a batch for the LSTM, about a
+  tenth of its training time; docs/benchmarks.md).
 * **Inference keeps nothing**: without a backward each step reuses ``(B, G*H)``
   buffers that stay in cache.
 * **One sigmoid for all four LSTM gates**: the g rows are pre-doubled and
@@ -37,6 +41,8 @@ below restate them in buffer form, each next to its derivative.
 
 from __future__ import annotations
 
+import math
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -131,6 +137,45 @@ def _state_buffer(plan: Plan, hidden_size: int, like: torch.Tensor) -> torch.Ten
     return buffer
 
 
+class _ScratchMemory(threading.local):
+    """One flat CPU tensor per dtype and thread, reused by every backward call.
+
+    The backward's temporaries (the gates' gradients and the gathers) are as large as
+    the forward's kept buffers. Allocated afresh every batch, glibc trims the freed
+    memory back to the kernel and the next batch page-faults it in again, which took
+    about a tenth of an LSTM training batch. So they live here instead, for as long as
+    the thread does. Nothing handed back to autograd is a view of this memory, so
+    reusing it on the next call is safe; per thread, so two threads never share it.
+    A backward takes what it needs in one call (each call starts again at the block's
+    beginning), and a backward never runs inside another.
+    """
+
+    limit_bytes = 64 * 2**20  # larger requests get fresh memory: a huge batch does not stay resident
+
+    def __init__(self) -> None:
+        self.blocks: dict[torch.dtype, torch.Tensor] = {}
+
+    def take(self, like: torch.Tensor, *shapes: tuple[int, ...]) -> list[torch.Tensor]:
+        """Uninitialized contiguous tensors of these shapes, in ``like``'s dtype and device."""
+        # Each view starts on a 64-byte boundary (16 float32), so vector loads stay aligned.
+        sizes = [-(-math.prod(shape) // 16) * 16 for shape in shapes]
+        total = sum(sizes)
+        if like.device.type != "cpu" or total * like.element_size() > self.limit_bytes:
+            return [like.new_empty(shape) for shape in shapes]
+        block = self.blocks.get(like.dtype)
+        if block is None or block.numel() < total:
+            block = like.new_empty(total + total // 4)  # headroom: the next batch may be longer
+            self.blocks[like.dtype] = block
+        views, offset = [], 0
+        for shape, size in zip(shapes, sizes):
+            views.append(block[offset : offset + math.prod(shape)].view(shape))
+            offset += size
+        return views
+
+
+_SCRATCH = _ScratchMemory()
+
+
 # Each cell's forward below runs its equations over the whole batch in one of two
 # layouts. keep=True (training): packed buffers with one row per character, kept for
 # the backward; state buffers have a leading zero row (see Plan). keep=False
@@ -201,7 +246,8 @@ def _rnn_backward(plan: Plan, dh: torch.Tensor, w_hh, hs, step_grads=None):
     k = _Constants.like(hs)
     # tanh' = 1 - h^2 for every character at once, outside the loop; each step then
     # turns its rows into the gradient of the pre-activations, in place.
-    dpre = torch.addcmul(k.one, hs[1:], hs[1:], value=-1)  # (N, H)
+    dpre, spare = _SCRATCH.take(hs, (plan.num_tokens, hs.shape[1]), (plan.num_tokens, hs.shape[1]))
+    torch.addcmul(k.one, hs[1:], hs[1:], value=-1, out=dpre)  # (N, H)
     dpre_t = dpre.split(plan.batch_sizes)
     for t in reversed(range(len(plan.batch_sizes))):
         dh_t = dh[: len(dpre_t[t])]
@@ -210,7 +256,7 @@ def _rnn_backward(plan: Plan, dh: torch.Tensor, w_hh, hs, step_grads=None):
         dpre_t[t].mul_(dh_t)
         if t:
             torch.mm(dpre_t[t], w_hh, out=dh_t)  # dh_{t-1}
-    return dpre, dpre, hs
+    return dpre, dpre, hs, spare
 
 
 # -- LSTM: gates i, f, g, o = W_ih x_t + b_ih + W_hh h_{t-1} + b_hh ------------------------
@@ -262,13 +308,15 @@ def _lstm_backward(plan: Plan, dh: torch.Tensor, w_hh, gates, hs, cs, tanh_cs, s
     # turns its rows into the gates' gradients in place (one buffer, not two: fresh
     # buffers cost page faults and cache misses on this scale). The saved activations
     # stay as they are, so a graph kept with retain_graph can be run backward again.
-    dgates = torch.addcmul(gates, gates, gates, value=-1)  # (N, 4H): sigmoid' = s - s^2 (i, f, o)
+    N = plan.num_tokens
+    dgates, dh_to_dc, c_prev = _SCRATCH.take(gates, (N, 4 * H), (N, H), (N, H))
+    torch.addcmul(gates, gates, gates, value=-1, out=dgates)  # (N, 4H): sigmoid' = s - s^2 (i, f, o)
     factor_i, factor_f, factor_g, factor_o = dgates.unflatten(1, (4, H)).unbind(1)
     factor_i.mul_(g)  # i: g * sigmoid'
-    factor_f.mul_(cs.index_select(0, _prev_state_rows(plan)))  # f: c_{t-1} * sigmoid', zeros at step 0
+    factor_f.mul_(torch.index_select(cs, 0, _prev_state_rows(plan), out=c_prev))  # f: c_{t-1} * sigmoid', 0 at step 0
     torch.addcmul(k.one, g, g, value=-1, out=factor_g).mul_(i)  # g: i * tanh'
     factor_o.mul_(tanh_cs)  # o: tanh(c_t) * sigmoid'
-    dh_to_dc = torch.addcmul(k.one, tanh_cs, tanh_cs, value=-1).mul_(o)  # (N, H): o * tanh'(c_t)
+    torch.addcmul(k.one, tanh_cs, tanh_cs, value=-1, out=dh_to_dc).mul_(o)  # (N, H): o * tanh'(c_t)
     dc = torch.zeros_like(dh)
     split = plan.batch_sizes
     dg_t, dg_ifg_t = dgates.split(split), dgates[:, : 3 * H].unflatten(1, (3, H)).split(split)
@@ -283,7 +331,7 @@ def _lstm_backward(plan: Plan, dh: torch.Tensor, w_hh, gates, hs, cs, tanh_cs, s
         if t:
             dc_t.mul_(f_t[t])  # dc_{t-1}
             torch.mm(dg_t[t], w_hh, out=dh_t)  # dh_{t-1}
-    return dgates, dgates, hs
+    return dgates, dgates, hs, c_prev  # c_prev's memory is free again
 
 
 # -- GRU: r = sigmoid(x_r + h_r), z = sigmoid(x_z + h_z), n = tanh(x_n + r * h_n) ----------
@@ -325,16 +373,18 @@ def _gru_forward(plan: Plan, w_ih, w_hh, b_ih, b_hh, keep: bool):
 def _gru_backward(plan: Plan, dh: torch.Tensor, w_hh, gates, hh, hs, step_grads=None):
     H, k = w_hh.shape[1], _Constants.like(w_hh)
     r, z, n = gates.unflatten(1, (3, H)).unbind(1)
-    h_prev = hs.index_select(0, _prev_state_rows(plan))  # (N, H), zeros at step 0
+    N = plan.num_tokens
+    dx, dhh, h_prev = _SCRATCH.take(gates, (N, 3 * H), (N, 3 * H), (N, H))
+    torch.index_select(hs, 0, _prev_state_rows(plan), out=h_prev)  # (N, H), zeros at step 0
     # d(pre-activations) = dh_t * factor, for the input side (dx) and the hidden side
     # (dhh); the factors need no recurrence, so they are computed here for every
     # character, and each step turns its rows into gradients in place.
-    dx = torch.addcmul(gates, gates, gates, value=-1)  # (N, 3H): sigmoid' = s - s^2 (r, z)
+    torch.addcmul(gates, gates, gates, value=-1, out=dx)  # (N, 3H): sigmoid' = s - s^2 (r, z)
     to_r, to_z, to_n = dx.unflatten(1, (3, H)).unbind(1)
     torch.addcmul(k.one, n, n, value=-1, out=to_n).mul_(torch.sub(k.one, z))  # n: (1 - z) tanh'
     to_r.mul_(hh[:, 2 * H :]).mul_(to_n)  # r: dn_pre * h_n * sigmoid'
     to_z.mul_(h_prev.sub_(n))  # z: (h_{t-1} - n) * sigmoid'
-    dhh = dx.clone()
+    dhh.copy_(dx)
     dhh[:, 2 * H :].mul_(r)  # the hidden side of n is scaled by r
     split = plan.batch_sizes
     dx3_t, dhh3_t = dx.unflatten(1, (3, H)).split(split), dhh.unflatten(1, (3, H)).split(split)
@@ -347,7 +397,7 @@ def _gru_backward(plan: Plan, dh: torch.Tensor, w_hh, gates, hh, hs, step_grads=
         dhh3_t[t].mul_(dh_t.unsqueeze(1))
         if t:
             dh_t.mul_(z_t[t]).addmm_(dhh_t[t], w_hh)  # dh_{t-1} = dh_t z + dhh W_hh
-    return dx, dhh, hs
+    return dx, dhh, hs, h_prev  # h_prev's memory is free again
 
 
 # Each cell's forward and backward loops, found from the cell's class.
@@ -382,8 +432,8 @@ class _CellFunction(torch.autograd.Function):
         dh = grad_last.index_select(0, plan.sorted_indices)  # (B, H), longest name first
         # Name b's gradient enters at its last step: the loop touches only rows [:n_t], so
         # row b keeps grad_last until the step where it becomes active.
-        dx, dhh, hs = _kernels(ctx.cell)[1](plan, dh, w_hh, *kept)
-        return (None, None, *_weight_grads(plan, dx, dhh, hs, ctx.vocab_size))
+        dx, dhh, hs, spare = _kernels(ctx.cell)[1](plan, dh, w_hh, *kept)
+        return (None, None, *_weight_grads(plan, dx, dhh, hs, spare, ctx.vocab_size))
 
 
 class _StatesFunction(torch.autograd.Function):
@@ -408,8 +458,8 @@ class _StatesFunction(torch.autograd.Function):
         w_hh, *kept = ctx.saved_tensors
         dh = grad_states.new_zeros(plan.batch_sizes[0], grad_states.shape[1])
         step_grads = grad_states.contiguous().split(plan.batch_sizes)
-        dx, dhh, hs = _kernels(ctx.cell)[1](plan, dh, w_hh, *kept, step_grads=step_grads)
-        return (None, None, *_weight_grads(plan, dx, dhh, hs, ctx.vocab_size))
+        dx, dhh, hs, spare = _kernels(ctx.cell)[1](plan, dh, w_hh, *kept, step_grads=step_grads)
+        return (None, None, *_weight_grads(plan, dx, dhh, hs, spare, ctx.vocab_size))
 
 
 # Where each kernel's forward keeps its (1 + N, H) hidden-state buffer.
@@ -436,15 +486,20 @@ def _prev_state_rows(plan: Plan) -> torch.Tensor:
     return torch.cat([first, plan.prev_rows])
 
 
-def _weight_grads(plan: Plan, dx: torch.Tensor, dhh: torch.Tensor, states: torch.Tensor, vocab_size: int):
+def _weight_grads(
+    plan: Plan, dx: torch.Tensor, dhh: torch.Tensor, states: torch.Tensor, spare: torch.Tensor, vocab_size: int
+):
     """Gradients of ``w_ih, w_hh, b_ih, b_hh`` from the packed pre-activation gradients.
 
     ``dx`` is the gradient of the input side ``W_ih x_t + b_ih`` and ``dhh`` of the
-    hidden side ``W_hh h_{t-1} + b_hh`` (the same tensor for RNN and LSTM).
+    hidden side ``W_hh h_{t-1} + b_hh`` (the same tensor for RNN and LSTM); ``spare``
+    is scratch memory of at least ``(N, H)`` for the previous states. Every gradient
+    returned is fresh memory (none is a view of the scratch).
     """
     n0 = plan.batch_sizes[0]
+    prev = torch.index_select(states, 0, plan.prev_rows, out=spare[: len(plan.prev_rows)])
     # One matrix multiply over every character with a nonzero previous state.
-    grad_w_hh = dhh[n0:].t() @ states.index_select(0, plan.prev_rows)  # (G*H, H)
+    grad_w_hh = dhh[n0:].t() @ prev  # (G*H, H)
     # The lookup's transpose: scatter-add each character's gradient into its row.
     grad_w_ih_t = dx.new_zeros(vocab_size, dx.shape[1])  # (V, G*H)
     grad_w_ih_t.index_add_(0, plan.ids, dx)
