@@ -32,7 +32,6 @@ import itertools
 import statistics
 import sys
 from collections import defaultdict
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -159,7 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     corpus = Corpus.from_folder(resolve_data_dir(args.data_dir))
     split = corpus.split(seed=0)
     weights = class_weights(split.train, corpus.num_classes, 0.3)
-    data = list(itertools.islice(batches(split.train, corpus.vocab, args.batch_size, shuffle=True, seed=0), args.batches))
+    epoch = batches(split.train, corpus.vocab, args.batch_size, shuffle=True, seed=0)
+    data = list(itertools.islice(epoch, args.batches))
     for cell, threads in itertools.product(args.cells.split(","), [int(t) for t in args.threads.split(",")]):
         torch.set_num_threads(threads)
         runs: dict = {"hand": [], "fused": []}
@@ -178,7 +178,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def report(cell: str, threads: int, runs: dict, top: int) -> None:
-    print(f"\n### {cell}, {threads} thread{'s' if threads > 1 else ''}: share of the profiled time (median of {len(runs['hand'])})\n")
+    plural = "s" if threads > 1 else ""
+    print(f"\n### {cell}, {threads} thread{plural}: share of the profiled time (median of {len(runs['hand'])})\n")
     phases = ("recurrent forward", "recurrent backward", "rest of forward", "loss", "rest of backward", "clip", "adamw")
     classes = ("matmul", "fused kernel", "elementwise", "index/copy", "python")
     print("| engine | phase | " + " | ".join(classes) + " | phase total |")
@@ -188,7 +189,9 @@ def report(cell: str, threads: int, runs: dict, top: int) -> None:
             shares = [
                 statistics.median(r["class"].get((phase, c), 0.0) / r["total"] for r in results) for c in classes
             ]
-            total = statistics.median(sum(r["class"].get((phase, c), 0.0) for c in classes) / r["total"] for r in results)
+            total = statistics.median(
+                sum(r["class"].get((phase, c), 0.0) for c in classes) / r["total"] for r in results
+            )
             print(f"| {impl} | {phase} | " + " | ".join(f"{s:.1%}" for s in shares) + f" | {total:.1%} |")
         all_classes = [
             statistics.median(sum(v for (p, c), v in r["class"].items() if c == cls) / r["total"] for r in results)

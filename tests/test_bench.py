@@ -91,7 +91,8 @@ def test_speed_bench_writes_every_figure(tmp_path, capsys, monkeypatch):
     data = make_names_folder(tmp_path / "names", NAMES)
     out = tmp_path / "results.json"
     hidden, repeats = 8, 3  # an odd count: the median is one of the runs
-    argv = ["--data-dir", str(data), "--threads", "2", "--hidden-size", str(hidden), "--loop-names", "4", "--repeats", str(repeats)]
+    argv = ["--data-dir", str(data), "--threads", "2", "--hidden-size", str(hidden), "--loop-names", "4"]
+    argv += ["--repeats", str(repeats)]
     argv += ["--predict-names", "50", "--latency-calls", "3", "--out", str(out), "--allow-load"]
     threads = torch.get_num_threads()
     try:

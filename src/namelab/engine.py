@@ -191,7 +191,7 @@ _SCRATCH = _ScratchMemory()
 def _step_views(buffer: torch.Tensor, plan: Plan, keep: bool) -> list[torch.Tensor]:
     """The rows of each step: packed (keep) or the first n_t rows of a rolling buffer."""
     if keep:
-        return list(buffer.split(plan.batch_sizes))
+        return list(buffer.split_with_sizes(plan.batch_sizes))  # the method: no Python wrapper
     return [buffer[:n] for n in plan.batch_sizes]
 
 
@@ -230,7 +230,7 @@ def _rnn_forward(plan: Plan, w_ih, w_hh, b_ih, b_hh, keep: bool):
     else:
         pre, hs = w_hh.new_empty(plan.batch_sizes[0], H), w_hh.new_empty(plan.batch_sizes[0], H)
     pre_t, h_t = _step_views(pre, plan, keep), _step_views(hs[1:] if keep else hs, plan, keep)
-    ids_t = plan.ids.split(plan.batch_sizes)
+    ids_t = None if keep else plan.ids.split_with_sizes(plan.batch_sizes)
     for t, h_prev in enumerate(_previous(h_t, keep)):
         if not keep:
             torch.index_select(table, 0, ids_t[t], out=pre_t[t])
@@ -248,9 +248,10 @@ def _rnn_backward(plan: Plan, dh: torch.Tensor, w_hh, hs, step_grads=None):
     # turns its rows into the gradient of the pre-activations, in place.
     dpre, spare = _SCRATCH.take(hs, (plan.num_tokens, hs.shape[1]), (plan.num_tokens, hs.shape[1]))
     torch.addcmul(k.one, hs[1:], hs[1:], value=-1, out=dpre)  # (N, H)
-    dpre_t = dpre.split(plan.batch_sizes)
-    for t in reversed(range(len(plan.batch_sizes))):
-        dh_t = dh[: len(dpre_t[t])]
+    split = plan.batch_sizes
+    dpre_t = dpre.split_with_sizes(split)
+    for t in reversed(range(len(split))):
+        dh_t = dh[: split[t]]
         if step_grads is not None:
             dh_t.add_(step_grads[t])
         dpre_t[t].mul_(dh_t)
@@ -281,7 +282,7 @@ def _lstm_forward(plan: Plan, w_ih, w_hh, b_ih, b_hh, keep: bool):
     tanh_cs = w_hh.new_empty(rows, H)
     g_t, tc_t = _step_views(gates, plan, keep), _step_views(tanh_cs, plan, keep)
     i_t, f_t, gg_t, o_t = (_step_views(gate, plan, keep) for gate in gates.unflatten(1, (4, H)).unbind(1))
-    ids_t = plan.ids.split(plan.batch_sizes)
+    ids_t = None if keep else plan.ids.split_with_sizes(plan.batch_sizes)
     for t, (h_prev, c_prev) in enumerate(zip(_previous(h_t, keep), _previous(c_t, keep))):
         g, i, f, g_, o, c = g_t[t], i_t[t], f_t[t], gg_t[t], o_t[t], c_t[t]
         if not keep:
@@ -319,8 +320,9 @@ def _lstm_backward(plan: Plan, dh: torch.Tensor, w_hh, gates, hs, cs, tanh_cs, s
     torch.addcmul(k.one, tanh_cs, tanh_cs, value=-1, out=dh_to_dc).mul_(o)  # (N, H): o * tanh'(c_t)
     dc = torch.zeros_like(dh)
     split = plan.batch_sizes
-    dg_t, dg_ifg_t = dgates.split(split), dgates[:, : 3 * H].unflatten(1, (3, H)).split(split)
-    dg_o_t, dh_to_dc_t, f_t = dgates[:, 3 * H :].split(split), dh_to_dc.split(split), f.split(split)
+    dg_t, dg_ifg_t = dgates.split_with_sizes(split), dgates[:, : 3 * H].unflatten(1, (3, H)).split_with_sizes(split)
+    dg_o_t, dh_to_dc_t = dgates[:, 3 * H :].split_with_sizes(split), dh_to_dc.split_with_sizes(split)
+    f_t = f.split_with_sizes(split)
     for t in reversed(range(len(split))):
         dh_t, dc_t = dh[: split[t]], dc[: split[t]]
         if step_grads is not None:
@@ -350,7 +352,7 @@ def _gru_forward(plan: Plan, w_ih, w_hh, b_ih, b_hh, keep: bool):
     rz_t, n_t = _step_views(gates[:, : 2 * H], plan, keep), _step_views(gates[:, 2 * H :], plan, keep)
     r_t, z_t = _step_views(gates[:, :H], plan, keep), _step_views(gates[:, H : 2 * H], plan, keep)
     hh_rz_t, hh_n_t = _step_views(hh[:, : 2 * H], plan, keep), _step_views(hh[:, 2 * H :], plan, keep)
-    ids_t = plan.ids.split(plan.batch_sizes)
+    ids_t = None if keep else plan.ids.split_with_sizes(plan.batch_sizes)
     for t, h_prev in enumerate(_previous(h_t, keep)):
         n, z = n_t[t], z_t[t]
         if not keep:
@@ -387,8 +389,9 @@ def _gru_backward(plan: Plan, dh: torch.Tensor, w_hh, gates, hh, hs, step_grads=
     dhh.copy_(dx)
     dhh[:, 2 * H :].mul_(r)  # the hidden side of n is scaled by r
     split = plan.batch_sizes
-    dx3_t, dhh3_t = dx.unflatten(1, (3, H)).split(split), dhh.unflatten(1, (3, H)).split(split)
-    dhh_t, z_t = dhh.split(split), z.split(split)
+    dx3_t = dx.unflatten(1, (3, H)).split_with_sizes(split)
+    dhh3_t = dhh.unflatten(1, (3, H)).split_with_sizes(split)
+    dhh_t, z_t = dhh.split_with_sizes(split), z.split_with_sizes(split)
     for t in reversed(range(len(split))):
         dh_t = dh[: split[t]]
         if step_grads is not None:
@@ -457,7 +460,7 @@ class _StatesFunction(torch.autograd.Function):
         plan: Plan = ctx.plan
         w_hh, *kept = ctx.saved_tensors
         dh = grad_states.new_zeros(plan.batch_sizes[0], grad_states.shape[1])
-        step_grads = grad_states.contiguous().split(plan.batch_sizes)
+        step_grads = grad_states.contiguous().split_with_sizes(plan.batch_sizes)
         dx, dhh, hs, spare = _kernels(ctx.cell)[1](plan, dh, w_hh, *kept, step_grads=step_grads)
         return (None, None, *_weight_grads(plan, dx, dhh, hs, spare, ctx.vocab_size))
 
