@@ -153,6 +153,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split-seed", type=int, default=defaults.split_seed)
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default=defaults.device)
     p.add_argument("--quick", action="store_true", help="smoke test: 2 epochs, 1 seed, hidden size 32 unless given")
+    p.add_argument(
+        "--accuracy",
+        action="store_true",
+        help="also train the accuracy suite on the same split and seeds: the n-gram baseline, the best single "
+        "model and the best ensemble, with calibration and a reliability diagram",
+    )
     _add_threads(p)
     return parser
 
@@ -367,6 +373,7 @@ def cmd_compare(args) -> int:
         config=config,
         out=args.out,
         quick=args.quick,
+        accuracy=args.accuracy,
     )
     folder = resolve_data_dir(args.data_dir)
     summary = run_compare(settings, folder)

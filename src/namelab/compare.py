@@ -33,6 +33,7 @@ from .cells import CELLS
 from .checkpoint import write_json
 from .data import Corpus, Example, Split
 from .download import dataset_checksum
+from .leaderboard import run_accuracy_suite
 from .model import CharClassifier, ModelConfig
 from .predict import Predictor
 from .probe import gradient_flow, probe_examples
@@ -67,6 +68,7 @@ class CompareSettings:
     config: TrainConfig = TrainConfig()  # model and seed are set per run
     out: Path = Path("reports/compare")
     quick: bool = False
+    accuracy: bool = False  # also the accuracy suite (leaderboard.py) on the same split and seeds
 
     def __post_init__(self) -> None:
         if not self.models:
@@ -704,6 +706,10 @@ def run_compare(
         "gradient": gradient,
     }
     summary["findings"] = judge_findings(models, gradient)
+    if settings.accuracy:
+        summary["accuracy"] = run_accuracy_suite(
+            base, corpus, split, out, seeds, data_dir=data_dir, seed_models=settings.models, quick=settings.quick, log=log
+        )
     # Measured before drawing, so the report can show it and summary.json holds the same number.
     summary["setup"]["total_seconds"] = time.perf_counter() - started
     out.mkdir(parents=True, exist_ok=True)

@@ -66,16 +66,20 @@ def train_ensemble(
     data_dir: Path | None = None,
     split: Split | None = None,
     meta: dict | None = None,
+    members_ready: Sequence[Path] = (),
     log: Callable[[str], None] = print,
 ) -> dict:
-    """Train every member into ``out_dir/members``, write the ensemble, calibrate it; returns its metrics."""
-    if not members and not ngram:
+    """Train every member into ``out_dir/members``, write the ensemble, calibrate it; returns its metrics.
+
+    ``members_ready`` are run folders already trained inside ``out_dir``; they join as they are.
+    """
+    if not members and not ngram and not members_ready:
         raise ValueError("an ensemble needs at least one member")
     out = Path(out_dir)
     split_seed = members[0].split_seed if members else 0
     split = split or corpus.split(seed=split_seed)
     checksum = dataset_checksum(data_dir) if data_dir else None
-    folders = []
+    folders = [Path(folder) for folder in members_ready]
     for i, config in enumerate(members, 1):
         folder = out / MEMBERS / member_name(config)
         log(f"[ensemble] member {i}/{len(members) + int(ngram)}: {folder.name}")

@@ -21,6 +21,7 @@ from typing import Iterable
 import numpy as np
 
 from .cells import CELLS
+from .leaderboard import accuracy_blocks, accuracy_figures
 
 MODEL_TITLES = {name: cell.title for name, cell in CELLS.items()}
 # One colour per model in every figure (Okabe–Ito palette, readable with colour blindness).
@@ -258,6 +259,7 @@ def make_figures(summary: dict) -> dict[str, bytes]:
     figures["f1"] = figure_f1(summary)
     figures["gradient-flow"] = figure_gradient(summary)
     figures["cost"] = figure_cost(summary)
+    figures.update(accuracy_figures(summary))
     return figures
 
 
@@ -479,6 +481,7 @@ def report_blocks(summary: dict) -> list[tuple]:
             ],
         ),
     ]
+    blocks += accuracy_blocks(summary)
     return blocks
 
 
