@@ -25,8 +25,8 @@ test: setup
 	$(BIN)/python -m pytest
 
 bench: setup
-	$(BIN)/python bench/speed.py
-	$(BIN)/python bench/baseline.py --runs $(wildcard reports/compare/runs/*-seed*)
+	$(BIN)/python bench/speed.py $(addprefix --run ,$(wildcard reports/compare/runs/best-seed0))
+	$(BIN)/python bench/baseline.py --runs $(wildcard reports/compare/runs/rnn-seed* reports/compare/runs/lstm-seed* reports/compare/runs/gru-seed*)
 	$(BIN)/python bench/load.py
 
 clean:
