@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import random
 import statistics
 import sys
@@ -55,21 +54,15 @@ from namelab.engine import pack  # noqa: E402
 from namelab.download import resolve_data_dir  # noqa: E402
 from namelab.model import CharClassifier  # noqa: E402
 from namelab.predict import Predictor  # noqa: E402
-from namelab.train import TrainConfig, cpu_name, train  # noqa: E402
+from namelab.env import machine as env_machine  # noqa: E402
+from namelab.train import TrainConfig, train  # noqa: E402
 
 CELLS = tuple(CELL_CLASSES)
 GATES = {name: cell.num_gates for name, cell in CELL_CLASSES.items()}
 
 
 def machine(threads: int) -> dict:
-    return {
-        "cpu": cpu_name(),
-        "cpus": os.cpu_count(),
-        "threads": threads,
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "load_average_start": round(os.getloadavg()[0], 2),
-    }
+    return {**env_machine(), "threads": threads, "load_average_start": round(os.getloadavg()[0], 2)}
 
 
 def loop_rates(cell: str, examples: list, corpus: Corpus, hidden_size: int, repeats: int) -> list[float]:
@@ -303,7 +296,8 @@ def main(argv: list[str] | None = None) -> int:
     names = [name for name, _ in corpus.pairs]
     names = (names * (args.predict_names // len(names) + 1))[: args.predict_names]
     random.Random(1).shuffle(names)
-    results["runs"] = {}
+    if args.run:
+        results["runs"] = {}
     for run in args.run:
         rate, latency = predict_figures(Predictor.from_run(run), names, args.latency_calls, args.repeats)
         results["runs"][str(run)] = {"predict_names_per_s": rate, "predict_latency_ms": latency}

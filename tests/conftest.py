@@ -1,4 +1,4 @@
-"""Session fixtures: a tiny separable names folder and one tiny trained run per cell.
+"""Session fixtures: the real names folder, a tiny separable one and one tiny trained run per cell.
 
 Built on the plain builders in helpers.py; the runs are trained once per session and
 shared by the API tests and the browser test.
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from helpers import make_names_folder, separable_names, train_tiny_run
+from helpers import REAL_NAMES, make_names_folder, require_real_names, separable_names, train_tiny_run
 from namelab import Predictor
 
 # Names made only of their class's letters (see helpers.SEPARABLE_ALPHABETS): every tiny model must get them right.
@@ -22,6 +22,12 @@ KNOWN_NAMES = {"Aeiou": "Alpha", "Bdkgt": "Beta", "Lmnrs": "Gamma"}
 def known_names() -> dict[str, str]:
     """``{name: language}`` that every tiny run predicts (checked when they are trained)."""
     return dict(KNOWN_NAMES)
+
+
+@pytest.fixture(scope="session")
+def real_names() -> Path:
+    """The official names folder (NAMELAB_DATA): the test skips where it is missing, and fails in CI."""
+    return require_real_names(REAL_NAMES)
 
 
 @pytest.fixture(scope="session")

@@ -44,7 +44,7 @@ def run_dir(trained, tmp_path: Path) -> Path:
     return Path(shutil.copytree(trained[0], tmp_path / "run"))
 
 
-def log_probs(model: CharClassifier, names: list[str]) -> torch.Tensor:
+def logits(model: CharClassifier, names: list[str]) -> torch.Tensor:
     ids, lengths = encode_batch(names, Vocab())
     with torch.no_grad():
         return model(ids, lengths)
@@ -74,7 +74,7 @@ def test_load_run_returns_the_saved_model_in_eval_mode(trained) -> None:
     assert meta["config"] == result.meta["config"]
     for name, tensor in result.model.state_dict().items():
         assert torch.equal(model.state_dict()[name], tensor), name
-    torch.testing.assert_close(log_probs(model, NAMES), log_probs(result.model, NAMES), atol=0, rtol=0)
+    torch.testing.assert_close(logits(model, NAMES), logits(result.model, NAMES), atol=0, rtol=0)
 
 
 @pytest.mark.parametrize("cell", ["rnn", "gru"])
@@ -88,7 +88,7 @@ def test_fused_models_round_trip_too(tmp_path: Path, cell: str) -> None:
     loaded, loaded_meta = load_run(tmp_path)
     assert loaded.impl == "fused" and loaded.cell_name == cell
     assert {k: loaded_meta[k] for k in meta} == meta
-    torch.testing.assert_close(log_probs(loaded, NAMES), log_probs(model, NAMES), atol=0, rtol=0)
+    torch.testing.assert_close(logits(loaded, NAMES), logits(model, NAMES), atol=0, rtol=0)
 
 
 def test_loading_never_unpickles(run_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -168,7 +168,7 @@ def test_interrupted_save_never_loads_mismatched_weights(run_dir: Path, monkeypa
     with pytest.raises(OSError):
         save_run(run_dir, model, meta)
     monkeypatch.undo()
-    with pytest.raises(CheckpointError, match="checksum"):
+    with pytest.raises(CheckpointError, match="unfinished run"):
         load_run(run_dir)
     assert leftovers(run_dir, {"config.json", "model.safetensors", "history.json", "metrics.json"}) == []
 
@@ -270,5 +270,64 @@ def test_config_lacking_a_field(run_dir: Path, field: str) -> None:
 )
 def test_config_with_a_bad_model_description(run_dir: Path, change) -> None:
     edit_config(run_dir, change)
-    with pytest.raises(CheckpointError):
+    with pytest.raises(CheckpointError, match="does not describe a model namelab can build"):
         load_run(run_dir)
+
+
+@pytest.mark.parametrize("value", ["", None, 0, []], ids=["blank", "null", "zero", "list"])
+def test_config_without_a_weights_checksum_is_refused(run_dir: Path, value) -> None:
+    # The weights are intact: only the record of their checksum is gone, and nothing else
+    # would notice a later change to them.
+    edit_config(run_dir, lambda c: c.update(weights_sha256=value))
+    with pytest.raises(CheckpointError, match="records no checksum of the weights"):
+        load_run(run_dir)
+
+
+# --- every field read from a run folder is checked ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda c: c["config"].update(hidden_size=0), "--hidden-size must be at least 1, got 0"),
+        (lambda c: c["config"].update(dropout=1.5), "--dropout must be a number from 0 up to"),
+        (lambda c: c["config"].update(epochs=-1), "--epochs must be at least 1"),
+        (lambda c: c["config"].update(brand_new=1), "unknown config field(s) brand_new"),
+        (lambda c: c.update(labels="Alpha"), "labels must be a non-empty list of strings"),
+        (lambda c: c.update(labels=["Alpha", "Alpha", "Beta"]), "labels lists a language twice"),
+        (lambda c: c.update(vocab=42), "vocab must be a non-empty string"),
+        (lambda c: c.update(config=[]), "config must be a JSON object"),
+    ],
+    ids=["hidden-0", "dropout", "epochs", "unknown-field", "labels-str", "labels-twice", "vocab-int", "config-list"],
+)
+def test_config_fields_are_checked_with_a_message(run_dir: Path, change, message: str) -> None:
+    edit_config(run_dir, change)
+    with pytest.raises(CheckpointError) as info:
+        load_run(run_dir)
+    assert message in str(info.value) and "config.json" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("metrics.json", [], "must hold a JSON object, got a list"),
+        ("metrics.json", {"accuracy": 1.5, "macro_f1": 0.5, "n": 3}, "accuracy must be a number between 0 and 1"),
+        ("metrics.json", {"accuracy": 0.5, "macro_f1": 0.5, "n": -1}, "n must be a whole number"),
+        ("history.json", {"epoch": 1}, "must hold a non-empty JSON list of epochs"),
+        ("history.json", [], "must hold a non-empty JSON list of epochs"),
+        ("history.json", [{"train_loss": 1, "train_accuracy": 0.5, "val_loss": 1}], "row 0 val_accuracy"),
+        ("history.json", ["epoch"], "epoch row 0 is a str"),
+    ],
+)
+def test_history_and_metrics_are_checked_with_a_message(run_dir: Path, name: str, content, message: str) -> None:
+    (run_dir / name).write_text(json.dumps(content))
+    reader = checkpoint.read_metrics if name == "metrics.json" else checkpoint.read_history
+    with pytest.raises(CheckpointError) as info:
+        reader(run_dir)
+    assert message in str(info.value) and name in str(info.value)
+
+
+def test_history_and_metrics_of_a_trained_run_pass_the_checks(trained) -> None:
+    out, result = trained
+    assert checkpoint.read_history(out) == json.loads(json.dumps(result.history))
+    assert checkpoint.read_metrics(out) == json.loads(json.dumps(result.metrics))

@@ -107,10 +107,40 @@ def test_train_writes_a_run(capsys, names_dir: Path, tmp_path: Path) -> None:
         )  # fmt: skip
     assert code == 0
     assert "test accuracy" in out and f"run written to {out_dir}" in out
-    assert {p.name for p in out_dir.iterdir()} == {"config.json", "model.safetensors", "history.json", "metrics.json"}
+    assert {p.name for p in out_dir.iterdir()} == {"config.json", "model.safetensors", "history.json", "metrics.json", "manifest.json"}
     config = json.loads((out_dir / "config.json").read_text())
     assert config["config"]["model"] == "rnn" and config["config"]["hidden_size"] == 16
     assert config["config"]["seed"] == 3 and config["dataset_sha256"]
+
+
+def test_train_passes_label_smoothing_and_char_dropout(capsys, names_dir: Path, tmp_path: Path) -> None:
+    out_dir = tmp_path / "run"
+    with one_thread():
+        code, _, _ = run_cli(
+            capsys, "train", "--data-dir", names_dir, "--out", out_dir, "--epochs", "1", "--hidden-size", "8",
+            "--device", "cpu", "--label-smoothing", "0.1", "--char-dropout", "0.05",
+        )  # fmt: skip
+    assert code == 0
+    config = json.loads((out_dir / "config.json").read_text())["config"]
+    assert config["label_smoothing"] == 0.1 and config["char_dropout"] == 0.05
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--hidden-size", "0", "--hidden-size must be at least 1, got 0"),
+        ("--batch-size", "0", "--batch-size must be at least 1, got 0"),
+        ("--epochs", "-2", "--epochs must be at least 1, got -2"),
+        ("--lr", "-0.1", "--lr must be a number above 0"),
+        ("--dropout", "1", "--dropout must be a number from 0 up to (not including) 1"),
+        ("--weight-decay", "-1", "--weight-decay must be a number of at least 0"),
+        ("--label-smoothing", "2", "--label-smoothing must be"),
+    ],
+)
+def test_train_refuses_bad_numbers_with_a_message(capsys, names_dir: Path, tmp_path: Path, option, value, message) -> None:
+    code, _, err = run_cli(capsys, "train", "--data-dir", names_dir, "--out", tmp_path / "run", option, value)
+    assert code == 1 and err.startswith("error: ") and message in err and "Traceback" not in err
+    assert not (tmp_path / "run").exists()
 
 
 def test_train_with_a_missing_dataset_fails_with_a_message(capsys, tmp_path: Path) -> None:
@@ -278,7 +308,7 @@ def test_predict_output_file(capsys, run_dir: Path, input_file: Path, tmp_path: 
     target = tmp_path / "out" / f"predictions.{fmt}"
     code, out, err = run_cli(capsys, "predict", run_dir, "--input", input_file, "--format", fmt, "--output", target)
     assert code == 0 and out == "" and err == ""
-    assert target.read_text(encoding="utf-8") == expected
+    assert target.read_bytes().decode("utf-8") == expected  # bytes: csv records end in CRLF
     assert [p.name for p in target.parent.iterdir()] == [target.name]  # no temporary file left behind
 
 

@@ -1,4 +1,4 @@
-"""Tests for `namelab compare`: the experiment, its report, the findings logic and the gradient probe.
+"""Tests for `namelab compare`: the experiment, its report and the findings logic.
 
 One quick compare on a tiny fake dataset runs once per module; every check about the
 written report reads that one output.
@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
+from helpers import make_names_folder, train_tiny_run
 from namelab.checkpoint import load_run
 from namelab.cli import main
 from namelab.compare import (
@@ -38,8 +38,7 @@ from namelab.compare import (
 from namelab.data import Corpus, Example, encode_batch
 from namelab.evaluate import evaluate_run
 from namelab.model import CharClassifier
-from namelab.probe import gradient_flow, probe_examples
-from namelab.report import fmt_mean_std
+from namelab.report import finding_evidence, fmt_mean_std
 from namelab.train import TrainConfig
 
 MODELS = ("rnn", "lstm", "gru")
@@ -54,14 +53,14 @@ FIGURES = {"loss", "accuracy", "f1", "gradient-flow", "cost"} | {
 def write_fake_names(folder: Path, per_language: int = 24) -> Path:
     """Three made-up languages with their own letters; a few names are long enough for the probe."""
     rng = random.Random(7)
-    folder.mkdir(parents=True, exist_ok=True)
+    languages: dict[str, list[str]] = {}
     for language, letters in {"Alpha": "abdo", "Beta": "klmi", "Gamma": "xyzu"}.items():
         names: set[str] = set()
         while len(names) < per_language:
             length = rng.choice([3, 4, 5, 6, 7, 13, 14])
             names.add("".join(rng.choice(letters) for _ in range(length)).capitalize())
-        (folder / f"{language}.txt").write_text("\n".join(sorted(names)) + "\n", encoding="utf-8")
-    return folder
+        languages[language] = sorted(names)
+    return make_names_folder(folder, languages)
 
 
 @pytest.fixture(scope="module")
@@ -239,7 +238,7 @@ def test_judge_ranking_supported_not_supported_inconclusive():
         order, higher_is_better=True, scale=100, unit=" points",
     )
     assert supported["verdict"] == "supported"
-    assert "LSTM − GRU: +3.33 points" in supported["evidence"]
+    assert "LSTM − GRU: +3.33 points" in finding_evidence(supported)
     reversed_ = judge_ranking(
         "acc", "test accuracy", {"lstm": [0.80, 0.79, 0.81], "gru": [0.83, 0.82, 0.83], "rnn": [0.75, 0.74, 0.77]},
         order, higher_is_better=True,
@@ -250,7 +249,7 @@ def test_judge_ranking_supported_not_supported_inconclusive():
         order, higher_is_better=True,
     )
     assert noisy["verdict"] == "inconclusive"
-    assert "within the noise" in noisy["evidence"]
+    assert "within the noise" in finding_evidence(noisy)
 
 
 def test_judge_ranking_lower_is_better_and_missing_models():
@@ -259,10 +258,10 @@ def test_judge_ranking_lower_is_better_and_missing_models():
         ["lstm", "gru", "rnn"], higher_is_better=False, unit=" epochs",
     )
     assert faster["verdict"] == "supported"
-    assert "LSTM − GRU: -1.03 epochs" in faster["evidence"]  # shown as first − second
+    assert "LSTM − GRU: -1.03 epochs" in finding_evidence(faster)  # shown as first − second
     only_one = judge_ranking("conv", "epochs", {"lstm": [2.0, 2.1, 2.2]}, ["lstm", "gru", "rnn"],
                              higher_is_better=False)
-    assert only_one["verdict"] == "inconclusive" and "not measured" in only_one["evidence"]
+    assert only_one["verdict"] == "inconclusive" and "not measured" in finding_evidence(only_one)
 
 
 def test_judge_levels():
@@ -302,70 +301,12 @@ def test_run_measures():
                                     "values": [1.0, 3.0]}
 
 
-# -- gradient probe and reproducibility -------------------------------------------------------
+# -- the runs' starting point and prediction order ---------------------------------------------
 
 
 @pytest.fixture(scope="module")
 def corpus(fake_data) -> Corpus:
     return Corpus.from_folder(fake_data)
-
-
-def long_names(count: int = 12) -> list[Example]:
-    rng = random.Random(3)
-    return [Example("".join(rng.choice("abcdefgh") for _ in range(rng.randint(12, 15))), rng.randint(0, 2))
-            for _ in range(count)]
-
-
-def test_probe_shape_and_agreement_with_the_model(corpus):
-    torch.manual_seed(0)
-    model = CharClassifier(len(corpus.vocab), corpus.num_classes, "lstm", 24, "hand", dropout=0.5)
-    examples = long_names()
-    flow = gradient_flow(model, examples, corpus.vocab)
-    assert flow.norms.shape == (min(len(e.name) for e in examples),)
-    assert np.all(np.isfinite(flow.norms)) and np.all(flow.norms > 0)
-    assert model.training  # mode restored
-    assert all(p.grad is None for p in model.parameters())  # parameters untouched
-    # Distance 0 is the gradient at the state the classifier reads, through the model's own forward.
-    ids, lengths = encode_batch([e.name for e in examples], corpus.vocab)
-    model.eval()
-    last = model.last_hidden(ids, lengths).detach().requires_grad_()
-    loss = F.nll_loss(F.log_softmax(model.out(last), dim=-1), torch.tensor([e.label for e in examples]),
-                      reduction="sum")
-    (grad,) = torch.autograd.grad(loss, last)
-    assert flow.norms[0] == pytest.approx(grad.norm(dim=1).mean().item(), rel=1e-5)
-    # The fused engine runs the same weights, so the probe measures the same thing.
-    fused = gradient_flow(model.with_impl("fused"), examples, corpus.vocab)
-    np.testing.assert_allclose(fused.norms, flow.norms, rtol=1e-4)
-
-
-def test_probe_sees_no_gradient_through_a_cut_recurrence(corpus):
-    torch.manual_seed(0)
-    model = CharClassifier(len(corpus.vocab), corpus.num_classes, "rnn", 16, "hand")
-    with torch.no_grad():
-        model.cell.h2h.weight.zero_()  # h_t no longer feeds h_{t+1}
-    flow = gradient_flow(model, long_names(), corpus.vocab)
-    assert flow.norms[0] > 0
-    assert np.all(flow.norms[1:] == 0)
-
-
-def test_rnn_gradient_vanishes_at_initialization(corpus):
-    torch.manual_seed(0)
-    model = CharClassifier(len(corpus.vocab), corpus.num_classes, "rnn", 32, "hand")
-    flow = gradient_flow(model, long_names(), corpus.vocab)
-    # torch's init gives W_hh a spectral radius near 0.6, so 11 steps shrink the gradient by far more than 20×.
-    assert flow.ratio() < 0.05
-
-
-def test_probe_examples_prefers_long_names_and_is_deterministic():
-    short = [Example(f"Ab{i}", 0) for i in range(20)]
-    longer = [Example("A" * 12 + "b" * i, 1) for i in range(10)]
-    chosen = probe_examples(short + longer, max_names=64, min_length=12, min_names=8)
-    assert chosen == sorted(longer, key=lambda e: -len(e.name))
-    assert probe_examples(list(reversed(short + longer))) == chosen
-    fallback = probe_examples(short + longer[:2], max_names=5, min_length=12, min_names=8)
-    assert len(fallback) == 5 and fallback[:2] == sorted(longer[:2], key=lambda e: -len(e.name))
-    with pytest.raises(ValueError, match="test split is empty"):
-        probe_examples([])
 
 
 def test_initial_model_is_the_one_train_starts_from(corpus, monkeypatch):
@@ -386,14 +327,19 @@ def test_initial_model_is_the_one_train_starts_from(corpus, monkeypatch):
         assert torch.equal(tensor, captured["state"][name]), name
 
 
-def test_predictions_in_order_follow_the_examples(corpus):
-    torch.manual_seed(1)
-    model = CharClassifier(len(corpus.vocab), corpus.num_classes, "gru", 8, "hand")
-    examples = [Example(p[0], p[1]) for p in corpus.pairs[:30]]
-    one_by_one = [int(model(*encode_batch([e.name], corpus.vocab)).argmax()) for e in examples]
+def test_predictions_in_order_follow_the_examples(fake_data, corpus):
+    # A trained model tells the classes apart, so a row put back in the wrong place shows:
+    # an untrained one answers one class for every name, whatever the order.
+    model = train_tiny_run(fake_data, None, model="gru", epochs=4).model
+    examples = [Example(name, label) for name, label in corpus.pairs]
+    random.Random(0).shuffle(examples)  # lengths and classes mixed; batched by length inside
+    alone = [model(*encode_batch([e.name], corpus.vocab)).detach().softmax(dim=-1)[0] for e in examples]
     predicted, confidence = predictions_in_order(model, examples, corpus.vocab, corpus.labels)
-    assert predicted == one_by_one
-    assert all(1 / corpus.num_classes <= p <= 1 for p in confidence)
+    assert predicted == [int(p.argmax()) for p in alone]
+    assert confidence == pytest.approx([float(p.max()) for p in alone], rel=1e-5)
+    assert set(predicted) == set(range(corpus.num_classes))
+    right = np.mean(np.asarray(predicted) == np.asarray([e.label for e in examples]))
+    assert right >= 0.9, f"each row's prediction should be its own name's; {right:.0%} are"
 
 
 # -- a real browser ---------------------------------------------------------------------------

@@ -14,9 +14,11 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 import torch
 
-from helpers import REAL_NAMES, make_names_folder, requires_real_data
+from helpers import make_names_folder, requires_real_data
 from namelab.data import (
     LETTERS,
     PAD_ID,
@@ -292,6 +294,25 @@ def test_split_is_stratified(medium_corpus: Corpus) -> None:
             assert abs(counts[label] - expected_share * total) <= 2, (medium_corpus.labels[label], counts)
 
 
+def test_a_shared_name_is_split_with_its_rarest_language(tmp_path: Path) -> None:
+    # Rare has 10 names, 6 of them also Common names. Stratified under its rarest language,
+    # each shared name counts in Rare's stratum, so Rare keeps exactly its 10 % + 10 % for
+    # every seed; counted under Common, the six would land wherever Common's 106 names do.
+    def names(prefix: str, count: int) -> list[str]:
+        return [f"{prefix}{chr(97 + i // 26)}{chr(97 + i % 26)}" for i in range(count)]
+
+    common = names("Co", 100)
+    folder = make_names_folder(tmp_path, {"Common": common, "Rare": common[::17] + names("Ra", 4)})
+    corpus = Corpus.from_folder(folder)
+    assert len(corpus.stats.shared_names) == 6 and corpus.labels == ["Common", "Rare"]
+    rare = corpus.labels.index("Rare")
+    for seed in range(5):
+        split = corpus.split(seed)
+        assert_name_disjoint_partition(corpus, split)
+        counts = [sum(e.label == rare for e in part) for part in (split.train, split.val, split.test)]
+        assert counts == [8, 1, 1], (seed, counts)
+
+
 def test_split_is_seeded(medium_corpus: Corpus) -> None:
     first, again, other = medium_corpus.split(7), medium_corpus.split(7), medium_corpus.split(8)
     assert first == again
@@ -352,8 +373,8 @@ def test_batches_shuffle_is_deterministic_by_seed(examples: list[Example]) -> No
 
 
 @pytest.fixture(scope="module")
-def real_corpus() -> Corpus:
-    return Corpus.from_folder(REAL_NAMES)
+def real_corpus(real_names: Path) -> Corpus:
+    return Corpus.from_folder(real_names)
 
 
 @requires_real_data
@@ -377,3 +398,11 @@ def test_real_data_split(real_corpus: Corpus) -> None:
     other = real_corpus.split(1)
     assert _names(other.test) != _names(split.test)
     assert_name_disjoint_partition(real_corpus, other)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.characters(max_codepoint=127), max_size=30))
+def test_ascii_fast_path_normalizes_like_the_general_path(text: str) -> None:
+    from namelab.data import _to_letters, _to_letters_any
+
+    assert _to_letters(text) == _to_letters_any(text)

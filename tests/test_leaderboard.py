@@ -1,4 +1,4 @@
-"""``namelab compare --accuracy``: the suite trains beside the seed experiment and the report shows it.
+"""``namelab compare --suite seed,accuracy``: the suite trains beside the seed experiment and the report shows it.
 
     .venv/bin/python -m pytest tests/test_leaderboard.py -q
 """
@@ -20,7 +20,7 @@ from namelab.predict import NgramPredictor, Predictor
 def suite_out(tmp_path_factory) -> Path:
     data = make_names_folder(tmp_path_factory.mktemp("names"), separable_names(per_class=30))
     out = tmp_path_factory.mktemp("compare") / "report"
-    argv = ["compare", "--quick", "--accuracy", "--data-dir", data, "--out", out, "--hidden-size", "8",
+    argv = ["compare", "--quick", "--suite", "seed,accuracy", "--data-dir", data, "--out", out, "--hidden-size", "8",
             "--seeds", "2", "--epochs", "2", "--device", "cpu"]  # fmt: skip
     with one_thread():
         assert main([str(a) for a in argv]) == 0

@@ -10,27 +10,37 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import shutil
 import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 import torch
+import uvicorn
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from namelab import Predictor, cli
-from namelab.checkpoint import CheckpointError
+from namelab.checkpoint import CheckpointError, write_manifest
 from namelab.serve import (
     MAX_BODY_BYTES,
+    MAX_EXPLAIN_CHARACTERS,
     MAX_EXPLAIN_NAMES,
     MAX_NAME_LENGTH,
     MAX_NAMES,
     PredictResponse,
+    bind_socket,
     create_app,
     find_runs,
     load_served_models,
-    occlusion,
+    server_config,
 )
 
 
@@ -176,14 +186,6 @@ def test_explain_gives_each_characters_drop_for_the_top_language(client: TestCli
         assert explanation["characters"][2]["drop"] == pytest.approx(expected, abs=1e-5)
 
 
-def test_occlusion_of_an_unknown_symbol_is_zero(served):
-    # Replacing "?" by "?" changes nothing: its drop must be exactly zero, the others need not be.
-    (explanation,) = occlusion(served[1].predictor, ["Ae?iou"])
-    drops = [c["drop"] for c in explanation["characters"]]
-    assert drops[2] == 0.0
-    assert any(d != 0.0 for d in drops)
-
-
 def test_explain_is_limited_in_names(client: TestClient):
     response = predict(client, names=["Ae"] * (MAX_EXPLAIN_NAMES + 1), explain=True)
     assert response.status_code == 422
@@ -279,8 +281,12 @@ def test_page_is_self_contained(client: TestClient):
     assert response.headers["content-type"].startswith("text/html")
     page = response.text
     assert 'id="name"' in page and "/api/predict" in page and "aria-live" in page
-    for external in ("http://", "https://", "src=", "<link"):
+    for external in ("http://", "https://", "src="):
         assert external not in page, f"the page must not load external resources ({external!r} found)"
+    for href in re.findall(r'href="([^"]*)"', page):  # links and the favicon: this server only
+        assert href.startswith(("/", "#")) and not href.startswith("//"), href
+        if href.startswith("/"):
+            assert client.get(href).status_code == 200, href
     assert "default-src 'none'" in response.headers["content-security-policy"]
 
 
@@ -310,6 +316,7 @@ def copy_run(source: Path, target: Path, *, val_accuracy: float, test_accuracy: 
     metrics = json.loads((target / "metrics.json").read_text())
     metrics["accuracy"] = test_accuracy
     (target / "metrics.json").write_text(json.dumps(metrics))
+    write_manifest(target)  # the edited files are the run's files now
     return target
 
 
@@ -389,3 +396,297 @@ def test_a_compare_folder_without_history_is_refused(compare_dir: Path):
     (compare_dir / "runs" / "gru-seed0" / "history.json").unlink()
     with pytest.raises(CheckpointError, match="history.json is missing"):
         find_runs(compare_dir)
+
+
+# -- a server that one request cannot freeze ------------------------------------------------
+
+
+HEAVIEST_PLAIN = {"names": ["Aeioubdkgt" * 6 + "Lmnr"] * MAX_NAMES, "top_k": 3}  # 1,000 names of 64 letters
+
+
+def blocked_batcher(app) -> tuple[threading.Event, threading.Event]:
+    """Make the app's model passes wait for ``release``; ``started`` is set when a pass begins."""
+    batcher = app.state.batcher
+    compute = batcher._compute
+    started, release = threading.Event(), threading.Event()
+
+    def waiting_compute(work):
+        started.set()
+        release.wait(30)  # a bound, so that a failing test cannot hang
+        return compute(work)
+
+    batcher._compute = waiting_compute
+    return started, release
+
+
+def test_healthz_answers_while_the_heaviest_request_is_computed(served):
+    # The model pass is held until /healthz has answered: on the event loop, it would block
+    # /healthz behind it and the heavy request would finish first.
+    app = create_app(served)
+    started, release = blocked_batcher(app)
+
+    async def scenario():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://namelab.test", timeout=60) as http:
+            heavy = asyncio.create_task(http.post("/api/predict", json=HEAVIEST_PLAIN))
+            assert await asyncio.to_thread(started.wait, 30), "the heavy request never reached the model"
+            health = await asyncio.wait_for(http.get("/healthz"), timeout=20)
+            heavy_was_done = heavy.done()
+            release.set()
+            return health, heavy_was_done, await heavy
+
+    health, heavy_was_done, heavy = asyncio.run(scenario())
+    assert health.status_code == 200 and health.json()["status"] == "ok"
+    assert not heavy_was_done, "/healthz waited for the model"
+    assert heavy.status_code == 200
+    assert len(heavy.json()["results"]) == MAX_NAMES
+
+
+def test_too_much_waiting_work_gets_503_with_retry_after(served):
+    app = create_app(served, max_waiting_requests=0.001)  # a fraction of one heavy request may wait
+    started, release = blocked_batcher(app)
+    body = {"names": ["Aeiou"] * 50}
+
+    async def scenario():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://namelab.test", timeout=60) as http:
+            first = asyncio.create_task(http.post("/api/predict", json=body))  # being computed
+            assert await asyncio.to_thread(started.wait, 30)
+            second = asyncio.create_task(http.post("/api/predict", json=body))  # waits: nothing else does
+            while not app.state.batcher.waiting_work():
+                await asyncio.sleep(0.01)
+            third = await http.post("/api/predict", json=body)  # over the bound
+            release.set()
+            return await first, await second, third
+
+    first, second, third = asyncio.run(scenario())
+    assert first.status_code == second.status_code == 200
+    assert third.status_code == 503
+    assert third.headers["retry-after"] == "1"
+    assert "retry in a moment" in third.json()["detail"]
+
+
+def test_the_length_limit_holds_for_the_normalized_name_too(client: TestClient):
+    # U+FDFA is one character that transliterates to 29 letters (with spaces): 3 of them make 87.
+    results = predict(client, names=["\ufdfa" * 3, "Aeiou"], model="lstm").json()["results"]
+    assert f"a name may have at most {MAX_NAME_LENGTH}" in results[0]["error"]
+    assert "becomes 8" in results[0]["error"]
+    assert results[1]["predictions"]["lstm"][0]["language"] == "Alpha"
+
+
+def test_explain_is_limited_in_characters(client: TestClient):
+    names = ["Aeioubdkgt" * 6 + "Lmnr"] * (MAX_EXPLAIN_CHARACTERS // MAX_NAME_LENGTH + 1)
+    response = predict(client, names=names, explain=True)
+    assert response.status_code == 422
+    assert f"limited to {MAX_EXPLAIN_CHARACTERS} characters" in response.json()["detail"]
+    fits = names[: MAX_EXPLAIN_CHARACTERS // MAX_NAME_LENGTH]
+    assert predict(client, names=fits, explain=True, model="rnn").status_code == 200
+
+
+def test_a_lone_surrogate_is_refused_clearly(client: TestClient):
+    response = client.post("/api/predict", content=b'{"names": ["Ae", "\\ud800"]}', headers=JSON)
+    assert response.status_code == 422
+    assert "names[1] holds a lone surrogate (U+D800" in response.json()["detail"]
+
+
+# Any code point, lone surrogates (JSON can spell them) and characters that normalize to many letters.
+ANY_CHARACTER = st.characters(codec=None) | st.integers(0xD800, 0xDFFF).map(chr) | st.sampled_from("\ufdfa\u3392'-?Ae ")
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    names=st.lists(st.text(ANY_CHARACTER, max_size=70), min_size=1, max_size=4),
+    model=st.none() | st.sampled_from(["rnn", "gru"]) | st.text(max_size=5),
+    top_k=st.integers(-2, 30),
+    explain=st.booleans(),
+)
+def test_any_strings_get_an_answer_or_a_4xx_never_a_500(client: TestClient, names, model, top_k, explain):
+    body = json.dumps({"names": names, "model": model, "top_k": top_k, "explain": explain})  # ASCII: \ud800 survives
+    response = client.post("/api/predict", content=body.encode("ascii"), headers=JSON)
+    assert response.status_code == 200 or 400 <= response.status_code < 500, response.text
+    if response.status_code == 200:
+        answer = response.json()
+        assert PredictResponse.model_validate(answer).model_dump(exclude_none=True) == answer
+        # as JSON reads them: a high and a low surrogate side by side spell one astral character
+        assert [row["name"] for row in answer["results"]] == json.loads(body)["names"]
+    else:
+        assert isinstance(response.json()["detail"], str)
+
+
+def test_head_requests_are_answered(client: TestClient):
+    for path in ("/", "/healthz"):
+        response = client.head(path)
+        assert response.status_code == 200, path
+        assert response.content == b""
+        assert int(response.headers["content-length"]) > 0
+
+
+@contextmanager
+def live_server(app, **config) -> Iterator[tuple[str, int]]:
+    """``app`` under uvicorn, configured as `namelab serve` does, on a free port of 127.0.0.1."""
+    sock = bind_socket("127.0.0.1", 0)
+    server = uvicorn.Server(server_config(app, **config))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the test server did not start"
+        time.sleep(0.02)
+    try:
+        yield sock.getsockname()[:2]
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+
+
+def read_until_closed(conn: socket.socket, limit_s: float = 10.0) -> tuple[bytes, float]:
+    """Everything the server sends until it closes the connection, and how long that took."""
+    conn.settimeout(limit_s)
+    start, data = time.monotonic(), b""
+    while chunk := conn.recv(4096):
+        data += chunk
+    return data, time.monotonic() - start
+
+
+@pytest.mark.parametrize(
+    ("sent", "what"),
+    [
+        pytest.param(b"", "headers", id="nothing"),
+        pytest.param(b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Ty", "headers", id="half-headers"),
+        pytest.param(
+            b'POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n'
+            b'{"names": [',
+            "body",
+            id="half-body",
+        ),
+    ],
+)
+def test_a_half_sent_request_is_cut_off(served, sent: bytes, what: str):
+    with live_server(create_app(served), header_timeout=0.5, body_timeout=0.5) as address:
+        with socket.create_connection(address, timeout=10) as conn:
+            conn.sendall(sent)
+            data, seconds = read_until_closed(conn)
+        assert data.startswith(b"HTTP/1.1 408 "), data
+        assert f"the request {what} did not arrive within 0.5 seconds".encode() in data
+        assert seconds < 8  # closed by the deadline, not by the client's patience
+        # the server still answers whole requests, on a fresh connection
+        with socket.create_connection(address, timeout=10) as conn:
+            conn.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            data, _ = read_until_closed(conn)
+        assert data.startswith(b"HTTP/1.1 200 ") and b'"status":"ok"' in data
+
+
+def test_keep_alive_requests_are_not_cut_off_between_requests(served):
+    # The read deadline covers one request; an answered connection may wait for the next one.
+    with live_server(create_app(served), header_timeout=0.5, body_timeout=0.5) as address:
+        with socket.create_connection(address, timeout=10) as conn:
+            for _ in range(2):
+                conn.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                head = conn.recv(4096)
+                assert head.startswith(b"HTTP/1.1 200 "), head
+                time.sleep(0.8)  # longer than the read deadlines, shorter than the keep-alive timeout
+
+
+# -- how sure the answer is: uncertain flag, coverage sets ------------------------------------
+
+
+def test_answers_are_marked_uncertain_below_min_confidence(served):
+    names = ["Aeiou", "Abdl"]
+    alone = {m.name: m.predictor.predict(names, top_k=1) for m in served}
+    client = TestClient(create_app(served, min_confidence=0.9))
+    for sent, threshold in ((None, 0.9), (0.0, 0.0), (1.0, 1.0), (0.6, 0.6)):
+        body = {"names": names} if sent is None else {"names": names, "min_confidence": sent}
+        results = predict(client, **body).json()["results"]
+        for row, i in zip(results, range(len(names))):
+            for model, flag in row["uncertain"].items():
+                top = alone[model][i]["predictions"][0]["probability"]
+                assert flag == (top < threshold), (model, row["name"], top, threshold)
+    settings = client.get("/api/models").json()["settings"]
+    assert settings["min_confidence"] == 0.9
+    assert settings["max_name_length"] == MAX_NAME_LENGTH and settings["max_names"] == MAX_NAMES
+
+
+def test_min_confidence_out_of_range_is_refused(client: TestClient, served):
+    response = predict(client, names=["Ae"], min_confidence=1.5)
+    assert response.status_code == 422 and "min_confidence" in response.json()["detail"]
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        create_app(served, min_confidence=-0.1)
+
+
+def test_coverage_without_conformal_calibration_is_a_clear_422(tiny_runs):
+    # Training calibrates every run; a run folder written before it did holds no conformal scores.
+    models = load_served_models([tiny_runs["rnn"], tiny_runs["gru"]])
+    for model in models:
+        model.predictor.conformal_scores = []
+    client = TestClient(create_app(models))
+    response = predict(client, names=["Aeiou"], coverage=0.9)
+    assert response.status_code == 422
+    detail = response.json()["detail"]
+    assert "coverage cannot be given by model 'rnn'" in detail and "conformal" in detail
+    assert all(m["coverage"] is False for m in client.get("/api/models").json()["models"])
+
+
+@pytest.fixture(scope="module")
+def calibrated_run(tmp_path_factory: pytest.TempPathFactory, tiny_runs) -> Path:
+    run = shutil.copytree(tiny_runs["lstm"], tmp_path_factory.mktemp("calibrated") / "lstm-calibrated")
+    config = json.loads((run / "config.json").read_text())
+    config["calibration"] = {"temperature": 6.0, "conformal_scores": [0.0] * 50 + [0.8] * 50}
+    (run / "config.json").write_text(json.dumps(config))
+    write_manifest(run)  # the edited config is the run's own now
+    return run
+
+
+def test_coverage_sets_equal_the_predictors(calibrated_run: Path):
+    names = ["Aeiou", "Abdl", "Lmnrsbd"]
+    client = TestClient(create_app(load_served_models([calibrated_run])))
+    assert client.get("/api/models").json()["models"][0]["coverage"] is True
+    results = predict(client, names=names, coverage=0.9, min_confidence=0.7).json()["results"]
+    alone = Predictor.from_run(calibrated_run).predict(names, top_k=3, coverage=0.9, min_confidence=0.7)
+    for ours, theirs in zip(results, alone):
+        assert ours["coverage_set"]["lstm"] == theirs["coverage_set"]
+        assert ours["uncertain"]["lstm"] == theirs["uncertain"]
+        assert ours["coverage_set"]["lstm"][0] == ours["predictions"]["lstm"][0]["language"]
+    assert any(len(row["coverage_set"]["lstm"]) > 1 for row in results)  # the threshold lets more than one in
+
+
+# -- what the page and the docs need -----------------------------------------------------------
+
+
+def test_examples_say_whether_the_models_agree(served):
+    candidates = ["Aeiou", "Bdkgt", "Lmnrs", "Aeibd", "Lmab", "Dkgto", "Snarl", "Bald", "Tomas"]
+    client = TestClient(create_app(served, example_names=candidates))
+    examples = client.get("/api/models").json()["examples"]
+    assert examples and {e["name"] for e in examples} <= set(candidates)
+    for example in examples:
+        predictions = predict(client, names=[example["name"]], top_k=1).json()["results"][0]["predictions"]
+        tops = {ranked[0]["language"] for ranked in predictions.values()}
+        assert example["agree"] == (len(tops) == 1), example
+
+
+def test_docs_and_redoc_need_no_network(client: TestClient):
+    for path in ("/docs", "/redoc"):
+        page = client.get(path)
+        assert page.status_code == 200
+        assert "https://" not in page.text and "http://" not in page.text, path
+        assets = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+        assert assets, path
+        for asset in assets:
+            assert asset.startswith("/"), asset
+            assert client.get(asset).status_code == 200, asset
+    assert client.get("/openapi.json").status_code == 200
+
+
+def test_favicon(client: TestClient):
+    for path in ("/favicon.svg", "/favicon.ico"):
+        response = client.get(path)
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("image/svg+xml")
+        assert response.text.startswith("<svg")
+
+
+def test_serve_refuses_a_min_confidence_outside_0_1(tiny_runs, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["serve", str(tiny_runs["rnn"]), "--min-confidence", "1.5"])
+    assert exit_info.value.code == 2
+    assert "expected a probability between 0 and 1, got '1.5'" in capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""Tests for namelab.train (the run folder it writes, seeding, learning) and namelab.metrics.
+"""Tests for namelab.train: the run folder it writes, seeding, learning.
 
     .venv/bin/python -m pytest tests/test_train.py -q
 
@@ -18,13 +18,12 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
-from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
-from sklearn.metrics import confusion_matrix as sk_confusion_matrix
 
 from helpers import make_names_folder, one_thread, separable_names, tiny_config, train_tiny_run
 from namelab import __version__
-from namelab.data import Corpus, Vocab
+from namelab.data import Corpus, Split, Vocab
 from namelab.download import dataset_checksum
+from namelab.model import CharClassifier
 from namelab.metrics import classification_metrics
 from namelab.train import TrainConfig, TrainResult, class_weights, predict_examples, resolve_device, train
 
@@ -60,9 +59,16 @@ def read(run_dir: Path, name: str):
 # --- the run folder -----------------------------------------------------------------------
 
 
-def test_run_folder_holds_the_four_files_and_no_leftovers(run) -> None:
+def test_run_folder_holds_the_four_files_a_manifest_and_no_leftovers(run) -> None:
     out, _ = run
-    assert sorted(p.name for p in out.iterdir()) == ["config.json", "history.json", "metrics.json", "model.safetensors"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "config.json", "history.json", "manifest.json", "metrics.json", "model.safetensors"
+    ]
+    manifest = read(out, "manifest.json")["files"]
+    assert manifest == {
+        name: hashlib.sha256((out / name).read_bytes()).hexdigest()
+        for name in ("config.json", "model.safetensors", "history.json", "metrics.json")
+    }
 
 
 def test_config_json_records_config_data_and_versions(run, corpus: Corpus, names_dir: Path) -> None:
@@ -136,11 +142,61 @@ def test_metrics_are_those_of_the_kept_model_on_the_test_split(run, corpus: Corp
     }  # fmt: skip
 
 
-def test_the_best_validation_epoch_is_kept(run, corpus: Corpus) -> None:
-    _, result = run
+def test_the_test_metrics_are_read_on_the_test_split(corpus: Corpus) -> None:
+    # The default split gives validation and test the same size, and on separable names
+    # the same perfect scores: a smaller validation set tells the two apart.
+    full = corpus.split(seed=0)
+    split = Split(full.train, full.val[:3], full.test)
+    with one_thread():
+        result = train(tiny_config(epochs=1), corpus, None, split=split, log=lambda line: None)
+    assert (result.meta["n_val"], result.meta["n_test"]) == (3, len(split.test)) and len(split.test) > 3
+    assert result.metrics["n"] == len(split.test)
+    _, predictions, targets = predict_examples(result.model, split.test, corpus.vocab, torch.device("cpu"))
+    expected = classification_metrics(targets, predictions, corpus.labels)
+    assert {key: result.metrics[key] for key in expected} == expected
+    assert sum(b["count"] for b in result.metrics["reliability"]) == len(split.test)  # calibration too
+
+
+def test_the_best_validation_epoch_is_kept(corpus: Corpus, tmp_path: Path) -> None:
+    # On separable names every epoch validates at (nearly) 1.0, so a train that kept the
+    # last weights would pass unnoticed. Here the last epoch's validation runs on a model
+    # whose output rows were rotated (every class answered as another): its accuracy
+    # really drops, and the weights kept must be those of the best, earlier epoch.
+    epochs = 3
+    models: list[CharClassifier] = []
+    snapshots: list[dict[str, torch.Tensor]] = []  # the weights each epoch was validated with
+    sabotaged: list[bool] = []
+
+    def sabotage_last_validation(module, args) -> None:
+        if isinstance(module, CharClassifier):
+            models.append(module)
+            if len(snapshots) == epochs - 1 and not module.training and not sabotaged:
+                sabotaged.append(True)
+                with torch.no_grad():
+                    module.out.weight.copy_(module.out.weight.roll(1, dims=0))
+                    module.out.bias.copy_(module.out.bias.roll(1, dims=0))
+
+    def snapshot(line: str) -> None:  # train logs once per epoch, after validating it
+        snapshots.append({k: v.detach().clone() for k, v in models[-1].state_dict().items()})
+
+    hook = torch.nn.modules.module.register_module_forward_pre_hook(sabotage_last_validation)
+    try:
+        with one_thread():
+            result = train(tiny_config(epochs=epochs), corpus, tmp_path / "run", log=snapshot)
+    finally:
+        hook.remove()
     accuracies = [row["val_accuracy"] for row in result.history]
+    assert len(snapshots) == epochs and sabotaged
+    assert accuracies[-1] < max(accuracies[:-1]), f"the last epoch did not validate worse: {accuracies}"
     best_epoch = accuracies.index(max(accuracies)) + 1  # the first epoch reaching the best
+    assert best_epoch < epochs
     assert result.meta["best_epoch"] == best_epoch
+    assert read(tmp_path / "run", "config.json")["best_epoch"] == best_epoch
+    saved = load_file(tmp_path / "run" / "model.safetensors")
+    for name, tensor in snapshots[best_epoch - 1].items():
+        assert torch.equal(result.model.state_dict()[name], tensor), name
+        assert torch.equal(saved[name], tensor), name
+    assert not torch.equal(result.model.out.weight, snapshots[-1]["out.weight"])
     _, predictions, targets = predict_examples(result.model, corpus.split(0).val, corpus.vocab, torch.device("cpu"))
     assert np.mean(np.asarray(predictions) == np.asarray(targets)) == pytest.approx(max(accuracies))
     assert not result.model.training
@@ -224,38 +280,52 @@ def test_class_weights_favour_rare_classes_and_average_one() -> None:
     assert torch.allclose(class_weights(examples, 3, power=0.0)[:2], torch.ones(2))
 
 
-# --- metrics against scikit-learn ---------------------------------------------------------
+# --- every option checked in one place ------------------------------------------------------
 
 
-@pytest.mark.parametrize("seed", range(4))
-def test_classification_metrics_match_sklearn(seed: int) -> None:
-    rng = np.random.default_rng(seed)
-    num_classes = 6
-    targets = rng.integers(0, num_classes, size=300)
-    # Mostly right, a class now and then never predicted, so the scores are not all alike.
-    predictions = np.where(rng.random(300) < 0.6, targets, rng.integers(0, num_classes - seed % 2, size=300))
-    labels = [f"L{i}" for i in range(num_classes)]
-    metrics = classification_metrics(targets.tolist(), predictions.tolist(), labels)
-    precision, recall, f1, support = precision_recall_fscore_support(
-        targets, predictions, labels=range(num_classes), zero_division=0
-    )
-    for i, label in enumerate(labels):
-        row = metrics["per_class"][label]
-        assert row["precision"] == pytest.approx(precision[i])
-        assert row["recall"] == pytest.approx(recall[i])
-        assert row["f1"] == pytest.approx(f1[i])
-        assert row["support"] == support[i]
-    assert metrics["macro_f1"] == pytest.approx(f1_score(targets, predictions, average="macro", zero_division=0))
-    assert metrics["accuracy"] == pytest.approx(accuracy_score(targets, predictions))
-    assert metrics["confusion"] == sk_confusion_matrix(targets, predictions, labels=range(num_classes)).tolist()
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (dict(hidden_size=0), "--hidden-size must be at least 1, got 0"),
+        (dict(batch_size=-3), "--batch-size must be at least 1, got -3"),
+        (dict(epochs=0), "--epochs must be at least 1, got 0"),
+        (dict(epochs=2.5), "--epochs must be at least 1, got 2.5"),
+        (dict(hidden_size=True), "--hidden-size must be at least 1, got True"),
+        (dict(seed=-1), "--seed must be at least 0"),
+        (dict(lr=0.0), "--lr must be a number above 0"),
+        (dict(lr=float("nan")), "--lr must be a number above 0"),
+        (dict(weight_decay=-1e-4), "--weight-decay must be a number of at least 0"),
+        (dict(dropout=1.0), "--dropout must be a number from 0 up to"),
+        (dict(dropout=-0.1), "--dropout must be a number from 0 up to"),
+        (dict(label_smoothing=1.5), "--label-smoothing must be"),
+        (dict(char_dropout=1.0), "--char-dropout must be"),
+        (dict(clip_norm=0), "--clip-norm must be a number above 0"),
+        (dict(class_weight_power=float("inf")), "--class-weight-power must be"),
+        (dict(model="transformer"), "--model must be one of rnn, lstm, gru"),
+        (dict(impl="cuda"), "--impl must be one of hand, fused"),
+        (dict(device="tpu"), "--device must be one of auto, cpu, cuda"),
+        (dict(hidden_size="16"), "--hidden-size must be at least 1, got '16'"),
+    ],
+)
+def test_train_config_refuses_bad_options_with_a_message(change: dict, message: str) -> None:
+    with pytest.raises(ValueError) as info:
+        TrainConfig(**change)
+    assert message in str(info.value)
 
 
-def test_macro_f1_averages_over_classes_present_in_the_split() -> None:
-    # Class 2 never occurs in the targets (it is only predicted once, wrongly): it has no
-    # recall to average, so macro-F1 is the mean over classes 0 and 1.
-    targets, predictions = [0, 0, 1, 1], [0, 2, 1, 1]
-    metrics = classification_metrics(targets, predictions, ["a", "b", "c"])
-    present = [0, 1]
-    expected = f1_score(targets, predictions, labels=present, average="macro", zero_division=0)
-    assert metrics["macro_f1"] == pytest.approx(expected)
-    assert metrics["per_class"]["c"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
+def test_a_schedule_of_exactly_ten_steps_trains(corpus: Corpus) -> None:
+    # Exactly 10 steps: OneCycleLR's warm-up once divided by zero there.
+    n_train = len(corpus.split(seed=0).train)
+    result = quiet_train(tiny_config(epochs=1, batch_size=math.ceil(n_train / 10)), corpus)
+    assert math.ceil(n_train / math.ceil(n_train / 10)) == 10
+    assert len(result.history) == 1 and math.isfinite(result.history[0]["train_loss"])
+
+
+def test_label_smoothing_and_char_dropout_change_training(corpus: Corpus) -> None:
+    plain = quiet_train(tiny_config(epochs=1), corpus)
+    smoothed = quiet_train(tiny_config(epochs=1, label_smoothing=0.2), corpus)
+    dropped = quiet_train(tiny_config(epochs=1, char_dropout=0.3), corpus)
+    weights = lambda r: r.model.out.weight  # noqa: E731
+    assert not torch.equal(weights(plain), weights(smoothed))
+    assert not torch.equal(weights(plain), weights(dropped))
+    assert smoothed.meta["config"]["label_smoothing"] == 0.2 and dropped.meta["config"]["char_dropout"] == 0.3

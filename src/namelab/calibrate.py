@@ -70,7 +70,6 @@ def expected_calibration_error(probs: torch.Tensor, targets: torch.Tensor, bins:
     correct = (predicted == targets).double()
     # Bin b holds confidences in (b/bins, (b+1)/bins]; a confidence of exactly 0 joins the first bin.
     index = (confidence * bins).ceil().long().clamp(1, bins) - 1
-    total = torch.zeros(bins, dtype=torch.float64).index_add_(0, index, torch.ones_like(confidence))
     conf_sum = torch.zeros(bins, dtype=torch.float64).index_add_(0, index, confidence)
     correct_sum = torch.zeros(bins, dtype=torch.float64).index_add_(0, index, correct)
     return float((conf_sum - correct_sum).abs().sum() / probs.shape[0])
@@ -206,4 +205,7 @@ def calibrate_predictor(predictor, split, level: float = COVERAGE_LEVEL) -> tupl
         scores = predictor.scores([e.name for e in examples])
         return scores, torch.tensor([e.label for e in examples], dtype=torch.long)
 
-    return calibrate_scores(*scored(split.val), *scored(split.test), level=level)
+    val_scores, val_targets = scored(split.val)
+    calibration, metrics = calibrate_scores(val_scores, val_targets, *scored(split.test), level=level)
+    calibration["val_accuracy"] = float((val_scores.argmax(dim=1) == val_targets).double().mean())
+    return calibration, metrics

@@ -1,37 +1,68 @@
 """Run folders: weights in safetensors, everything else in JSON, every write atomic.
 
-    save_run(run_dir, model, meta)            # config.json + model.safetensors
-    model, meta = load_run(run_dir)           # verifies checksum and shapes
+    save_run(run_dir, model, meta, history, metrics)   # the four files, then manifest.json
+    model, meta = load_run(run_dir)                     # verifies the manifest, checksums and shapes
 
-Nothing is ever unpickled. ``config.json`` records the sha256 of the weights file, so
-a truncated or tampered file fails with a clear message instead of loading quietly.
+The layout of a run folder, and its one home (other modules import these names):
+
+    config.json             CONFIG    what was trained, on what, the weights' sha256
+    model.safetensors       WEIGHTS   the kept (best validation) weights
+    history.json            HISTORY   one row per epoch
+    metrics.json            METRICS   test-split metrics of the kept weights
+    manifest.json           MANIFEST  sha256 of each file above, written last
+    checkpoint.safetensors  CHECKPOINT  training state after the last finished epoch
+
+A folder is *complete* when its manifest exists and every file matches it; a folder
+without one is *unfinished* (training was stopped, or is running) and every reader
+refuses it with a message that says how to resume. Training writes the checkpoint
+after every epoch and removes it once the manifest is written.
+
+Nothing is ever unpickled: optimizer and scheduler states are flattened into tensors
+(safetensors) and JSON (the checkpoint's metadata).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
-from .model import CharClassifier, ModelConfig
+from .model import CharClassifier
 
-WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
+WEIGHTS = "model.safetensors"
+HISTORY = "history.json"
+METRICS = "metrics.json"
+MANIFEST = "manifest.json"
+CHECKPOINT = "checkpoint.safetensors"
+RUN_FILES = (CONFIG, WEIGHTS, HISTORY, METRICS)  # what the manifest may list
+# Everything training writes into a run folder: --force removes these and nothing else.
+OWNED_FILES = (*RUN_FILES, MANIFEST, CHECKPOINT)
+_CHECKPOINT_KEY = "namelab_checkpoint"  # the JSON half of a checkpoint, in the safetensors metadata
 
 
 class CheckpointError(RuntimeError):
-    """A run folder that cannot be loaded: missing, truncated, tampered or inconsistent."""
+    """A run folder that cannot be loaded: missing, truncated, tampered, unfinished or inconsistent."""
+
+
+# -- atomic files ----------------------------------------------------------------------
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write via a temporary file in the same folder, fsync, then rename over ``path``."""
+    """Write via a temporary file in the same folder, fsync, then rename over ``path``.
+
+    The temporary file is named ``.<name>.<random>.tmp``; one that a kill leaves behind
+    is removed by :func:`clean_temp_files` at the next start.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -46,11 +77,21 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
+def clean_temp_files(run_dir: Path) -> list[str]:
+    """Remove the temporary files of writes that a kill interrupted; returns their names."""
+    removed = []
+    for name in OWNED_FILES:
+        for tmp in Path(run_dir).glob(f".{name}.*.tmp"):
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp.name)
+    return sorted(removed)
+
+
 def write_json(path: Path, obj) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
 
 
-def read_json(path: Path) -> dict:
+def read_json(path: Path) -> Any:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path} is missing; is {path.parent} a run folder written by `namelab train`?")
@@ -60,23 +101,117 @@ def read_json(path: Path) -> dict:
         raise CheckpointError(f"{path} is not valid JSON ({err}); the run folder is damaged, train it again") from err
 
 
+def sha256_file(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+# -- complete or unfinished ------------------------------------------------------------
+
+
+def write_manifest(run_dir: Path) -> None:
+    """Record the sha256 of every run file present; written last, it marks the folder complete."""
+    run_dir = Path(run_dir)
+    files = {name: sha256_file(run_dir / name) for name in RUN_FILES if (run_dir / name).is_file()}
+    write_json(run_dir / MANIFEST, {"files": files})
+
+
+def run_state(run_dir: Path) -> str:
+    """``"complete"`` (a manifest), ``"unfinished"`` (a checkpoint or run files, no manifest) or ``"empty"``."""
+    run_dir = Path(run_dir)
+    if (run_dir / MANIFEST).is_file():
+        return "complete"
+    if any((run_dir / name).exists() for name in OWNED_FILES):
+        return "unfinished"
+    return "empty"
+
+
+def checkpoint_info(run_dir: Path) -> dict | None:
+    """The JSON half of a run folder's checkpoint (epoch, config, resume command), or None."""
+    path = Path(run_dir) / CHECKPOINT
+    if not path.is_file():
+        return None
+    try:
+        with safe_open(path, framework="pt") as handle:
+            info = json.loads((handle.metadata() or {})[_CHECKPOINT_KEY])
+    except (SafetensorError, OSError, KeyError, ValueError):
+        return None
+    return info if isinstance(info, dict) else None
+
+
+def unfinished_message(run_dir: Path) -> str:
+    """What an unfinished run folder holds and how to go on from it."""
+    info = checkpoint_info(run_dir)
+    if info is None:
+        return (
+            f"{run_dir} holds an unfinished run with no usable checkpoint (training stopped before its first "
+            f"epoch ended, or while it was saving); train it again with `namelab train ... --out {run_dir} --force`"
+        )
+    return (
+        f"{run_dir} holds an unfinished run (stopped after epoch {info.get('epoch')} of "
+        f"{info.get('config', {}).get('epochs')}); resume it with `{info.get('command')}`"
+    )
+
+
+def check_complete(run_dir: Path) -> None:
+    """Raise :class:`CheckpointError` unless ``run_dir`` is a complete run whose files match its manifest."""
+    run_dir = Path(run_dir)
+    if run_state(run_dir) != "complete":
+        raise CheckpointError(unfinished_message(run_dir))
+    manifest = read_json(run_dir / MANIFEST)
+    files = manifest.get("files") if isinstance(manifest, dict) else None
+    if not isinstance(files, dict) or CONFIG not in files or WEIGHTS not in files:
+        raise CheckpointError(f"{run_dir / MANIFEST} does not list the run's files; the run folder is damaged")
+    for name, expected in files.items():
+        if name not in RUN_FILES:
+            raise CheckpointError(f"{run_dir / MANIFEST} lists {name!r}, which is no run file; the folder is damaged")
+        path = run_dir / name
+        if not path.is_file():
+            raise CheckpointError(f"{path} is missing but {MANIFEST} lists it; the run folder is damaged")
+        if sha256_file(path) != expected:
+            raise CheckpointError(
+                f"{path} does not match its checksum in {MANIFEST}: the file was modified or only partly "
+                f"written; train the run again"
+            )
+
+
+# -- the finished run ------------------------------------------------------------------
+
+
 def model_from_config(config: dict, vocab_size: int, num_classes: int) -> CharClassifier:
-    return CharClassifier.from_config(ModelConfig.from_run_config(config, vocab_size, num_classes))
+    """The model a run's ``config`` describes, checked as :class:`~namelab.train.TrainConfig` checks options."""
+    from .train import build_model, config_from_dict  # train writes run folders: it imports this module
+
+    return build_model(config_from_dict(config), vocab_size, num_classes)
 
 
-def save_run(run_dir: Path, model: CharClassifier, meta: dict) -> None:
-    """Write the weights and ``config.json`` (``meta`` plus the weights' sha256)."""
+def save_run(
+    run_dir: Path, model: CharClassifier, meta: dict, history: list | None = None, metrics: dict | None = None
+) -> None:
+    """Write the weights, ``config.json`` (``meta`` plus the weights' sha256), history and metrics, then the manifest.
+
+    The manifest goes first and comes back last, so a kill at any point leaves a folder
+    that readers recognise as unfinished, never one that mixes old and new files.
+    """
+    run_dir = Path(run_dir)
+    (run_dir / MANIFEST).unlink(missing_ok=True)
     state = {name: tensor.detach().to("cpu").contiguous() for name, tensor in model.state_dict().items()}
     blob = save_safetensors(state)
-    atomic_write_bytes(Path(run_dir) / WEIGHTS, blob)
-    write_json(Path(run_dir) / CONFIG, {**meta, "weights_sha256": hashlib.sha256(blob).hexdigest()})
+    atomic_write_bytes(run_dir / WEIGHTS, blob)
+    write_json(run_dir / CONFIG, {**meta, "weights_sha256": hashlib.sha256(blob).hexdigest()})
+    if history is not None:
+        write_json(run_dir / HISTORY, history)
+    if metrics is not None:
+        write_json(run_dir / METRICS, metrics)
+    write_manifest(run_dir)
 
 
 def load_run(run_dir: Path | str, device: str | torch.device = "cpu") -> tuple[CharClassifier, dict]:
-    """Load a run folder's model (in eval mode) and its ``config.json``."""
+    """Load a complete run folder's model (in eval mode) and its ``config.json``."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise CheckpointError(f"run folder {run_dir} does not exist; train one with `namelab train --out {run_dir}`")
+    if run_state(run_dir) != "complete":
+        raise CheckpointError(unfinished_message(run_dir))
     meta = read_json(run_dir / CONFIG)
     if not isinstance(meta, dict):
         raise CheckpointError(f"{run_dir / CONFIG} holds no JSON object; the run folder is damaged, train it again")
@@ -84,6 +219,17 @@ def load_run(run_dir: Path | str, device: str | torch.device = "cpu") -> tuple[C
         config, vocab, labels, expected = meta["config"], meta["vocab"], meta["labels"], meta["weights_sha256"]
     except KeyError as err:
         raise CheckpointError(f"{run_dir / CONFIG} lacks the field {err}; the run folder is damaged") from err
+    if not isinstance(vocab, str) or not vocab:
+        raise CheckpointError(f"{run_dir / CONFIG}: vocab must be a non-empty string of characters, got {vocab!r:.60}")
+    if not (isinstance(labels, list) and labels and all(isinstance(x, str) for x in labels)):
+        raise CheckpointError(f"{run_dir / CONFIG}: labels must be a non-empty list of strings, got {labels!r:.60}")
+    if len(set(labels)) != len(labels):
+        raise CheckpointError(f"{run_dir / CONFIG}: labels lists a language twice; the run folder is damaged")
+    if not isinstance(expected, str) or not expected:
+        raise CheckpointError(
+            f"{run_dir / CONFIG} records no checksum of the weights (weights_sha256 is {expected!r}); "
+            "the run folder is damaged, train it again"
+        )
     weights_path = run_dir / WEIGHTS
     if not weights_path.is_file():
         raise CheckpointError(f"{weights_path} is missing; the run did not finish saving, train it again")
@@ -91,7 +237,7 @@ def load_run(run_dir: Path | str, device: str | torch.device = "cpu") -> tuple[C
     actual = hashlib.sha256(blob).hexdigest()
     if actual != expected:
         raise CheckpointError(
-            f"{weights_path} does not match the checksum in {CONFIG} (expected {expected[:12]}…, "
+            f"{weights_path} does not match the checksum in {CONFIG} (expected {str(expected)[:12]}…, "
             f"found {actual[:12]}…): the file is truncated or was modified; train the run again"
         )
     try:
@@ -104,7 +250,7 @@ def load_run(run_dir: Path | str, device: str | torch.device = "cpu") -> tuple[C
         model = model_from_config(config, len(Vocab(vocab)), len(labels))
     except (KeyError, TypeError, ValueError) as err:
         raise CheckpointError(
-            f"{run_dir / CONFIG} does not describe a model namelab can build ({err!r}); the run folder is damaged"
+            f"{run_dir / CONFIG} does not describe a model namelab can build ({err}); the run folder is damaged"
         ) from err
     expected_shapes = {name: tuple(t.shape) for name, t in model.state_dict().items()}
     found_shapes = {name: tuple(t.shape) for name, t in state.items()}
@@ -115,5 +261,103 @@ def load_run(run_dir: Path | str, device: str | torch.device = "cpu") -> tuple[C
             if expected_shapes.get(name) != found_shapes.get(name)
         )
         raise CheckpointError(f"{weights_path} disagrees with {CONFIG}: " + "; ".join(diff[:4]))
+    check_complete(run_dir)  # last: the checks above name the exact fault in a damaged file
     model.load_state_dict(state)
     return model.to(device).eval(), meta
+
+
+def _number(value, what: str, path: Path, low: float = -math.inf, high: float = math.inf) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+        bounds = f" between {low:g} and {high:g}" if math.isfinite(low) and math.isfinite(high) else ""
+        raise CheckpointError(f"{path}: {what} must be a number{bounds}, got {value!r:.60}; the run folder is damaged")
+    return float(value)
+
+
+HISTORY_FIELDS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
+
+
+def read_history(run_dir: Path) -> list[dict]:
+    """``history.json``: a non-empty list of one object per epoch, every figure a number."""
+    path = Path(run_dir) / HISTORY
+    history = read_json(path)
+    if not isinstance(history, list) or not history:
+        raise CheckpointError(f"{path} must hold a non-empty JSON list of epochs, got {type(history).__name__}")
+    for i, row in enumerate(history):
+        if not isinstance(row, dict):
+            raise CheckpointError(f"{path}: epoch row {i} is a {type(row).__name__}, not an object")
+        for field in HISTORY_FIELDS:
+            _number(row.get(field), f"row {i} {field}", path, low=0.0)
+        for field in ("train_accuracy", "val_accuracy"):
+            _number(row[field], f"row {i} {field}", path, 0.0, 1.0)
+    return history
+
+
+def read_metrics(run_dir: Path) -> dict:
+    """``metrics.json``: an object with accuracy and macro-F1 in [0, 1], a count and per-class figures."""
+    path = Path(run_dir) / METRICS
+    metrics = read_json(path)
+    if not isinstance(metrics, dict):
+        raise CheckpointError(f"{path} must hold a JSON object, got a {type(metrics).__name__}")
+    for field in ("accuracy", "macro_f1"):
+        _number(metrics.get(field), field, path, 0.0, 1.0)
+    n = metrics.get("n")
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise CheckpointError(f"{path}: n must be a whole number of names, got {n!r:.60}")
+    if not isinstance(metrics.get("per_class"), dict) or not isinstance(metrics.get("confusion"), list):
+        raise CheckpointError(f"{path} lacks per_class (an object) or confusion (a list); the run folder is damaged")
+    return metrics
+
+
+# -- the training checkpoint -----------------------------------------------------------
+
+
+def flatten_state(obj, prefix: str, tensors: dict[str, torch.Tensor]):
+    """A JSON-able copy of ``obj`` (a state dict) whose tensors move into ``tensors`` under dotted names."""
+    if isinstance(obj, torch.Tensor):
+        tensors[prefix] = obj.detach().to("cpu").clone().contiguous()
+        return {"tensor": prefix}
+    if isinstance(obj, dict):
+        return {"items": [[key, flatten_state(value, f"{prefix}.{key}", tensors)] for key, value in obj.items()]}
+    if isinstance(obj, (list, tuple)):
+        kind = "tuple" if isinstance(obj, tuple) else "list"
+        return {kind: [flatten_state(value, f"{prefix}.{i}", tensors) for i, value in enumerate(obj)]}
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return {"value": obj}
+    raise TypeError(f"cannot store a {type(obj).__name__} in a checkpoint without pickling it")
+
+
+def unflatten_state(flat, tensors: dict[str, torch.Tensor]):
+    """The inverse of :func:`flatten_state`."""
+    (kind, value), = flat.items()
+    if kind == "tensor":
+        return tensors[value]
+    if kind == "items":
+        return {key: unflatten_state(item, tensors) for key, item in value}
+    if kind == "tuple":
+        return tuple(unflatten_state(item, tensors) for item in value)
+    if kind == "list":
+        return [unflatten_state(item, tensors) for item in value]
+    if kind == "value":
+        return value
+    raise CheckpointError(f"unknown entry {kind!r} in a checkpoint")
+
+
+def save_checkpoint(run_dir: Path, tensors: dict[str, torch.Tensor], info: dict) -> None:
+    """One file, one atomic write: the tensors, and ``info`` (JSON) in the safetensors metadata."""
+    blob = save_safetensors(tensors, metadata={_CHECKPOINT_KEY: json.dumps(info, allow_nan=True)})
+    atomic_write_bytes(Path(run_dir) / CHECKPOINT, blob)
+
+
+def load_checkpoint(run_dir: Path) -> tuple[dict[str, torch.Tensor], dict]:
+    path = Path(run_dir) / CHECKPOINT
+    if not path.is_file():
+        raise CheckpointError(f"{run_dir} holds no checkpoint to resume from ({CHECKPOINT} is missing)")
+    blob = path.read_bytes()
+    try:
+        tensors = load_safetensors(blob)
+        info = checkpoint_info(run_dir)
+    except (SafetensorError, ValueError) as err:
+        raise CheckpointError(f"{path} is damaged ({err}); start the run over with --force") from err
+    if info is None:
+        raise CheckpointError(f"{path} holds no training state; start the run over with --force")
+    return tensors, info

@@ -2,6 +2,7 @@
 
     namelab compare                                  # rnn, lstm, gru × 3 seeds -> reports/compare
     namelab compare --quick --data-dir D --out /tmp/c   # 2 epochs, 1 seed, small cells: a smoke test
+    namelab compare --suite insights --out reports/insights   # dropout ablation + hyperparameter grid
 
 or from Python::
 
@@ -13,15 +14,22 @@ Every run trains on the same name-disjoint split (``split_seed`` fixed) with the
 budget; only the training seed varies, so runs with the same seed form pairs and
 rankings are judged on paired differences. Each run is a normal run folder
 (``OUT/runs/<model>-seed<k>``) usable by ``namelab predict`` and ``namelab evaluate``.
+A rerun reuses every finished run whose configuration and data match, resumes unfinished
+ones, and trains the rest; the report is removed first and rebuilt from the runs present.
 ``OUT/summary.json`` holds every number the report shows; :mod:`namelab.report`
 draws the figures and writes ``report.html`` and ``report.md`` from it alone.
+
+``--suite`` picks the experiments (:func:`suite_registry`): ``seed`` is the one above;
+``insights`` (:mod:`namelab.insights`) checks the original report's closing lessons.
+Every suite shares one :class:`Experiment` (data, split, output folder) and trains
+through :func:`train_run`, so a configuration two suites need is trained once.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Sequence
@@ -30,15 +38,16 @@ import numpy as np
 import torch
 
 from .cells import CELLS
-from .checkpoint import write_json
+from .checkpoint import CheckpointError, checkpoint_info, load_run, read_history, read_metrics, run_state, write_json
 from .data import Corpus, Example, Split
 from .download import dataset_checksum
-from .leaderboard import run_accuracy_suite
-from .model import CharClassifier, ModelConfig
+from .model import CharClassifier
 from .predict import Predictor
 from .probe import gradient_flow, probe_examples
-from .report import fmt_mean_std, model_title, write_report
-from .train import TrainConfig, cpu_name, environment, resolve_device, train
+from .env import cpu_name, environment
+from .metrics import confusion_matrix
+from .report import write_report
+from .train import TrainConfig, TrainResult, build_model, resolve_device, train
 
 SCHEMA = 1
 QUICK_EPOCHS = 2
@@ -46,6 +55,9 @@ QUICK_SEEDS = 1
 QUICK_HIDDEN_SIZE = 32
 DEFAULT_SEEDS = 3
 DEFAULT_MODELS = ("rnn", "lstm", "gru")
+DEFAULT_SUITES = ("seed",)
+# The insights suite trains several times the seed experiment's runs: fewer epochs keep it affordable on a CPU.
+SUITE_EPOCHS = {"insights": 10}
 
 # -- how findings are judged: every threshold in one place, quoted by the report ---------
 MIN_SEEDS = 3  # fewer paired seeds than this never settle a noisy comparison
@@ -68,9 +80,15 @@ class CompareSettings:
     config: TrainConfig = TrainConfig()  # model and seed are set per run
     out: Path = Path("reports/compare")
     quick: bool = False
-    accuracy: bool = False  # also the accuracy suite (leaderboard.py) on the same split and seeds
+    suites: tuple[str, ...] = DEFAULT_SUITES
 
     def __post_init__(self) -> None:
+        known = suite_registry()
+        unknown = [s for s in self.suites if s not in known]
+        if not self.suites or unknown:
+            raise ValueError(f"unknown suite(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(known)}")
+        if len(set(self.suites)) != len(self.suites):
+            raise ValueError(f"--suite lists a suite twice ({','.join(self.suites)}); list each once")
         if not self.models:
             raise ValueError("no models to compare; pass --models with at least one of " + ", ".join(CELLS))
         unknown = [m for m in self.models if m not in CELLS]
@@ -84,6 +102,18 @@ class CompareSettings:
             raise ValueError(f"--epochs must be at least 1 (got {self.config.epochs})")
         if self.config.hidden_size < 1:
             raise ValueError(f"--hidden-size must be at least 1 (got {self.config.hidden_size})")
+
+
+def default_epochs(suites: Sequence[str]) -> int:
+    """Epochs per run when none are given: the seed experiment's, unless every suite asks for fewer."""
+    return max(SUITE_EPOCHS.get(suite, TrainConfig.epochs) for suite in suites)
+
+
+def parse_suites(text: str) -> tuple[str, ...]:
+    """``"seed, insights"`` -> ``("seed", "insights")``; unknown names raise ``ValueError``."""
+    suites = tuple(part.strip().lower() for part in text.split(",") if part.strip())
+    CompareSettings(suites=suites)  # validates, with the message the CLI shows
+    return suites
 
 
 def parse_models(text: str) -> tuple[str, ...]:
@@ -144,11 +174,7 @@ def describe(values: Sequence[float | None]) -> dict:
 def predictions_in_order(
     model: CharClassifier, examples: Sequence[Example], vocab, labels: list[str]
 ) -> tuple[list[int], list[float]]:
-    """Predicted class of every example and its probability, in the examples' order.
-
-    ``predict_examples`` returns predictions in batch (length-sorted) order; Predictor
-    batches by length too but puts every row back where its name was.
-    """
+    """Predicted class of every example and its probability, in the examples' order."""
     probabilities = Predictor(model, vocab, labels).probabilities([e.name for e in examples])
     confidence, predicted = probabilities.max(dim=1)
     return predicted.tolist(), confidence.tolist()
@@ -157,8 +183,7 @@ def predictions_in_order(
 def initial_model(config: TrainConfig, corpus: Corpus) -> CharClassifier:
     """The model ``train(config, corpus)`` starts from: train seeds torch, then builds the model."""
     torch.manual_seed(config.seed)
-    model_config = ModelConfig.from_run_config(asdict(config), len(corpus.vocab), corpus.num_classes)
-    return CharClassifier.from_config(model_config)
+    return build_model(config, len(corpus.vocab), corpus.num_classes)
 
 
 # -- paired comparisons and findings -----------------------------------------------------
@@ -204,26 +229,6 @@ def paired_difference(a: Sequence[float | None], b: Sequence[float | None], *, e
     return {**result, "outcome": outcome, "reason": reason}
 
 
-def _difference_text(
-    first: str, second: str, pair: dict, scale: float, unit: str, digits: int, verdict: str = ""
-) -> str:
-    """``LSTM − GRU: +1.20 points, std 0.40, t = 5.2, 3/3 seeds in favour → holds``."""
-    if pair["mean"] is None:
-        return f"{model_title(first)} vs {model_title(second)}: {pair['reason']}"
-    if not verdict:
-        verdict = {"a": "holds", "b": "reversed", "noise": f"within the noise ({pair['reason']})"}[pair["outcome"]]
-    difference = f"{round(pair['mean'] * scale, digits) + 0.0:+,.{digits}f}{unit}"  # + 0.0: no "-0.00"
-    if pair["reason"] == "exact quantity":
-        return f"{model_title(first)} − {model_title(second)}: {difference} → {verdict} (exact)"
-    parts = [difference]
-    if pair["std"] is not None:
-        parts.append(f"std {pair['std'] * scale:.{digits}f}")
-    if pair["t"] is not None:
-        parts.append(f"t = {pair['t']:.1f}")
-    parts.append(f"{pair['positive']}/{pair['n']} seeds in favour")
-    return f"{model_title(first)} − {model_title(second)}: {', '.join(parts)} → {verdict}"
-
-
 def judge_ranking(
     claim: str,
     measure: str,
@@ -242,43 +247,38 @@ def judge_ranking(
     Every pair in the claimed order is compared run for run (:func:`paired_difference`),
     oriented so that a positive difference agrees with the claim. Supported: every pair
     holds. Not supported: at least one pair is clearly reversed. Otherwise inconclusive.
-    Models absent from ``values`` are left out of the claim.
+    Models absent from ``values`` are left out of the claim. ``scale``, ``unit`` and
+    ``digits`` say how the report shows the numbers.
     """
     present = [m for m in order if m in values]
-    pairs, lines = [], []
+    pairs = []
     for i, first in enumerate(present):
         for second in present[i + 1 :]:
             better, worse = (values[first], values[second]) if higher_is_better else (values[second], values[first])
-            pair = paired_difference(better, worse, exact=exact)
-            shown = dict(pair)
-            if not higher_is_better and pair["mean"] is not None:
-                # Shown as first − second (negative = the claim holds); "in favour" still counts seeds agreeing.
-                shown.update(mean=-pair["mean"], t=None if pair["t"] is None else -pair["t"])
-            pairs.append({"first": first, "second": second, **pair})
-            lines.append(_difference_text(first, second, shown, scale, unit, digits))
-    outcomes = [p["outcome"] for p in pairs]
-    if not pairs:
-        verdict, lines = INCONCLUSIVE, ["not measured: the claim needs at least two of " + ", ".join(order)]
-    elif all(o == "a" for o in outcomes):
-        verdict = SUPPORTED
-    elif any(o == "b" for o in outcomes):
-        verdict = NOT_SUPPORTED
-    else:
-        verdict = INCONCLUSIVE
-    means = []
-    for m in present:
-        d = describe(values[m])
-        if d["mean"] is not None:
-            std = f" ± {d['std'] * scale:.{digits}f}" if d["std"] is not None and not exact else ""
-            means.append(f"{model_title(m)} {d['mean'] * scale:,.{digits}f}{std}{unit}")
+            pairs.append({"first": first, "second": second, **paired_difference(better, worse, exact=exact)})
     return {
         "key": key,
+        "kind": "ranking",
         "claim": claim,
         "measure": measure,
-        "verdict": verdict,
-        "evidence": "\n".join((["; ".join(means) + "."] if means else []) + [f"{line}." for line in lines]),
+        "verdict": verdict_of([p["outcome"] for p in pairs]),
+        "order": list(order),
+        "display": {"scale": scale, "unit": unit, "digits": digits, "exact": exact,
+                    "higher_is_better": higher_is_better},
+        "means": {m: describe(values[m]) for m in present},
         "pairs": pairs,
     }
+
+
+def verdict_of(outcomes: Sequence[str]) -> str:
+    """Supported when every comparison holds ("a"), not supported when one is reversed ("b")."""
+    if not outcomes:
+        return INCONCLUSIVE
+    if all(o == "a" for o in outcomes):
+        return SUPPORTED
+    if any(o == "b" for o in outcomes):
+        return NOT_SUPPORTED
+    return INCONCLUSIVE
 
 
 def judge_levels(
@@ -289,39 +289,38 @@ def judge_levels(
     Supported: every model's mean within the tolerance (with at least :data:`MIN_SEEDS`
     seeds). Not supported: some model's mean is farther than the tolerance plus
     :data:`NOISE_SE` standard errors. Otherwise inconclusive. The final-epoch training
-    accuracy, the quantity the original report plotted, is shown beside it.
+    accuracy, the quantity the original report plotted, is kept beside it.
     """
     rows, within, outside, n_min = [], [], [], None
     for model, reported in ORIGINAL_ACCURACY.items():
         if model not in test_accuracy:
             continue
         d = describe(test_accuracy[model])
-        tr = describe(train_accuracy[model])
         n = len(d["values"])
         n_min = n if n_min is None else min(n_min, n)
         se = d["std"] / math.sqrt(n) if d["std"] is not None else 0.0
         gap = d["mean"] - reported
         within.append(abs(gap) <= LEVEL_TOLERANCE)
         outside.append(abs(gap) > LEVEL_TOLERANCE + NOISE_SE * se and n >= MIN_SEEDS)
-        rows.append(
-            f"{model_title(model)} reported {reported * 100:.0f}, test {fmt_mean_std(d, 100)} "
-            f"({gap * 100:+.1f} points), final-epoch training {fmt_mean_std(tr, 100)}"
-        )
+        rows.append({"model": model, "reported": reported, "test": d, "train": describe(train_accuracy[model]),
+                     "gap": gap})
     if not rows:
-        verdict, rows = INCONCLUSIVE, ["not measured: none of lstm, gru, rnn was trained"]
+        verdict = INCONCLUSIVE
     elif any(outside):
         verdict = NOT_SUPPORTED
     elif all(within) and n_min >= MIN_SEEDS:
         verdict = SUPPORTED
     else:
         verdict = INCONCLUSIVE
-    note = "" if (n_min or 0) >= MIN_SEEDS else f"\nFewer than {MIN_SEEDS} seeds: no verdict on levels."
     return {
         "key": "accuracy_levels",
+        "kind": "levels",
         "claim": claim,
         "measure": f"mean test accuracy within ±{LEVEL_TOLERANCE * 100:.0f} points of the reported value",
         "verdict": verdict,
-        "evidence": "\n".join(f"{row}." for row in rows) + note,
+        "rows": rows,
+        "seeds": n_min or 0,
+        "min_seeds": MIN_SEEDS,
         "pairs": [],
     }
 
@@ -335,55 +334,46 @@ def judge_gradient(
     step), each gated cell is compared with the RNN run for run. Supported: every gated
     cell clearly above the RNN by at least :data:`GRADIENT_DECADES` decades. Not
     supported: some gated cell clearly at or below the RNN (reversed, or clearly above
-    by less than the threshold). Otherwise inconclusive. The ratios at initialization
-    are shown beside them.
+    by less than the threshold). Otherwise inconclusive. The geometric means of the
+    ratios at initialization and after training are kept beside them.
     """
     gated = [m for m in ("lstm", "gru") if m in ratios_trained]
-    parts = []
-    for model in [m for m in ("rnn", "lstm", "gru") if m in ratios_trained]:
-        parts.append(
-            f"{model_title(model)} ratio at init {_geo(ratios_init[model])}, trained {_geo(ratios_trained[model])}"
-        )
-    if "rnn" not in ratios_trained or not gated:
-        return {
-            "key": "vanishing_gradient",
-            "claim": claim,
-            "measure": "far/end gradient-norm ratio, gated cells vs RNN",
-            "verdict": INCONCLUSIVE,
-            "evidence": "\n".join([f"{part}." for part in parts] + ["Not measured: needs the RNN and a gated cell."]),
-            "pairs": [],
-        }
-    log_rnn = [_log10(r) for r in ratios_trained["rnn"]]
-    pairs, lines, statuses = [], [], []
-    for model in gated:
-        log_gated = [_log10(r) for r in ratios_trained[model]]
-        pair = paired_difference(log_gated, log_rnn)
-        if pair["outcome"] == "a" and pair["mean"] >= GRADIENT_DECADES:
-            status = "holds"
-        elif pair["outcome"] == "b" or pair["outcome"] == "a":
-            status = "fails"  # reversed, or clearly above but by less than the threshold
-        else:
-            status = "noise"
-        statuses.append(status)
-        pairs.append({"first": model, "second": "rnn", **pair, "status": status})
-        shown = {"holds": "holds", "fails": f"fails (needs ≥ {GRADIENT_DECADES:g} decade(s) more than the RNN)"}
-        verdict = shown.get(status, f"within the noise ({pair['reason']})")
-        lines.append(_difference_text(model, "rnn", pair, 1.0, " decades", 2, verdict))
-    if all(s == "holds" for s in statuses):
+    ratios = {
+        model: {"init": _geo(ratios_init[model]), "trained": _geo(ratios_trained[model])}
+        for model in ("rnn", "lstm", "gru")
+        if model in ratios_trained
+    }
+    pairs, statuses = [], []
+    if "rnn" in ratios_trained:
+        log_rnn = [_log10(r) for r in ratios_trained["rnn"]]
+        for model in gated:
+            pair = paired_difference([_log10(r) for r in ratios_trained[model]], log_rnn)
+            if pair["outcome"] == "a" and pair["mean"] >= GRADIENT_DECADES:
+                status = "holds"
+            elif pair["outcome"] in ("a", "b"):
+                status = "fails"  # reversed, or clearly above but by less than the threshold
+            else:
+                status = "noise"
+            statuses.append(status)
+            pairs.append({"first": model, "second": "rnn", **pair, "status": status})
+    if pairs and all(s == "holds" for s in statuses):
         verdict = SUPPORTED
     elif any(s == "fails" for s in statuses):
         verdict = NOT_SUPPORTED
     else:
         verdict = INCONCLUSIVE
+    measure = (
+        f"log10 of (‖dL/dh‖ at the farthest probed step / at the last step) after training, "
+        f"gated minus RNN, paired by seed; needs ≥ {GRADIENT_DECADES:g} decade(s)"
+    )
     return {
         "key": "vanishing_gradient",
+        "kind": "gradient",
         "claim": claim,
-        "measure": (
-            f"log10 of (‖dL/dh‖ at the farthest probed step / at the last step) after training, "
-            f"gated minus RNN, paired by seed; needs ≥ {GRADIENT_DECADES:g} decade(s)"
-        ),
+        "measure": measure if pairs else "far/end gradient-norm ratio, gated cells vs RNN",
         "verdict": verdict,
-        "evidence": "\n".join([f"{part}." for part in parts] + [f"{line}." for line in lines]),
+        "ratios": ratios,
+        "decades": GRADIENT_DECADES,
         "pairs": pairs,
     }
 
@@ -393,9 +383,9 @@ def _log10(ratio: float) -> float:
     return math.log10(max(ratio, 1e-300))
 
 
-def _geo(values: Sequence[float]) -> str:
-    """Geometric mean of ratios, two significant digits."""
-    return f"{10 ** float(np.mean([_log10(v) for v in values])):.2g}"
+def _geo(values: Sequence[float]) -> float:
+    """Geometric mean of ratios."""
+    return 10 ** float(np.mean([_log10(v) for v in values]))
 
 
 def judge_findings(models: dict[str, dict], gradient: dict[str, dict]) -> list[dict]:
@@ -469,7 +459,7 @@ def judge_findings(models: dict[str, dict], gradient: dict[str, dict]) -> list[d
 # -- the experiment ----------------------------------------------------------------------
 
 
-def _curves(histories: list[list[dict]]) -> dict:
+def mean_curves(histories: list[list[dict]]) -> dict:
     """Per-epoch mean, min, max and std over seeds of every history field."""
     epochs = min(len(h) for h in histories)
     out: dict = {"epoch": list(range(1, epochs + 1))}
@@ -519,175 +509,284 @@ def _confusions(
     return out
 
 
-def run_compare(
-    settings: CompareSettings,
-    data_dir: Path,
+REPORT_FILES = ("summary.json", "report.html", "report.md")
+
+
+def finished_or_trained(
+    config: TrainConfig,
+    corpus: Corpus,
+    run_dir: Path,
     *,
-    corpus: Corpus | None = None,
-    log: Callable[[str], None] = print,
-) -> dict:
-    """Train every model on every seed, measure, judge, and write the report; returns the summary."""
+    data_dir: Path,
+    split: Split,
+    log: Callable[[str], None],
+    between_epochs: Callable[[], object] = lambda: None,
+) -> TrainResult:
+    """The run in ``run_dir`` when it is complete and was trained with ``config`` on this data; else train it.
+
+    An unfinished run with the same configuration is resumed from its checkpoint; any
+    other content of ``run_dir`` (another configuration, a damaged run) is replaced.
+    """
+    device = resolve_device(config.device)
+    wanted = {k: v for k, v in asdict(config).items() if k != "device"}  # where it ran does not change the run
+    state = run_state(run_dir)
+    if state == "complete":
+        try:
+            model, meta = load_run(run_dir, device=device)
+            history, metrics = read_history(run_dir), read_metrics(run_dir)
+        except CheckpointError as err:
+            log(f"   {err}; training it again")
+        else:
+            same_config = {k: v for k, v in meta["config"].items() if k != "device"} == wanted
+            same_data = meta.get("dataset_sha256") == dataset_checksum(data_dir) and meta.get("n_test") == len(split.test)
+            if same_config and same_data:
+                log(f"   reusing the finished run in {run_dir}")
+                return TrainResult(model=model, history=history, metrics=metrics, meta=meta)
+            log(f"   {run_dir} holds a run of other settings or data; training it again")
+    info = checkpoint_info(run_dir) if state == "unfinished" else None
+    resume = info is not None and {k: v for k, v in info.get("config", {}).items() if k != "device"} == wanted
+    return train(
+        config, corpus, run_dir, data_dir=data_dir, split=split, log=log, resume=resume, force=not resume,
+        between_epochs=between_epochs,
+    )  # fmt: skip
+
+
+@dataclass
+class Experiment:
+    """What every phase of a compare shares: the data, one split, the output folder, the runs trained so far."""
+
+    settings: CompareSettings
+    data_dir: Path
+    corpus: Corpus
+    split: Split
+    device: torch.device
+    out: Path
+    log: Callable[[str], None]
+    started: float
+    trained: dict[str, TrainResult] = field(default_factory=dict)
+    between_epochs: Callable[[], object] = lambda: None
+
+    @property
+    def labels(self) -> list[str]:
+        return self.corpus.labels
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.started
+
+
+def prepare(
+    settings: CompareSettings, data_dir: Path, corpus: Corpus | None, log: Callable[[str], None]
+) -> Experiment:
+    """Read the data, draw the one split every run shares, and check the output folder."""
     started = time.perf_counter()
     corpus = corpus or Corpus.from_folder(data_dir)
-    base = settings.config
-    device = resolve_device(base.device)
-    split: Split = corpus.split(seed=base.split_seed)
+    split = corpus.split(seed=settings.config.split_seed)
     if not split.test:
         raise ValueError("the dataset is too small to leave names for the test split; add names")
     out = Path(settings.out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file; give a folder for the report")
-    probe_batch = probe_examples(split.test)
-    labels = corpus.labels
-    seeds = list(range(settings.seeds))
-    total_runs = len(settings.models) * len(seeds)
+    # The old report may describe runs this compare replaces: it goes before any run changes,
+    # so an interrupted compare leaves no report rather than a wrong one.
+    for name in REPORT_FILES:
+        (out / name).unlink(missing_ok=True)
+    device = resolve_device(settings.config.device)
+    return Experiment(settings, data_dir, corpus, split, device, out, log, started)
+
+
+def train_run(experiment: Experiment, config: TrainConfig, name: str) -> TrainResult:
+    """Train ``config`` into ``OUT/runs/<name>``, once per compare: a name asked for again returns the same run."""
+    if name not in experiment.trained:
+        experiment.trained[name] = finished_or_trained(
+            config, experiment.corpus, experiment.out / "runs" / name,
+            data_dir=experiment.data_dir, split=experiment.split, log=experiment.log,
+            between_epochs=experiment.between_epochs,
+        )
+    return experiment.trained[name]
+
+
+def run_record(experiment: Experiment, config: TrainConfig, name: str, result: TrainResult) -> dict:
+    """The numbers of one run that the summary keeps: test metrics, curves and the measures judged."""
+    history = result.history
+    val_accuracy = [row["val_accuracy"] for row in history]
+    return {
+        "model": config.model,
+        "seed": config.seed,
+        "run_dir": str(Path("runs") / name),
+        "test_accuracy": result.metrics["accuracy"],
+        "test_macro_f1": result.metrics["macro_f1"],
+        "parameters": result.meta["parameters"],
+        "best_epoch": result.meta["best_epoch"],
+        "epochs": len(history),
+        "seconds_per_epoch": float(np.mean([row["seconds"] for row in history])),
+        "train_seconds": float(np.sum([row["seconds"] for row in history])),
+        "final_train_accuracy": history[-1]["train_accuracy"],
+        "final_val_accuracy": val_accuracy[-1],
+        "epochs_to_95": epochs_to_fraction(val_accuracy),
+        "val_loss_change_std": change_std([row["val_loss"] for row in history]),
+        "val_accuracy_change_std": change_std(val_accuracy),
+        "history": history,
+        "per_class": result.metrics["per_class"],
+        "confusion": result.metrics["confusion"],
+    }
+
+
+def record_errors(errors: dict, examples: Sequence[Example], predicted: list[int], confidence: list[float]) -> None:
+    """Add each misclassified name to ``errors[(true, predicted)][name]``, with the wrong language's probability."""
+    for example, guess, probability in zip(examples, predicted, confidence):
+        if guess != example.label:
+            errors.setdefault((example.label, guess), {}).setdefault(example.name, []).append(probability)
+
+
+def measure_seed_runs(experiment: Experiment, probe_batch: list[Example]) -> tuple[list[dict], dict, dict]:
+    """Train every model on every seed; returns the run records, gradient norms on ``probe_batch`` and test errors."""
+    settings, split, labels = experiment.settings, experiment.split, experiment.labels
+    seeds = range(settings.seeds)
+    total = len(settings.models) * len(seeds)
     runs: list[dict] = []
-    gradient_runs: dict[str, dict[str, list]] = {m: {"init": [], "trained": []} for m in settings.models}
-    errors: dict[str, dict[tuple[int, int], dict[str, list[float]]]] = {m: {} for m in settings.models}
+    flows: dict[str, dict[str, list]] = {m: {"init": [], "trained": []} for m in settings.models}
+    errors: dict[str, dict] = {m: {} for m in settings.models}
     for seed in seeds:  # seed-major: an interrupted compare still has every model on the first seeds
         for model_name in settings.models:
-            config = replace(base, model=model_name, seed=seed)
-            run_dir = out / "runs" / run_name(model_name, seed)
-            log(f"== run {len(runs) + 1}/{total_runs}: {model_name} seed {seed} -> {run_dir}")
-            init = initial_model(config, corpus).to(device)
-            gradient_runs[model_name]["init"].append(gradient_flow(init, probe_batch, corpus.vocab).norms.tolist())
+            config = replace(settings.config, model=model_name, seed=seed)
+            name = run_name(model_name, seed)
+            experiment.log(f"== run {len(runs) + 1}/{total}: {model_name} seed {seed} -> {experiment.out / 'runs' / name}")
+            init = initial_model(config, experiment.corpus).to(experiment.device)
+            flows[model_name]["init"].append(gradient_flow(init, probe_batch, experiment.corpus.vocab).norms.tolist())
             del init
-            result = train(config, corpus, run_dir, data_dir=data_dir, split=split, log=log)
-            gradient_runs[model_name]["trained"].append(
-                gradient_flow(result.model, probe_batch, corpus.vocab).norms.tolist()
+            result = train_run(experiment, config, name)
+            flows[model_name]["trained"].append(
+                gradient_flow(result.model, probe_batch, experiment.corpus.vocab).norms.tolist()
             )
-            predicted, confidence = predictions_in_order(result.model, split.test, corpus.vocab, labels)
-            for example, guess, probability in zip(split.test, predicted, confidence):
-                if guess != example.label:
-                    names = errors[model_name].setdefault((example.label, guess), {})
-                    names.setdefault(example.name, []).append(probability)
-            recomputed = np.zeros((len(labels), len(labels)), dtype=np.int64)
-            np.add.at(recomputed, ([e.label for e in split.test], predicted), 1)
+            predicted, confidence = predictions_in_order(result.model, split.test, experiment.corpus.vocab, labels)
+            record_errors(errors[model_name], split.test, predicted, confidence)
+            recomputed = confusion_matrix([e.label for e in split.test], predicted, len(labels))
             matches = recomputed.tolist() == result.metrics["confusion"]
             if not matches:
-                log(f"warning: {run_dir}: predictions by name differ from metrics.json; examples may not match counts")
-            history = result.history
-            val_accuracy = [row["val_accuracy"] for row in history]
-            runs.append(
-                {
-                    "model": model_name,
-                    "seed": seed,
-                    "run_dir": str(Path("runs") / run_name(model_name, seed)),
-                    "test_accuracy": result.metrics["accuracy"],
-                    "test_macro_f1": result.metrics["macro_f1"],
-                    "parameters": result.meta["parameters"],
-                    "best_epoch": result.meta["best_epoch"],
-                    "epochs": len(history),
-                    "seconds_per_epoch": float(np.mean([row["seconds"] for row in history])),
-                    "train_seconds": float(np.sum([row["seconds"] for row in history])),
-                    "final_train_accuracy": history[-1]["train_accuracy"],
-                    "final_val_accuracy": val_accuracy[-1],
-                    "epochs_to_95": epochs_to_fraction(val_accuracy),
-                    "val_loss_change_std": change_std([row["val_loss"] for row in history]),
-                    "val_accuracy_change_std": change_std(val_accuracy),
-                    "predictions_match_metrics": matches,
-                    "history": history,
-                    "per_class": result.metrics["per_class"],
-                    "confusion": result.metrics["confusion"],
-                }
-            )
-            done = time.perf_counter() - started
-            log(
+                experiment.log(f"warning: runs/{name}: predictions by name differ from metrics.json; "
+                               "examples may not match counts")
+            runs.append({**run_record(experiment, config, name, result), "predictions_match_metrics": matches})
+            done = experiment.elapsed()
+            experiment.log(
                 f"   test accuracy {result.metrics['accuracy']:.4f}  macro-F1 {result.metrics['macro_f1']:.4f}  "
-                f"elapsed {done:.0f}s, about {done / len(runs) * (total_runs - len(runs)):.0f}s to go"
+                f"elapsed {done:.0f}s, about {done / len(runs) * (total - len(runs)):.0f}s to go"
             )
+    return runs, flows, errors
 
-    current = {run_name(r["model"], r["seed"]) for r in runs}
-    stale = sorted(p.name for p in (out / "runs").iterdir() if p.is_dir() and p.name not in current)
+
+def warn_stale_runs(experiment: Experiment) -> None:
+    """Say which run folders under ``OUT/runs`` this compare did not write: the report ignores them."""
+    runs_dir = experiment.out / "runs"
+    if not runs_dir.is_dir():
+        return
+    stale = sorted(p.name for p in runs_dir.iterdir() if p.is_dir() and p.name not in experiment.trained)
     if stale:
-        log(f"note: {out / 'runs'} also holds {', '.join(stale)}, left from an earlier compare; this report ignores them")
+        experiment.log(f"note: {runs_dir} also holds {', '.join(stale)}, left from an earlier compare; "
+                       "this report ignores them")
 
-    models: dict[str, dict] = {}
-    for model_name in settings.models:
-        mine = [r for r in runs if r["model"] == model_name]
-        confusion = np.sum([np.asarray(r["confusion"]) for r in mine], axis=0)
-        per_class = {}
-        for label in labels:
-            rows = [r["per_class"][label] for r in mine]
-            per_class[label] = {
-                "precision": float(np.mean([row["precision"] for row in rows])),
-                "recall": float(np.mean([row["recall"] for row in rows])),
-                "f1": float(np.mean([row["f1"] for row in rows])),
-                "f1_std": float(np.std([row["f1"] for row in rows], ddof=1)) if len(rows) > 1 else None,
-                "support": rows[0]["support"],
-            }
-        models[model_name] = {
-            "title": model_title(model_name),
-            "seeds": [r["seed"] for r in mine],
-            "parameters": mine[0]["parameters"],
-            **{
-                field: describe([r[field] for r in mine])
-                for field in (
-                    "test_accuracy",
-                    "test_macro_f1",
-                    "seconds_per_epoch",
-                    "train_seconds",
-                    "final_train_accuracy",
-                    "final_val_accuracy",
-                    "epochs_to_95",
-                    "val_loss_change_std",
-                    "val_accuracy_change_std",
-                )
-            },
-            "best_epoch": [r["best_epoch"] for r in mine],
-            "curves": _curves([r["history"] for r in mine]),
-            "per_class": per_class,
-            "confusion": confusion.tolist(),
-            "confused_pairs": _confusions(confusion, labels, errors[model_name], len(mine)),
+
+_DESCRIBED = (
+    "test_accuracy",
+    "test_macro_f1",
+    "seconds_per_epoch",
+    "train_seconds",
+    "final_train_accuracy",
+    "final_val_accuracy",
+    "epochs_to_95",
+    "val_loss_change_std",
+    "val_accuracy_change_std",
+)
+
+
+def aggregate_model(runs: list[dict], labels: list[str], errors: dict) -> dict:
+    """One model's runs pooled: every measure described over seeds, mean curves, per-class scores, confusions."""
+    confusion = np.sum([np.asarray(r["confusion"]) for r in runs], axis=0)
+    per_class = {}
+    for label in labels:
+        rows = [r["per_class"][label] for r in runs]
+        per_class[label] = {
+            "precision": float(np.mean([row["precision"] for row in rows])),
+            "recall": float(np.mean([row["recall"] for row in rows])),
+            "f1": float(np.mean([row["f1"] for row in rows])),
+            "f1_std": float(np.std([row["f1"] for row in rows], ddof=1)) if len(rows) > 1 else None,
+            "support": rows[0]["support"],
         }
+    return {
+        "seeds": [r["seed"] for r in runs],
+        "parameters": runs[0]["parameters"],
+        **{field: describe([r[field] for r in runs]) for field in _DESCRIBED},
+        "best_epoch": [r["best_epoch"] for r in runs],
+        "curves": mean_curves([r["history"] for r in runs]),
+        "per_class": per_class,
+        "confusion": confusion.tolist(),
+        "confused_pairs": _confusions(confusion, labels, errors, len(runs)),
+    }
 
-    gradient: dict[str, dict] = {}
-    for model_name, flows in gradient_runs.items():
-        entry = {}
-        for stage in ("init", "trained"):
-            array = np.asarray(flows[stage], dtype=float)  # (S, D)
-            entry[stage] = {
-                "mean": array.mean(axis=0).tolist(),
-                "min": array.min(axis=0).tolist(),
-                "max": array.max(axis=0).tolist(),
-                "per_seed": array.tolist(),
-            }
-            entry[f"ratio_{stage}"] = describe((array[:, -1] / array[:, 0]).tolist())
-        gradient[model_name] = entry
 
-    base_dict = asdict(base)
-    base_dict.pop("model")
-    base_dict.pop("seed")
-    sizes = split.sizes()
-    stats = corpus.stats
+def aggregate_gradient(flows: dict[str, list]) -> dict:
+    """One model's gradient norms per distance, at initialization and trained: mean, min, max, per seed, ratios."""
+    entry = {}
+    for stage in ("init", "trained"):
+        array = np.asarray(flows[stage], dtype=float)  # (S, D)
+        entry[stage] = {
+            "mean": array.mean(axis=0).tolist(),
+            "min": array.min(axis=0).tolist(),
+            "max": array.max(axis=0).tolist(),
+            "per_seed": array.tolist(),
+        }
+        entry[f"ratio_{stage}"] = describe((array[:, -1] / array[:, 0]).tolist())
+    return entry
+
+
+def setup_section(experiment: Experiment) -> dict:
+    """The data, split, configuration and machine every run shared."""
+    corpus, split, device, stats = experiment.corpus, experiment.split, experiment.device, experiment.corpus.stats
+    config = asdict(experiment.settings.config)
+    config.pop("model")
+    config.pop("seed")
     versions = environment()
-    import matplotlib
+    versions.update(numpy=np.__version__, matplotlib=_matplotlib_version())
+    return {
+        "data_dir": str(experiment.data_dir),
+        "dataset_sha256": dataset_checksum(experiment.data_dir),
+        "raw_counts": stats.raw_counts,
+        "dedup_counts": stats.dedup_counts,
+        "raw_total": sum(stats.raw_counts.values()),
+        "dedup_total": len(corpus.pairs),
+        "duplicates_removed": sum(stats.raw_counts.values()) - len(corpus.pairs) - len(stats.skipped_lines),
+        "skipped_lines": len(stats.skipped_lines),
+        "names_in_several_languages": len(stats.shared_names),
+        "split": {**split.sizes(), "split_seed": experiment.settings.config.split_seed},
+        "test_counts": {label: sum(1 for e in split.test if e.label == i) for i, label in enumerate(corpus.labels)},
+        "config": config,
+        "versions": versions,
+        "device": str(device),
+        "cpu": cpu_name(),
+        "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+    }
 
-    versions.update(numpy=np.__version__, matplotlib=matplotlib.__version__)
-    summary = {
-        "schema": SCHEMA,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "quick": settings.quick,
-        "models": list(settings.models),
-        "seeds": seeds,
-        "labels": labels,
+
+def _matplotlib_version() -> str:
+    import matplotlib  # only its version: figures are drawn by the report
+
+    return matplotlib.__version__
+
+
+THRESHOLDS = {"min_seeds": MIN_SEEDS, "noise_standard_errors": NOISE_SE}
+
+
+def seed_suite(experiment: Experiment) -> dict:
+    """The classic experiment: every model on every seed, measured and judged against the original report."""
+    settings = experiment.settings
+    probe_batch = probe_examples(experiment.split.test)
+    runs, flows, errors = measure_seed_runs(experiment, probe_batch)
+    labels = experiment.labels
+    results = {
+        m: aggregate_model([r for r in runs if r["model"] == m], labels, errors[m]) for m in settings.models
+    }
+    gradient = {m: aggregate_gradient(flows[m]) for m in settings.models}
+    return {
         "setup": {
-            "data_dir": str(data_dir),
-            "dataset_sha256": dataset_checksum(data_dir),
-            "raw_counts": stats.raw_counts,
-            "dedup_counts": stats.dedup_counts,
-            "raw_total": sum(stats.raw_counts.values()),
-            "dedup_total": len(corpus.pairs),
-            "duplicates_removed": sum(stats.raw_counts.values()) - len(corpus.pairs) - len(stats.skipped_lines),
-            "skipped_lines": len(stats.skipped_lines),
-            "names_in_several_languages": len(stats.shared_names),
-            "split": {**sizes, "split_seed": base.split_seed},
-            "test_counts": {label: int(sum(1 for e in split.test if e.label == i)) for i, label in enumerate(labels)},
-            "config": base_dict,
-            "versions": versions,
-            "device": str(device),
-            "cpu": cpu_name(),
-            "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
             "probe": {
                 "names": [e.name for e in probe_batch],
                 "n_names": len(probe_batch),
@@ -695,27 +794,86 @@ def run_compare(
             },
         },
         "thresholds": {
-            "min_seeds": MIN_SEEDS,
-            "noise_standard_errors": NOISE_SE,
             "convergence_fraction": CONVERGENCE_FRACTION,
             "level_tolerance": LEVEL_TOLERANCE,
             "gradient_decades": GRADIENT_DECADES,
         },
         "runs": runs,
-        "results": models,
+        "results": results,
         "gradient": gradient,
+        "findings": judge_findings(results, gradient),
     }
-    summary["findings"] = judge_findings(models, gradient)
-    if settings.accuracy:
-        summary["accuracy"] = run_accuracy_suite(
-            base, corpus, split, out, seeds, data_dir=data_dir, seed_models=settings.models, quick=settings.quick, log=log
-        )
-    # Measured before drawing, so the report can show it and summary.json holds the same number.
-    summary["setup"]["total_seconds"] = time.perf_counter() - started
-    out.mkdir(parents=True, exist_ok=True)
-    summary["files"] = write_report(summary, out)
-    write_json(out / "summary.json", _finite(summary))
-    log(f"report written to {out / 'report.html'} and {out / 'report.md'} ({time.perf_counter() - started:.0f}s)")
+
+
+def suite_registry() -> dict[str, Callable[[Experiment], dict]]:
+    """Every suite ``namelab compare --suite`` runs, in report order.
+
+    A suite is a function of the :class:`Experiment`: it trains (or reuses, through
+    :func:`train_run`) its runs and returns its section of the summary, whose keys
+    :func:`merge_section` adds to ``summary.json``; ``report.SECTIONS`` holds the
+    matching renderer under the same name.
+    """
+    # insights and leaderboard build on this module, so they are imported when asked for
+    from .insights import insights_suite
+    from .leaderboard import accuracy_suite
+
+    return {"seed": seed_suite, "insights": insights_suite, "accuracy": accuracy_suite}
+
+
+def merge_section(summary: dict, section: dict) -> None:
+    """Add a suite's section: new keys are added, dicts are merged, lists (the findings) are extended."""
+    for key, value in section.items():
+        if key not in summary:
+            summary[key] = value
+        elif isinstance(value, dict) and isinstance(summary[key], dict):
+            summary[key].update(value)
+        elif isinstance(value, list) and isinstance(summary[key], list):
+            summary[key].extend(value)
+        else:
+            raise ValueError(f"two suites write the summary key {key!r}; give each suite its own key")
+
+
+def run_compare(
+    settings: CompareSettings,
+    data_dir: Path,
+    *,
+    corpus: Corpus | None = None,
+    log: Callable[[str], None] = print,
+    between_epochs: Callable[[], object] = lambda: None,
+) -> dict:
+    """Run every suite of ``settings`` on one split, judge, and write the report; returns the summary.
+
+    ``between_epochs`` runs between the epochs of every training (the CLI adapts torch's threads there).
+    """
+    experiment = prepare(settings, data_dir, corpus, log)
+    experiment.between_epochs = between_epochs
+    suites = suite_registry()
+    summary = {
+        "schema": SCHEMA,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "quick": settings.quick,
+        "suites": list(settings.suites),
+        "models": list(settings.models),
+        "seeds": list(range(settings.seeds)),
+        "labels": experiment.labels,
+        "setup": setup_section(experiment),
+        "thresholds": dict(THRESHOLDS),
+        "findings": [],
+    }
+    for name in settings.suites:
+        merge_section(summary, suites[name](experiment))
+    warn_stale_runs(experiment)
+    return write_summary(experiment, summary)
+
+
+def write_summary(experiment: Experiment, summary: dict) -> dict:
+    """Write the report and ``summary.json``; the total time is measured first so both show the same number."""
+    summary["setup"]["total_seconds"] = experiment.elapsed()
+    experiment.out.mkdir(parents=True, exist_ok=True)
+    summary["files"] = write_report(summary, experiment.out)
+    write_json(experiment.out / "summary.json", _finite(summary))
+    experiment.log(f"report written to {experiment.out / 'report.html'} and {experiment.out / 'report.md'} "
+                   f"({experiment.elapsed():.0f}s)")
     return summary
 
 
@@ -732,6 +890,7 @@ def _finite(obj):
 
 __all__ = [
     "CompareSettings",
+    "default_epochs",
     "describe",
     "epochs_to_fraction",
     "change_std",
@@ -741,7 +900,14 @@ __all__ = [
     "judge_levels",
     "judge_ranking",
     "paired_difference",
+    "merge_section",
     "parse_models",
+    "parse_suites",
+    "run_record",
+    "seed_suite",
+    "suite_registry",
+    "train_run",
+    "verdict_of",
     "predictions_in_order",
     "run_compare",
 ]

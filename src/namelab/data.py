@@ -1,9 +1,10 @@
 """Names folder -> normalized, deduplicated corpus -> name-disjoint splits -> padded batches.
 
-A dataset is a folder of ``<Language>.txt`` files, one name per line (UTF-8); the
-classes are the file names. Typical use::
+A dataset is a folder of ``<Language>.txt`` files, one name per line (UTF-8), whose
+classes are the file names, or a CSV/TSV/Parquet table with a name and a label column. Typical use::
 
     corpus = Corpus.from_folder(resolve_data_dir(None))
+    corpus = Corpus.load("names.csv", name_column="surname", label_column="country")  # or a table
     split = corpus.split(seed=0)
     for ids, lengths, targets in batches(split.train, corpus.vocab, batch_size=128, shuffle=True, seed=1):
         ...
@@ -18,7 +19,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -26,6 +27,11 @@ from anyascii import anyascii
 
 from .download import DataError
 
+# The longest name, once normalized, that namelab classifies (CLI and server alike); a
+# raw input longer than MAX_INPUT_LENGTH is refused before normalizing it, which bounds
+# what one huge line can cost.
+MAX_NAME_LENGTH = 64
+MAX_INPUT_LENGTH = 16 * MAX_NAME_LENGTH
 UNKNOWN = "?"  # not a vocabulary character, so an unknown is never mistaken for a letter
 PAD_ID = 0
 UNKNOWN_ID = 1  # Vocab.symbols starts with UNKNOWN
@@ -145,7 +151,9 @@ def read_folder(folder: Path) -> dict[str, list[str]]:
 
 
 class Corpus:
-    """Deduplicated (normalized name, language) pairs of a names folder."""
+    """Deduplicated (normalized name, language) pairs of a names folder or a labelled table."""
+
+    columns: tuple[str, str] | None = None  # a table's (name, label) columns; None for a folder
 
     def __init__(self, labels: list[str], pairs: list[tuple[str, int]], stats: CorpusStats, vocab: Vocab = Vocab()):
         self.labels = labels
@@ -156,6 +164,59 @@ class Corpus:
     @classmethod
     def from_folder(cls, folder: Path | str) -> "Corpus":
         raw = read_folder(Path(folder))
+        lines = {label: [(label, line) for line in raw[label]] for label in raw}
+
+        def no_usable(empty: list[str]) -> str:
+            return (
+                f"{', '.join(f'{label}.txt' for label in empty)} in {folder} hold no usable names (no line has a "
+                "letter); fix or remove the file(s)"
+            )
+
+        return cls._build(lines, no_usable)
+
+    @classmethod
+    def from_table(cls, path: Path | str, name_column: str = "name", label_column: str = "language") -> "Corpus":
+        """The corpus of a CSV, TSV or Parquet table: one name and its language per row.
+
+        The classes are the distinct values of ``label_column``; normalization,
+        deduplication and the split are those of a names folder. A name with no letter is
+        skipped and listed (with its line) like a folder's; a row with a missing field is
+        an error that gives the first few lines.
+        """
+        from .tables import read_labelled
+
+        rows = read_labelled(path, name_column, label_column)
+        lines: dict[str, list[tuple[str, str]]] = defaultdict(list)
+        for row in rows:
+            lines[row.label].append((f"{row.where} ({row.label})", row.name))
+        if len(lines) < 2:
+            raise DataError(
+                f"{path} holds {len(lines)} distinct value(s) in column {label_column!r}; a classifier needs at "
+                "least two languages (is --label-column the right column?)"
+            )
+
+        def no_usable(empty: list[str]) -> str:
+            return (
+                f"language(s) {', '.join(map(repr, empty))} in {path} have no usable names (no {name_column!r} "
+                "has a letter); fix or remove their rows"
+            )
+
+        corpus = cls._build(dict(lines), no_usable)
+        corpus.columns = (name_column, label_column)
+        return corpus
+
+    @classmethod
+    def load(cls, path: Path | str, name_column: str = "name", label_column: str = "language") -> "Corpus":
+        """A names folder, or a ``.csv``/``.tsv``/``.parquet`` table with the given columns."""
+        from .tables import is_table
+
+        if Path(path).is_dir() or not is_table(path):
+            return cls.from_folder(path)
+        return cls.from_table(path, name_column, label_column)
+
+    @classmethod
+    def _build(cls, raw: dict[str, list[tuple[str, str]]], no_usable: Callable[[list[str]], str]) -> "Corpus":
+        """``raw``: per language, its ``(where, line)`` pairs in reading order."""
         labels = sorted(raw)
         seen: set[tuple[str, int]] = set()
         pairs: list[tuple[str, int]] = []
@@ -163,11 +224,11 @@ class Corpus:
         skipped: list[str] = []
         dedup_counts: Counter[str] = Counter()
         for label_id, label in enumerate(labels):
-            for line in raw[label]:
+            for where, line in raw[label]:
                 try:
                     name = normalize(line)
                 except UnusableName:
-                    skipped.append(f"{label}: {line!r}")
+                    skipped.append(f"{where}: {line!r}")
                     continue
                 for ch in line:
                     if ch not in LETTERS and ch not in changed:
@@ -178,10 +239,7 @@ class Corpus:
                     dedup_counts[label] += 1
         empty = [label for label in labels if dedup_counts[label] == 0]
         if empty:
-            raise DataError(
-                f"{', '.join(f'{label}.txt' for label in empty)} in {folder} hold no usable names (no line has a "
-                "letter); fix or remove the file(s)"
-            )
+            raise DataError(no_usable(empty))
         languages: dict[str, list[str]] = defaultdict(list)
         for name, label_id in pairs:
             languages[name].append(labels[label_id])
@@ -226,7 +284,20 @@ class Corpus:
         return Split(**parts)
 
 
+# What _to_letters makes of each ASCII character: NFC changes no ASCII text and no ASCII
+# character is a mark or a format character, so ASCII names need one table lookup each.
+_ASCII_LETTERS = str.maketrans(
+    {chr(i): chr(i) if chr(i) in LETTERS else " " if chr(i).isspace() else UNKNOWN for i in range(128)}
+)
+
+
 def _to_letters(text: str) -> str:
+    if text.isascii():  # most names of most tables: the same result, many times faster
+        return " ".join(text.translate(_ASCII_LETTERS).split())
+    return _to_letters_any(text)
+
+
+def _to_letters_any(text: str) -> str:
     out = []
     for ch in unicodedata.normalize("NFC", text):
         category = unicodedata.category(ch)

@@ -157,9 +157,12 @@ def dataset_checksum(folder: Path) -> str:
     """Identify a dataset by content: sha256 over sorted ``(file name, file sha256)`` pairs.
 
     Independent of the folder's location, so two copies of one dataset get the
-    same value; renaming, adding, removing or editing a ``.txt`` file changes it.
+    same value; renaming, adding, removing or editing a ``.txt`` file changes it. A
+    table file's checksum is its own sha256.
     """
     folder = Path(folder)
+    if folder.is_file():  # a table (CSV/TSV/Parquet) is identified by its bytes
+        return _file_sha256(folder)
     files = _txt_files(folder) if folder.is_dir() else []
     if not files:
         raise DataError(f"{folder}: no .txt files to checksum")

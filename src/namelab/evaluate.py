@@ -21,13 +21,23 @@ from .predict import Predictor
 from .train import resolve_device
 
 
-def evaluate_run(run_dir: Path | str, data_dir: Path | str | None = None, device: str = "auto") -> tuple[dict, str | None]:
-    """Test-split metrics of a run, and a warning when the dataset differs from the one it was trained on."""
+def evaluate_run(
+    run_dir: Path | str,
+    data_dir: Path | str | None = None,
+    device: str = "auto",
+    *,
+    name_column: str = "name",
+    label_column: str = "language",
+) -> tuple[dict, str | None]:
+    """Test-split metrics of a run, and a warning when the dataset differs from the one it was trained on.
+
+    ``data_dir`` is a names folder or a table (then read with ``name_column`` and ``label_column``).
+    """
     torch_device = resolve_device(device)
     predictor = Predictor.from_run(run_dir, device=torch_device)
     meta = predictor.meta
-    folder = resolve_data_dir(data_dir)
-    corpus = Corpus.from_folder(folder)
+    folder = Path(data_dir) if data_dir is not None and Path(data_dir).is_file() else resolve_data_dir(data_dir)
+    corpus = Corpus.load(folder, name_column=name_column, label_column=label_column)
     if corpus.labels != meta["labels"]:
         raise ValueError(
             f"the dataset at {folder} has languages {corpus.labels}, the run was trained on {meta['labels']}; "

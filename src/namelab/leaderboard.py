@@ -1,18 +1,18 @@
 """The accuracy suite: the best recipes and the n-gram baseline beside the seed experiment.
 
-    namelab compare --accuracy            # the seed experiment, then this suite, one report
+    namelab compare --suite seed,accuracy     # the seed experiment, then this suite, one report
 
 or from Python, on the split and seeds of a compare run::
 
     section = run_accuracy_suite(base_config, corpus, split, out, seeds=[0, 1, 2], data_dir=folder)
-    figures = accuracy_figures(summary); blocks = accuracy_blocks(summary)
 
 It trains, on the same split and the same seeds as the seed experiment, the best single
 model (``presets.BEST_SINGLE``) and the ``best`` preset's ensemble (that model plus the
 n-gram baseline), and the n-gram baseline itself (deterministic: fitted once). Each is a
 normal run folder under ``OUT/runs/`` that ``predict``, ``evaluate`` and ``serve`` read.
-Its section of ``summary.json`` holds every figure the report's accuracy section shows,
-with the seed cells' own calibration read from their ``metrics.json``.
+Its section of ``summary.json`` (key ``"accuracy"``) holds every figure the report's
+accuracy section (report.py) shows, with the seed cells' own calibration read from
+their ``metrics.json``.
 """
 
 from __future__ import annotations
@@ -26,11 +26,12 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .checkpoint import read_json
+from .compare import Experiment, finished_or_trained
 from .data import Corpus, Split
 from .download import dataset_checksum
 from .ngram import train_ngram
 from .presets import MEMBERS, PRESETS, member_name, train_ensemble
-from .train import TrainConfig, train
+from .train import TrainConfig
 
 NGRAM = "ngram"
 CALIBRATION_FIELDS = ("ece_before", "ece_after", "coverage", "mean_set_size")
@@ -104,7 +105,7 @@ def run_accuracy_suite(
         progress(step, f"{member_name(config)} + n-gram ensemble -> {folder}")
         t0 = time.perf_counter()
         member = folder / MEMBERS / member_name(config)
-        result = train(config, corpus, member, data_dir=data_dir, split=split, log=log)
+        result = finished_or_trained(config, corpus, member, data_dir=data_dir, split=split, log=log)
         trained = time.perf_counter() - t0
         single_metrics.append(result.metrics)
         single_seconds.append(trained)
@@ -150,100 +151,19 @@ def run_accuracy_suite(
     }
 
 
-# -- the report's accuracy section ---------------------------------------------------------
-
-
-def _fmt(stats: dict | None, scale: float = 100.0, digits: int = 2) -> str:
-    if not stats:
-        return "n/a"
-    text = f"{stats['mean'] * scale:.{digits}f}"
-    if stats.get("std") is not None:
-        text += f" ± {stats['std'] * scale:.{digits}f}"
-    return text
-
-
-def accuracy_figures(summary: dict) -> dict[str, bytes]:
-    """The reliability diagram of the suite's best ensemble (empty without a suite)."""
-    section = summary.get("accuracy")
-    if not section:
-        return {}
-    import io
-
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(5.2, 4.4), dpi=110, layout="constrained")
-    FigureCanvasAgg(fig)
-    ax = fig.subplots()
-    ax.plot([0, 1], [0, 1], color="#888888", linestyle=":", label="perfectly calibrated")
-    reliability = section["reliability"]
-    for key, color, label in (
-        ("before", "#D55E00", "before (T = 1)"),
-        ("after", "#0072B2", f"after (T = {reliability['temperature']:.2f})"),
-    ):
-        bins = [b for b in reliability[key] if b["count"]]
-        ax.plot(
-            [b["confidence"] for b in bins], [b["accuracy"] for b in bins], marker="o", color=color, label=label
+def accuracy_suite(experiment: Experiment) -> dict:
+    """The compare suite ``accuracy``: :func:`run_accuracy_suite` on the experiment's split and seeds."""
+    settings = experiment.settings
+    return {
+        "accuracy": run_accuracy_suite(
+            settings.config,
+            experiment.corpus,
+            experiment.split,
+            experiment.out,
+            list(range(settings.seeds)),
+            data_dir=experiment.data_dir,
+            seed_models=settings.models if "seed" in settings.suites else (),
+            quick=settings.quick,
+            log=experiment.log,
         )
-    ax.set_xlabel("confidence of the top language (15 bins)")
-    ax.set_ylabel("accuracy in the bin")
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1)
-    ax.set_title(f"Reliability: {reliability['title']} (test split)")
-    ax.legend(loc="upper left", fontsize=8)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110, metadata={"Software": None})
-    return {"reliability": buffer.getvalue()}
-
-
-def accuracy_blocks(summary: dict) -> list[tuple]:
-    """The report blocks of the accuracy section (none without a suite)."""
-    section = summary.get("accuracy")
-    if not section:
-        return []
-    rows = []
-    calibration = section.get("seed_cells_calibration", {})
-    for model in summary["models"]:
-        result = summary["results"][model]
-        cal = calibration.get(model, {})
-        rows.append(
-            [
-                f"{result['title']} (seed experiment)",
-                _fmt(result["test_accuracy"]),
-                _fmt(result["test_macro_f1"]),
-                f"{_fmt(cal.get('ece_before'), digits=1)} → {_fmt(cal.get('ece_after'), digits=1)}",
-                _fmt(cal.get("coverage"), digits=1),
-                _fmt(cal.get("mean_set_size"), scale=1.0),
-            ]
-        )
-    for row in section["rows"].values():
-        rows.append(
-            [
-                row["title"] + (f" ({row['note']})" if row["note"] else ""),
-                _fmt(row["test_accuracy"]),
-                _fmt(row["test_macro_f1"]),
-                f"{_fmt(row.get('ece_before'), digits=1)} → {_fmt(row.get('ece_after'), digits=1)}",
-                _fmt(row.get("coverage"), digits=1),
-                _fmt(row.get("mean_set_size"), scale=1.0),
-            ]
-        )
-    seeds = ", ".join(str(s) for s in section["seeds"])
-    return [
-        ("h2", "Accuracy: the best recipes beside the three cells"),
-        (
-            "p",
-            f"Trained in the same run, on the same split and seeds ({seeds}): the character n-gram baseline, the best "
-            f"single model found ({section['recipe']['single']}) and the best ensemble ({section['recipe']['ensemble']}). "
-            "Recipes were chosen on the validation split only (docs/accuracy.md). Calibration: a temperature fitted on "
-            "validation; ECE (15 equal-width bins, in points) on test before → after; 90 % conformal sets "
-            "(split-conformal on validation): their coverage of test names and mean size.",
-        ),
-        (
-            "table",
-            ["model", "test accuracy %", "macro-F1 %", "ECE % before → after", "90 % set coverage %", "mean set size"],
-            rows,
-        ),
-        ("figure", "reliability", "Reliability diagram of the best ensemble on the test split, before and after "
-         "temperature scaling: points on the diagonal are calibrated."),  # fmt: skip
-        ("p", f"The suite took {section['seconds']:.0f} s."),
-    ]
+    }

@@ -1,9 +1,9 @@
-"""CharClassifier: one-hot characters in, log-probabilities over the languages out.
+"""CharClassifier: one-hot characters in, logits over the languages out.
 
 One model, two engines that compute the same function with the same weights::
 
     model = CharClassifier(vocab_size=56, num_classes=18, cell="lstm", impl="hand")
-    log_probs = model(ids, lengths)          # ids (B, T) int64 padded, lengths (B,)
+    logits = model(ids, lengths)             # ids (B, T) int64 padded, lengths (B,)
     fused = model.with_impl("fused")         # same weights, torch's nn.LSTM runs them
     model = CharClassifier.from_config(ModelConfig(vocab_size=56, num_classes=18, cell="gru"))
 
@@ -235,9 +235,9 @@ class CharClassifier(nn.Module):
         return pool_steps(padded, lengths, self.config.pool)
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """Log-probabilities over the classes, ``(B, C)``."""
+        """Logits over the classes, ``(B, C)``: the loss and the probabilities normalize them once."""
         h = self.dropout(self.features(ids, lengths))
-        return F.log_softmax(self.out(h), dim=-1)
+        return self.out(h)
 
     # -- moving weights between engines -------------------------------------------------
 

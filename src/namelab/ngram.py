@@ -163,4 +163,6 @@ def train_ngram(
     predicted = predictor.scores([e.name for e in split.test]).argmax(dim=1).tolist()
     metrics = {**classification_metrics([e.label for e in split.test], predicted, labels), **calibration}
     write_json(Path(out_dir) / "metrics.json", metrics)
+    # One "epoch": what the server reads to pick a compare folder's best run of each kind.
+    write_json(Path(out_dir) / "history.json", [{"epoch": 1, "val_accuracy": full["calibration"]["val_accuracy"]}])
     return metrics

@@ -53,6 +53,24 @@ def ranked(probs: torch.Tensor, labels: Sequence[str], top_k: int) -> list[list[
     return [flat[start : start + k] for start in range(0, len(flat), k)]
 
 
+@torch.inference_mode()
+def logits_in_order(model: CharClassifier, normalized: Sequence[str], vocab: Vocab, batch_size: int = 1024) -> torch.Tensor:
+    """Logits ``(N, C)`` (float32, on the CPU) of already normalized names, in input order.
+
+    The one prediction path: names are batched by length (little padding), and every
+    row is put back where its name was.
+    """
+    model.eval()
+    device = next(model.parameters()).device
+    order = sorted(range(len(normalized)), key=lambda i: len(normalized[i]))
+    out = torch.empty(len(normalized), model.num_classes)
+    for start in range(0, len(order), batch_size):
+        rows = order[start : start + batch_size]
+        ids, lengths = encode_batch([normalized[i] for i in rows], vocab)
+        out[rows] = model(ids.to(device), lengths.to(device)).float().cpu()
+    return out
+
+
 class Predictor:
     def __init__(self, model: CharClassifier, vocab: Vocab, labels: list[str], meta: dict | None = None):
         self.model = model.eval()
@@ -88,20 +106,13 @@ class Predictor:
 
     @torch.inference_mode()
     def scores(self, normalized: Sequence[str], batch_size: int = 1024) -> torch.Tensor:
-        """Uncalibrated log-probabilities (or logits) ``(N, C)`` of already normalized names, in input order."""
-        order = sorted(range(len(normalized)), key=lambda i: len(normalized[i]))  # little padding per batch
-        scores = torch.empty(len(normalized), len(self.labels))
-        for start in range(0, len(order), batch_size):
-            rows = order[start : start + batch_size]
-            ids, lengths = encode_batch([normalized[i] for i in rows], self.vocab)
-            scores[rows] = self.model(ids.to(self.device), lengths.to(self.device)).float().cpu()
-        return scores
+        """Uncalibrated logits ``(N, C)`` of already normalized names, in input order."""
+        return logits_in_order(self.model, normalized, self.vocab, batch_size)
 
     @torch.inference_mode()
     def probabilities(self, normalized: Sequence[str], batch_size: int = 1024) -> torch.Tensor:
         """Calibrated class probabilities ``(N, C)`` of already normalized names, in input order."""
-        # log-probabilities or logits alike: the softmax ignores a per-row constant
-        return torch.softmax(self.scores(normalized, batch_size) / self.temperature, dim=1)
+        return (self.scores(normalized, batch_size) / self.temperature).softmax(dim=-1)
 
     def describe(
         self, probs: torch.Tensor, top_k: int = 3, *, min_confidence: float | None = None, coverage: float | None = None
@@ -126,24 +137,16 @@ class Predictor:
         *,
         min_confidence: float | None = None,
         coverage: float | None = None,
+        max_length: int | None = None,
     ) -> list[dict]:
-        results: list[dict] = []
-        usable: list[int] = []
-        normalized: list[str] = []
-        for i, name in enumerate(names):
-            try:
-                normalized.append(normalize(name))
-                usable.append(i)
-                results.append({"name": name})
-            except UnusableName as err:
-                results.append({"name": name, "error": str(err)})
+        """One row per name, in order (see :func:`prepare` for ``max_length``)."""
+        results, usable, normalized = prepare(names, max_length)
         if usable:
             described = self.describe(
                 self.probabilities(normalized), top_k, min_confidence=min_confidence, coverage=coverage
             )
-            for row, i in enumerate(usable):
-                results[i]["normalized"] = normalized[row]
-                results[i].update(described[row])
+            for i, row in zip(usable, described):
+                results[i].update(row)
         return results
 
 
@@ -192,3 +195,35 @@ class NgramPredictor(Predictor):
 
     def scores(self, normalized: Sequence[str], batch_size: int = 1024) -> torch.Tensor:
         return self.ngram.log_probs(normalized) if normalized else torch.empty(0, len(self.labels))
+
+
+def prepare(names: Sequence[str], max_length: int | None = None) -> tuple[list[dict], list[int], list[str]]:
+    """Normalize names for prediction: the result rows, which of them to classify, and what the models read.
+
+    Returns one row per name, in order: ``{"name", "normalized"}`` for a usable name,
+    ``{"name", "error"}`` for one without letters (or, with ``max_length``, whose normalized
+    form is longer than that: transliteration can turn one character into dozens); then
+    the indices of the usable rows and their normalized forms.
+    """
+    results: list[dict] = []
+    usable: list[int] = []
+    normalized: list[str] = []
+    for i, name in enumerate(names):
+        try:
+            text = normalize(name)
+        except UnusableName as err:
+            results.append({"name": name, "error": str(err)})
+            continue
+        if max_length is not None and len(text) > max_length:
+            results.append(
+                {
+                    "name": name,
+                    "error": f"{name[:20]!r}{'...' if len(name) > 20 else ''} becomes {len(text)} characters once "
+                    f"transliterated; a name may have at most {max_length}: send a shorter name",
+                }
+            )
+            continue
+        results.append({"name": name, "normalized": text})
+        usable.append(i)
+        normalized.append(text)
+    return results, usable, normalized

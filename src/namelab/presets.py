@@ -67,6 +67,7 @@ def train_ensemble(
     split: Split | None = None,
     meta: dict | None = None,
     members_ready: Sequence[Path] = (),
+    force: bool = False,
     log: Callable[[str], None] = print,
 ) -> dict:
     """Train every member into ``out_dir/members``, write the ensemble, calibrate it; returns its metrics.
@@ -83,7 +84,7 @@ def train_ensemble(
     for i, config in enumerate(members, 1):
         folder = out / MEMBERS / member_name(config)
         log(f"[ensemble] member {i}/{len(members) + int(ngram)}: {folder.name}")
-        train(config, corpus, folder, data_dir=data_dir, split=split, log=log)
+        train(config, corpus, folder, data_dir=data_dir, split=split, log=log, force=force)
         folders.append(folder)
     if ngram:
         folder = out / MEMBERS / "ngram"
@@ -99,6 +100,8 @@ def train_ensemble(
     predicted = predictor.scores([e.name for e in split.test]).argmax(dim=1).tolist()
     metrics = {**classification_metrics([e.label for e in split.test], predicted, corpus.labels), **calibration}
     write_json(out / "metrics.json", metrics)
+    # One "epoch": what the server reads to pick a compare folder's best run of each kind.
+    write_json(out / "history.json", [{"epoch": 1, "val_accuracy": config["calibration"]["val_accuracy"]}])
     return metrics
 
 
@@ -109,12 +112,15 @@ def train_preset(
     *,
     data_dir: Path | None = None,
     overrides: dict | None = None,
+    force: bool = False,
     log: Callable[[str], None] = print,
 ) -> dict:
     """Train preset ``name`` (``overrides`` replace fields of every member's TrainConfig); returns its metrics."""
     recipe = preset(name)
     members = tuple(replace(config, **(overrides or {})) for config in recipe.members)
     if len(members) == 1 and not recipe.ngram:
-        return train(members[0], corpus, out_dir, data_dir=data_dir, log=log).metrics
+        return train(members[0], corpus, out_dir, data_dir=data_dir, log=log, force=force).metrics
     meta = {"preset": name, "description": recipe.description}
-    return train_ensemble(members, corpus, out_dir, ngram=recipe.ngram, data_dir=data_dir, meta=meta, log=log)
+    return train_ensemble(
+        members, corpus, out_dir, ngram=recipe.ngram, data_dir=data_dir, meta=meta, force=force, log=log
+    )

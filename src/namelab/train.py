@@ -3,9 +3,12 @@
     config = TrainConfig(model="lstm", epochs=15)
     result = train(config, corpus, out_dir="runs/lstm")
     result.history[-1]["val_accuracy"], result.metrics["macro_f1"]
+    train(config, corpus, out_dir="runs/lstm", resume=True)   # after a kill: goes on from the last epoch
 
-The run folder holds ``config.json``, ``model.safetensors``, ``history.json`` and
-``metrics.json`` (test split). The weights kept are those of the epoch with the best
+The run folder's layout is checkpoint.py's. After every epoch the whole training state
+(weights, optimizer, scheduler, every random generator, history, best weights so far)
+is written to its checkpoint, so a resumed run ends with the same weights, bit for
+bit, as one never stopped. The weights kept are those of the epoch with the best
 validation accuracy; the test split is read once, at the end.
 """
 
@@ -13,26 +16,31 @@ from __future__ import annotations
 
 import copy
 import math
-import platform
 import random
-import sys
+import shlex
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tqdm import tqdm
 
-from . import __version__
+from . import checkpoint, ddp
 from .calibrate import calibrate_predictor
-from .checkpoint import save_run, write_json
+from .cells import CELLS
+from .checkpoint import CheckpointError
 from .data import PAD_ID, UNKNOWN_ID, Corpus, Example, Split, Vocab, batches
+from .ddp import SINGLE, ProcessGroup, all_reduce_sums, rank_share, share_batch, share_loss
 from .download import dataset_checksum
+from .env import environment
 from .metrics import classification_metrics
-from .model import CharClassifier, ModelConfig
-from .predict import Predictor
+from .model import IMPLS, POOLS, CharClassifier, ModelConfig
+from .predict import Predictor, logits_in_order
+
+DEVICES = ("auto", "cpu", "cuda")
 
 
 @dataclass(frozen=True)
@@ -42,7 +50,7 @@ class TrainConfig:
     hidden_size: int = 256
     epochs: int = 15
     # Batch 128 at twice the learning rate of batch 64 reached the same validation
-    # accuracy in 15 epochs and trains about a fifth faster (bench/speed.py).
+    # accuracy in 15 epochs and trains faster (bench/speed.py).
     batch_size: int = 128
     lr: float = 6e-3
     weight_decay: float = 1e-4
@@ -59,6 +67,68 @@ class TrainConfig:
     pool: str = "last"
     embedding_dim: int = 0
 
+    def __post_init__(self) -> None:
+        """Every option checked here, once: the CLI and run folders show these messages."""
+        _choice(self, "model", CELLS)
+        _choice(self, "impl", IMPLS)
+        _choice(self, "device", DEVICES)
+        _choice(self, "pool", POOLS)
+        _whole(self, "embedding_dim", low=0)
+        for name in ("hidden_size", "epochs", "batch_size"):
+            _whole(self, name, low=1)
+        for name in ("seed", "split_seed"):
+            _whole(self, name, low=0)
+        _real(self, "lr", "a number above 0", lambda v: v > 0)
+        _real(self, "clip_norm", "a number above 0", lambda v: v > 0)
+        _real(self, "weight_decay", "a number of at least 0", lambda v: v >= 0)
+        _real(self, "class_weight_power", "a number of at least 0", lambda v: v >= 0)
+        for name in ("dropout", "label_smoothing", "char_dropout"):
+            _real(self, name, "a number from 0 up to (not including) 1", lambda v: 0 <= v < 1)
+
+
+def _option(name: str) -> str:
+    return f"--{name.replace('_', '-')}"
+
+
+def _choice(config: TrainConfig, name: str, choices: Sequence[str]) -> None:
+    value = getattr(config, name)
+    if value not in choices:
+        raise ValueError(f"{_option(name)} must be one of {', '.join(choices)}, got {value!r} ({name})")
+
+
+def _whole(config: TrainConfig, name: str, low: int) -> None:
+    value = getattr(config, name)
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"{_option(name)} must be at least {low}, got {value!r} ({name}: a whole number)")
+
+
+def _real(config: TrainConfig, name: str, rule: str, ok: Callable[[float], bool]) -> None:
+    value = getattr(config, name)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not ok(value):
+        raise ValueError(f"{_option(name)} must be {rule}, got {value!r} ({name})")
+
+
+# Every run folder ever written records these; a config without one is damaged, not old.
+MODEL_FIELDS = ("model", "impl", "hidden_size", "dropout")
+
+
+def config_from_dict(values: dict) -> TrainConfig:
+    """A :class:`TrainConfig` from a run folder's ``config``; options added since it was written take their defaults."""
+    if not isinstance(values, dict):
+        raise TypeError(f"config must be a JSON object, got {type(values).__name__}")
+    missing = [name for name in MODEL_FIELDS if name not in values]
+    if missing:
+        raise KeyError(f"config lacks {', '.join(missing)}")
+    unknown = sorted(set(values) - {f.name for f in fields(TrainConfig)})
+    if unknown:
+        raise ValueError(f"unknown config field(s) {', '.join(unknown)}; was the run written by a newer namelab?")
+    return TrainConfig(**values)
+
+
+def build_model(config: TrainConfig, vocab_size: int, num_classes: int) -> CharClassifier:
+    """The one place a classifier is built from a training config (training, run folders, compare)."""
+    return CharClassifier.from_config(ModelConfig.from_run_config(asdict(config), vocab_size, num_classes))
+
 
 @dataclass
 class TrainResult:
@@ -66,6 +136,7 @@ class TrainResult:
     history: list[dict]
     metrics: dict
     meta: dict = field(default_factory=dict)
+    is_main: bool = True  # False on every torchrun rank but 0, which alone writes
 
 
 def resolve_device(name: str) -> torch.device:
@@ -90,40 +161,84 @@ def class_weights(examples: Sequence[Example], num_classes: int, power: float) -
     return weights * (len(examples) / (weights * counts).sum())  # mean weight per example = 1
 
 
+# -- one epoch, one evaluation -----------------------------------------------------------
+
+
+def train_epoch(
+    model: CharClassifier,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    examples: Sequence[Example],
+    vocab: Vocab,
+    config: TrainConfig,
+    weights: torch.Tensor,
+    epoch: int,
+    on_step: Callable[[], None] = lambda: None,
+    group: ProcessGroup = SINGLE,
+) -> tuple[float, float]:
+    """One pass over ``examples``; mean (unweighted) loss and accuracy of the training batches.
+
+    Under torchrun (``group``), each rank trains on its share of every batch (ddp.py)
+    and the returned figures are over all ranks.
+    """
+    model.train()
+    device = weights.device
+    fused = device.type in ("cpu", "cuda")
+    loss_sum, correct, seen = 0.0, 0, 0
+    # Seeded by epoch, not by a running generator: a resumed epoch sees the same batches.
+    for ids, lengths, batch_targets in batches(
+        examples, vocab, config.batch_size, shuffle=True, seed=config.seed * 100_003 + epoch
+    ):
+        ids, lengths, targets, scale = share_batch(ids, lengths, batch_targets, group)
+        ids, lengths, targets = ids.to(device), lengths.to(device), targets.to(device)
+        if config.char_dropout > 0:
+            hidden = (torch.rand(ids.shape, device=device) < config.char_dropout) & (ids != PAD_ID)
+            ids = ids.masked_fill(hidden, UNKNOWN_ID)
+        logits = model(ids, lengths)
+        if group.distributed:
+            batch_targets = batch_targets.to(device)
+            loss = share_loss(logits, targets, batch_targets, weights, config.label_smoothing, group, scale)
+        else:
+            loss = F.cross_entropy(logits, targets, weight=weights, label_smoothing=config.label_smoothing)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_norm, foreach=fused or None)
+        optimizer.step()
+        scheduler.step()
+        with torch.no_grad():
+            loss_sum += scale * F.cross_entropy(logits, targets, reduction="sum").item()
+            correct += scale * (logits.argmax(dim=1) == targets).sum().item()
+        seen += scale * len(targets)  # 0 for a rank left without a name
+        on_step()
+    loss_sum, correct, seen = all_reduce_sums([loss_sum, correct, seen], group, device)
+    return loss_sum / seen, correct / seen
+
+
 @torch.inference_mode()
 def predict_examples(
     model: CharClassifier, examples: Sequence[Example], vocab: Vocab, device: torch.device, batch_size: int = 512
 ) -> tuple[float, list[int], list[int]]:
-    """Mean loss, predictions and targets (in batch order) of ``examples``."""
-    model.eval()
-    total_loss, predictions, targets = 0.0, [], []
-    for ids, lengths, target in batches(examples, vocab, batch_size):
-        log_probs = model(ids.to(device), lengths.to(device))
-        total_loss += F.nll_loss(log_probs, target.to(device), reduction="sum").item()
-        predictions += log_probs.argmax(dim=1).tolist()
-        targets += target.tolist()
-    return total_loss / max(len(examples), 1), predictions, targets
+    """Mean loss, predictions and targets of ``examples``, in their order (batched by length inside)."""
+    logits = logits_in_order(model, [e.name for e in examples], vocab, batch_size)  # on the model's device
+    targets = torch.tensor([e.label for e in examples], dtype=torch.int64)
+    loss = F.cross_entropy(logits, targets, reduction="sum").item() if examples else 0.0
+    return loss / max(len(examples), 1), logits.argmax(dim=1).tolist(), targets.tolist()
 
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+def validate(
+    model: CharClassifier, examples: Sequence[Example], vocab: Vocab, device: torch.device, group: ProcessGroup = SINGLE
+) -> tuple[float, float]:
+    """Mean loss and accuracy of ``examples``; under torchrun each rank reads its share, the sums all-reduced."""
+    share = rank_share(examples, group)
+    loss, predicted, true = predict_examples(model, share, vocab, device)
+    if not group.distributed:
+        return loss, float(np.mean(np.asarray(predicted) == np.asarray(true)))
+    correct = sum(p == t for p, t in zip(predicted, true))
+    loss_sum, correct, seen = all_reduce_sums([loss * len(share), correct, len(share)], group, device)
+    return loss_sum / seen, correct / seen
 
 
-def environment() -> dict:
-    return {
-        "cpu": cpu_name(),
-        "namelab": __version__,
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "threads": torch.get_num_threads(),
-    }
+# -- the driver ------------------------------------------------------------------------------
 
 
 def train(
@@ -134,122 +249,257 @@ def train(
     data_dir: Path | None = None,
     split: Split | None = None,
     log: Callable[[str], None] = print,
+    resume: bool = False,
+    force: bool = False,
+    between_epochs: Callable[[], object] = lambda: None,
+    command: str | None = None,
 ) -> TrainResult:
-    device = resolve_device(config.device)
+    """Train, checkpointing each epoch into ``out_dir``; see :func:`prepare_run_folder` for resume/force.
+
+    ``between_epochs`` runs before each epoch after the first (the CLI adapts torch's
+    thread count to the machine's load there). ``command`` is what messages tell the user
+    to run to resume (default: a ``namelab train`` line built from ``config``).
+
+    Launched by torchrun, it trains data-parallel (ddp.py): every rank runs this with the
+    same arguments, and rank 0 alone writes ``out_dir``.
+    """
+    group = ddp.init_process_group(resolve_device(config.device))
+    try:
+        return _train(config, corpus, out_dir, data_dir, split, log, resume, force, between_epochs, command, group)
+    finally:
+        ddp.close_process_group()
+
+
+def _train(
+    config, corpus, out_dir, data_dir, split, log, resume, force, between_epochs, command, group: ProcessGroup
+) -> TrainResult:
+    device = ddp.rank_device(resolve_device(config.device), group)
+    if not group.is_main:
+        log = lambda line: None  # noqa: E731  one log, rank 0's
     split = split or corpus.split(seed=config.split_seed)
     if not split.train or not split.val:
         raise ValueError("the dataset is too small to split into train and validation sets; add names")
-    seed_everything(config.seed)
     vocab = corpus.vocab
-    model = CharClassifier.from_config(ModelConfig.from_run_config(asdict(config), len(vocab), corpus.num_classes))
-    model = model.to(device)
-    # The fused AdamW updates every tensor in one kernel: a third of the step's time here.
-    fused = device.type in ("cpu", "cuda")
+    dataset_sha256 = dataset_checksum(data_dir) if data_dir else None
+    seed_everything(config.seed)
+    model = build_model(config, len(vocab), corpus.num_classes).to(device)
+    trained = ddp.wrap(model, group, device)  # the model itself, or DDP averaging the ranks' gradients
+    if group.distributed:
+        torch.manual_seed(config.seed * 1_000_003 + group.rank)  # the same weights, each rank its own dropout
+    fused = device.type in ("cpu", "cuda")  # one kernel for the whole AdamW update
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=fused or None
     )
     steps_per_epoch = math.ceil(len(split.train) / config.batch_size)
     total_steps = config.epochs * steps_per_epoch
+    # OneCycleLR divides by pct_start * total_steps - 1, zero at exactly 10 steps: warm up a little longer there.
+    pct_start = 0.1 if total_steps != 10 else 0.15
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=config.lr, total_steps=max(total_steps, 1), pct_start=0.1
+        optimizer, max_lr=config.lr, total_steps=max(total_steps, 1), pct_start=pct_start
     )
     weights = class_weights(split.train, corpus.num_classes, config.class_weight_power).to(device)
-    progress = _Progress(total_steps)
-    history: list[dict] = []
-    best_state, best_accuracy = None, -1.0
-    for epoch in range(1, config.epochs + 1):
-        model.train()
-        start = time.perf_counter()
-        loss_sum, correct, seen = 0.0, 0, 0
-        for ids, lengths, targets in batches(
-            split.train, vocab, config.batch_size, shuffle=True, seed=config.seed * 100_003 + epoch
-        ):
-            ids, lengths, targets = ids.to(device), lengths.to(device), targets.to(device)
-            if config.char_dropout > 0:
-                hidden = (torch.rand(ids.shape, device=device) < config.char_dropout) & (ids != PAD_ID)
-                ids = ids.masked_fill(hidden, UNKNOWN_ID)
-            log_probs = model(ids, lengths)
-            # log_softmax is idempotent, so cross_entropy on log-probabilities is the weighted NLL (+ smoothing)
-            loss = F.cross_entropy(log_probs, targets, weight=weights, label_smoothing=config.label_smoothing)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_norm, foreach=fused or None)
-            optimizer.step()
-            scheduler.step()
-            with torch.no_grad():
-                loss_sum += F.nll_loss(log_probs, targets, reduction="sum").item()
-                correct += (log_probs.argmax(dim=1) == targets).sum().item()
-            seen += len(targets)
-            progress.update(1)
-        seconds = time.perf_counter() - start
-        val_loss, val_pred, val_true = predict_examples(model, split.val, vocab, device)
-        val_accuracy = float(np.mean(np.asarray(val_pred) == np.asarray(val_true)))
-        row = {
-            "epoch": epoch,
-            "seconds": round(seconds, 4),
-            "train_loss": loss_sum / seen,
-            "train_accuracy": correct / seen,
-            "val_loss": val_loss,
-            "val_accuracy": val_accuracy,
-        }
-        history.append(row)
-        if val_accuracy > best_accuracy:
-            best_accuracy, best_state = val_accuracy, copy.deepcopy(model.state_dict())
-        progress.write(
-            f"[{config.model}/{config.impl}] epoch {epoch}/{config.epochs}  "
-            f"train loss {row['train_loss']:.4f} acc {row['train_accuracy']:.4f}  "
-            f"val loss {val_loss:.4f} acc {val_accuracy:.4f}  {seconds:.1f}s",
-            log,
+    progress = {"history": [], "best_state": None, "best_accuracy": -1.0, "best_epoch": 0}
+    out = Path(out_dir) if out_dir is not None else None
+    command = command or (train_command(config, out, data_dir, corpus.columns) if out is not None else "")
+    first_epoch = 1
+    if out is not None:
+        info = ddp.on_main(
+            group, device, lambda: prepare_run_folder(
+                out, config, resume=resume, force=force, dataset_sha256=dataset_sha256, log=log
+            ) is not None
         )
-    progress.close()
-    model.load_state_dict(best_state)
+        if info:
+            first_epoch = _restore(out, model, optimizer, scheduler, progress, device) + 1
+            log(f"resuming {out} after epoch {first_epoch - 1} of {config.epochs}")
+        if not group.is_main:
+            out = None  # rank 0 alone writes
+    bar = tqdm(total=total_steps, initial=(first_epoch - 1) * steps_per_epoch, leave=False, dynamic_ncols=True,
+               disable=None if group.is_main else True)  # None: shown on a terminal only
+    say = bar.write if not bar.disable else log
+    try:
+        for epoch in range(first_epoch, config.epochs + 1):
+            if epoch > first_epoch:
+                between_epochs()
+            start = time.perf_counter()
+            train_loss, train_accuracy = train_epoch(
+                trained, optimizer, scheduler, split.train, vocab, config, weights, epoch, lambda: bar.update(1), group
+            )
+            seconds = time.perf_counter() - start
+            val_loss, val_accuracy = validate(model, split.val, vocab, device, group)
+            progress["history"].append(
+                {
+                    "epoch": epoch,
+                    "seconds": round(seconds, 4),
+                    "train_loss": train_loss,
+                    "train_accuracy": train_accuracy,
+                    "val_loss": val_loss,
+                    "val_accuracy": val_accuracy,
+                }
+            )
+            if val_accuracy > progress["best_accuracy"]:
+                progress.update(best_accuracy=val_accuracy, best_epoch=epoch, best_state=copy.deepcopy(model.state_dict()))
+            say(
+                f"[{config.model}/{config.impl}] epoch {epoch}/{config.epochs}  "
+                f"train loss {train_loss:.4f} acc {train_accuracy:.4f}  "
+                f"val loss {val_loss:.4f} acc {val_accuracy:.4f}  {seconds:.1f}s"
+            )
+            if out is not None:
+                _save_checkpoint(out, epoch, config, command, dataset_sha256, model, optimizer, scheduler, progress)
+    finally:
+        bar.close()
+    model.load_state_dict(progress["best_state"])
     _, test_pred, test_true = predict_examples(model, split.test, vocab, device)
     metrics = classification_metrics(test_true, test_pred, corpus.labels)
+    history = progress["history"]
     meta = {
         "config": asdict(config),
         "vocab": vocab.chars,
         "labels": corpus.labels,
         **split.sizes(),
-        "dataset_sha256": dataset_checksum(data_dir) if data_dir else None,
-        "best_epoch": max(history, key=lambda r: r["val_accuracy"])["epoch"],
+        "dataset_sha256": dataset_sha256,
+        "best_epoch": progress["best_epoch"],
         "parameters": model.num_parameters(),
         "device": str(device),
+        "processes": group.world_size,
         "versions": environment(),
     }
     # The kept model's temperature and conformal scores, fitted on the validation split.
     meta["calibration"], calibration_metrics = calibrate_predictor(Predictor(model, vocab, corpus.labels), split)
     metrics.update(calibration_metrics)
-    if out_dir is not None:
-        out = Path(out_dir)
-        save_run(out, model, meta)
-        write_json(out / "history.json", history)
-        write_json(out / "metrics.json", metrics)
-    return TrainResult(model=model.eval(), history=history, metrics=metrics, meta=meta)
+    if out is not None:
+        checkpoint.save_run(out, model, meta, history, metrics)
+        (out / checkpoint.CHECKPOINT).unlink(missing_ok=True)  # the manifest is written: nothing left to resume
+    return TrainResult(model=model.eval(), history=history, metrics=metrics, meta=meta, is_main=group.is_main)
 
 
-class _Progress:
-    """A tqdm bar on a terminal; elsewhere nothing but the per-epoch log lines."""
+# -- run folders: refuse, resume, start over ------------------------------------------------
 
-    def __init__(self, total: int):
-        self.bar = None
-        if sys.stderr.isatty():
-            try:
-                from tqdm import tqdm
 
-                self.bar = tqdm(total=total, leave=False, dynamic_ncols=True)
-            except ImportError:
-                pass
+def train_command(
+    config: TrainConfig, out: Path | None, data_dir: Path | None, columns: tuple[str, str] | None = None
+) -> str:
+    """The ``namelab train`` command that resumes this run (options that differ from the defaults)."""
+    defaults = TrainConfig()
+    words = ["namelab", "train"]
+    for f in fields(TrainConfig):
+        value = getattr(config, f.name)
+        if value != getattr(defaults, f.name):
+            words += [f"--{f.name.replace('_', '-')}", str(value)]
+    if data_dir is not None:
+        words += ["--data", str(data_dir)]
+        if columns is not None:  # a table
+            words += ["--name-column", columns[0], "--label-column", columns[1]]
+    if out is not None:
+        words += ["--out", str(out)]
+    return shlex.join(words + ["--resume"])
 
-    def update(self, n: int) -> None:
-        if self.bar is not None:
-            self.bar.update(n)
 
-    def write(self, line: str, log: Callable[[str], None]) -> None:
-        if self.bar is not None:
-            self.bar.write(line)
-        else:
-            log(line)
+def prepare_run_folder(
+    out: Path, config: TrainConfig, *, resume: bool, force: bool, dataset_sha256: str | None, log: Callable[[str], None]
+) -> dict | None:
+    """Make ``out`` ready for training; returns the checkpoint's info when training resumes from it.
 
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
+    A complete run is never overwritten without ``force``; an unfinished one is resumed
+    with ``resume`` or started over with ``force``; without either, both are refused.
+    Temporary files left by a kill are removed first.
+    """
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file; give a folder for the run")
+    out.mkdir(parents=True, exist_ok=True)
+    removed = checkpoint.clean_temp_files(out)
+    if removed:
+        log(f"removed {len(removed)} temporary file(s) left in {out} by an interrupted write")
+    state = checkpoint.run_state(out)
+    info = checkpoint.checkpoint_info(out)
+    if state == "complete" and not force:
+        raise ValueError(
+            f"{out} already holds a finished run; pass --force to replace it, or choose another --out"
+        )
+    if state == "unfinished" and resume and info is not None:
+        _check_resumable(out, info, config, dataset_sha256)
+        return info
+    if state == "unfinished" and not force and not resume:
+        raise ValueError(checkpoint.unfinished_message(out) + ", or pass --force to start it over")
+    for name in checkpoint.OWNED_FILES:  # --force, or --resume with nothing usable to resume from
+        (out / name).unlink(missing_ok=True)
+    if resume:
+        log(f"nothing to resume in {out}; starting at epoch 1")
+    return None
+
+
+def _check_resumable(out: Path, info: dict, config: TrainConfig, dataset_sha256: str | None) -> None:
+    saved = info.get("config") if isinstance(info.get("config"), dict) else {}
+    ours = asdict(config)
+    # The device may change between sessions; any other difference would train another model.
+    changed = sorted(k for k in set(saved) | set(ours) if k != "device" and saved.get(k) != ours.get(k))
+    if changed:
+        shown = ", ".join(f"{k} {saved.get(k)!r} (now {ours.get(k)!r})" for k in changed)
+        raise ValueError(
+            f"{out} holds a run started with other options: {shown}; resume it with `{info.get('command')}`, "
+            f"or pass --force to start over with these"
+        )
+    if dataset_sha256 and info.get("dataset_sha256") and info["dataset_sha256"] != dataset_sha256:
+        raise ValueError(
+            f"the dataset differs from the one {out} was started on; pass its --data-dir, or --force to start over"
+        )
+
+
+def _save_checkpoint(out, epoch, config, command, dataset_sha256, model, optimizer, scheduler, progress) -> None:
+    tensors: dict[str, torch.Tensor] = {}
+    info = {
+        "format": 1,
+        "epoch": epoch,
+        "config": asdict(config),
+        "command": command,
+        "dataset_sha256": dataset_sha256,
+        "history": progress["history"],
+        "best_epoch": progress["best_epoch"],
+        "best_accuracy": progress["best_accuracy"],
+        "model": checkpoint.flatten_state(model.state_dict(), "model", tensors),
+        "best": checkpoint.flatten_state(progress["best_state"], "best", tensors),
+        "optimizer": checkpoint.flatten_state(optimizer.state_dict(), "optimizer", tensors),
+        "scheduler": checkpoint.flatten_state(scheduler.state_dict(), "scheduler", tensors),
+        "rng": checkpoint.flatten_state(_rng_states(), "rng", tensors),
+    }
+    checkpoint.save_checkpoint(out, tensors, info)
+
+
+def _restore(out: Path, model, optimizer, scheduler, progress: dict, device: torch.device) -> int:
+    """Load the checkpoint into the training objects; returns the epoch it was written after."""
+    tensors, info = checkpoint.load_checkpoint(out)
+    try:
+        model.load_state_dict(checkpoint.unflatten_state(info["model"], tensors))
+        optimizer.load_state_dict(checkpoint.unflatten_state(info["optimizer"], tensors))
+        scheduler.load_state_dict(checkpoint.unflatten_state(info["scheduler"], tensors))
+        best = checkpoint.unflatten_state(info["best"], tensors)
+        progress.update(
+            history=list(info["history"]),
+            best_accuracy=float(info["best_accuracy"]),
+            best_epoch=int(info["best_epoch"]),
+            best_state={k: v.to(device) for k, v in best.items()},
+        )
+        _set_rng_states(checkpoint.unflatten_state(info["rng"], tensors))
+        return int(info["epoch"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:
+        raise CheckpointError(f"{out / checkpoint.CHECKPOINT} cannot be resumed ({err}); pass --force to start over") from err
+
+
+def _rng_states() -> dict:
+    kind, keys, position, has_gauss, gauss = np.random.get_state()
+    states = {
+        "python": random.getstate(),
+        "numpy": [kind, keys.tolist(), position, has_gauss, gauss],
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def _set_rng_states(states: dict) -> None:
+    random.setstate(states["python"])
+    kind, keys, position, has_gauss, gauss = states["numpy"]
+    np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), position, has_gauss, gauss))
+    torch.set_rng_state(states["torch"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])

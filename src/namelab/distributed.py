@@ -1,0 +1,198 @@
+"""Prediction over partitioned tables on Dask: a local cluster of worker processes, or an existing one.
+
+    namelab predict runs/lstm --input people.parquet --name-column surname --workers 2 --output out/
+    namelab predict runs/lstm --input people.csv --name-column surname --scheduler tcp://10.0.0.5:8786 \\
+        --output s3-or-shared-disk/out/
+
+    predict_table_dask("runs/lstm", "people.csv", "out/", TableOptions("surname"), workers=2)
+
+The input is read as partitions (Parquet row groups, CSV blocks); every partition goes
+through stream.annotate, the function the single-process path uses, on a worker that
+has loaded the model once (:class:`PredictorPlugin` ships the run folder's files to
+each worker, so workers need no shared disk to read the model). The output is a
+folder of Parquet parts ``part-00000.parquet``, ... in input order, written by the
+workers (on a real cluster, give a path every worker can write: a shared disk or an
+object store); or, when ``--output`` names a ``.parquet``/``.csv``/``.tsv``/``.jsonl``
+file, one file written here, partitions gathered in order a few at a time.
+
+Training on several processes or machines is torchrun's job (ddp.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+from distributed import WorkerPlugin
+
+from .download import DataError
+from .stream import OUTPUT_SUFFIXES, TableOptions, annotate, check_input_columns, write_tables
+from .tables import DELIMITERS, column_names, table_kind
+
+DEFAULT_BLOCKSIZE = "64MB"  # a CSV partition; Parquet partitions are its row groups
+
+def run_files(run_dir: Path | str) -> dict[str, bytes]:
+    """The files a Predictor loads (the run folder's top-level files), by name."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise DataError(f"run folder {run_dir} does not exist; train one with `namelab train --out {run_dir}`")
+    return {path.name: path.read_bytes() for path in sorted(run_dir.iterdir()) if path.is_file()}
+
+
+class PredictorPlugin(WorkerPlugin):
+    """Loads a run's Predictor once in each worker process, from the run's files shipped with the plugin."""
+
+    def __init__(self, files: dict[str, bytes], threads: int = 1):
+        self.files = files
+        self.threads = threads
+        self.key = hashlib.sha256(b"".join(files[name] for name in sorted(files))).hexdigest()[:16]
+        self.name = f"namelab-predictor-{self.key}"
+        self.predictor = None
+        self.loads = 0
+
+    def setup(self, worker) -> None:
+        import torch
+
+        from .predict import Predictor
+
+        torch.set_num_threads(self.threads)  # a worker per core: torch's own threads would only compete
+        folder = Path(worker.local_directory) / self.name
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, data in self.files.items():
+            (folder / name).write_bytes(data)
+        self.predictor = Predictor.from_run(folder)
+        self.loads += 1
+
+
+def _annotate_frame(frame, options: TableOptions, plugin_name: str):
+    """One partition (pandas) with its predictions, as Arrow-typed pandas columns (the same in every partition)."""
+    import pandas as pd
+    import pyarrow as pa
+
+    predictor = None
+    if len(frame):
+        from distributed import get_worker
+
+        predictor = get_worker().plugins[plugin_name].predictor
+    table = annotate(predictor, pa.Table.from_pandas(frame, preserve_index=False), options)
+    return table.to_pandas(types_mapper=pd.ArrowDtype)
+
+
+def read_partitions(path: Path | str, *, blocksize: str | int = DEFAULT_BLOCKSIZE):
+    """A dask DataFrame of the table: every CSV/TSV column as text (as stream.py reads them), Parquet as typed."""
+    import dask.dataframe as dd
+
+    kind = table_kind(path)
+    if kind == "parquet":
+        return dd.read_parquet(str(path), split_row_groups=True)
+    return dd.read_csv(
+        str(path),
+        sep=DELIMITERS[f".{kind}"],
+        dtype=str,
+        keep_default_na=False,  # an empty field is an empty name, as in the single-process reader
+        na_filter=False,
+        blocksize=blocksize,
+    )
+
+
+@dataclass
+class DaskSummary:
+    partitions: int
+    output: str
+
+
+def start_client(workers: int | None = None, scheduler: str | None = None, threads: int = 1):
+    """A dask Client: of an existing scheduler, or of a new LocalCluster of worker processes on 127.0.0.1."""
+    import logging
+
+    from distributed import Client, LocalCluster
+
+    if scheduler:
+        return Client(scheduler)
+    cluster = LocalCluster(
+        n_workers=workers or os.cpu_count() or 1,
+        threads_per_worker=threads,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+        silence_logs=logging.ERROR,
+    )
+    return Client(cluster)
+
+
+def predict_table_dask(
+    run_dir: Path | str,
+    input_path: Path | str,
+    output: Path | str | None,
+    options: TableOptions,
+    *,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    client=None,
+    blocksize: str | int = DEFAULT_BLOCKSIZE,
+    log: Callable[[str], None] | None = None,
+) -> DaskSummary:
+    """Predict every row of a table on Dask and write the annotated rows to ``output``.
+
+    ``output``: a folder (no table suffix) for a partitioned Parquet dataset, a file for
+    one table, ``None`` for CSV on standard output. ``client``: an open Client to use
+    (then ``workers`` and ``scheduler`` are ignored and the client is left open).
+    """
+    from .checkpoint import read_json
+
+    labels = read_json(Path(run_dir) / "config.json")["labels"]
+    options = TableOptions(
+        options.name_column, max(1, min(options.top_k, len(labels))), options.min_confidence, options.coverage
+    )
+    check_input_columns(input_path, column_names(input_path), options)
+    single_file = output is None or Path(output).suffix.lower() in OUTPUT_SUFFIXES
+    if not single_file:
+        out_dir = Path(output)
+        if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+            raise DataError(f"--output {out_dir} exists and is not an empty folder; remove it or choose another")
+    plugin = PredictorPlugin(run_files(run_dir))
+    own_client = client is None
+    client = client or start_client(workers, scheduler)
+    try:
+        client.register_plugin(plugin, name=plugin.name)
+        frame = read_partitions(input_path, blocksize=blocksize)
+        annotated = frame.map_partitions(
+            _annotate_frame, options, plugin.name, meta=_annotate_frame(frame._meta, options, plugin.name)
+        )
+        partitions = annotated.npartitions
+        if single_file:
+            import pyarrow as pa
+
+            schema = pa.Table.from_pandas(annotated._meta, preserve_index=False).schema
+            tables = _in_order(client, annotated.to_delayed(), window=2 * max(1, len(client.scheduler_info()["workers"])))
+            write_tables((pa.Table.from_pandas(part, preserve_index=False).cast(schema) for part in tables), output,
+                         schema, input_path=input_path)
+        else:
+            annotated.to_parquet(
+                str(output), write_index=False, name_function=lambda i: f"part-{i:05d}.parquet", compute=True
+            )
+        client.unregister_worker_plugin(plugin.name)
+    finally:
+        if own_client:
+            cluster = client.cluster
+            client.close()
+            if cluster is not None and not scheduler:
+                cluster.close()
+    if log is not None:
+        log(f"{partitions} partition(s) predicted on Dask -> {output if output is not None else 'standard output'}")
+    return DaskSummary(partitions=partitions, output=str(output))
+
+
+def _in_order(client, delayed_parts: Sequence, window: int) -> Iterator:
+    """Results of ``delayed_parts`` in order, with at most ``window`` computed or running at once."""
+    pending: deque = deque()
+    for part in delayed_parts:
+        pending.append(client.compute(part))
+        if len(pending) >= window:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()

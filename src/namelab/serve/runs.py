@@ -1,0 +1,155 @@
+"""Which runs to serve: run folders, or a compare folder's best run of each cell.
+
+    models = load_served_models(["out/compare", "runs/extra-lstm"])
+    [m.name for m in models]   # ["rnn", "lstm", "gru", "extra-lstm"]
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from ..cells import CELLS
+from ..checkpoint import CONFIG, CheckpointError, read_json
+from ..predict import Predictor
+
+HISTORY = "history.json"
+METRICS = "metrics.json"
+
+
+def _cell_of(meta: dict) -> str:
+    config = meta["config"]
+    return str(config["cell"] if "cell" in config else config["model"])
+
+
+def _run_cell(run_dir: Path) -> str:
+    meta = read_json(run_dir / CONFIG)
+    try:
+        return _cell_of(meta)
+    except (KeyError, TypeError):
+        raise CheckpointError(f"{run_dir / CONFIG} has no config.model; the run folder is damaged") from None
+
+
+def best_val_accuracy(run_dir: Path) -> float:
+    """The best validation accuracy in a run's ``history.json`` (the epoch whose weights were kept)."""
+    history = read_json(run_dir / HISTORY)
+    try:
+        return max(float(row["val_accuracy"]) for row in history)
+    except (KeyError, TypeError, ValueError):
+        raise CheckpointError(f"{run_dir / HISTORY} has no val_accuracy per epoch; the run folder is damaged") from None
+
+
+def find_runs(path: Path | str) -> list[Path]:
+    """The run folders one ``RUN_DIR`` argument stands for.
+
+    A folder with ``config.json`` is one run. A folder without one whose subfolders (one
+    or two levels down) hold runs is a compare output: its runs are grouped by cell and
+    the one with the best *validation* accuracy of each cell is kept (choosing by test
+    accuracy would tune on the test split). Anything else raises :class:`CheckpointError`.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        what = "is not a folder" if path.exists() else "does not exist"
+        raise CheckpointError(
+            f"{path} {what}; give a run folder (written by `namelab train`) or a compare output folder"
+        )
+    if (path / CONFIG).is_file():
+        return [path]
+    candidates = sorted({p.parent for p in [*path.glob(f"*/{CONFIG}"), *path.glob(f"*/*/{CONFIG}")]})
+    if not candidates:
+        raise CheckpointError(
+            f"{path} is neither a run folder (it has no {CONFIG}) nor a compare output folder "
+            f"(no run folder in its subfolders, two levels down); give a folder written by `namelab train` "
+            f"or `namelab compare`"
+        )
+    by_cell: dict[str, list[Path]] = {}
+    for run_dir in candidates:
+        by_cell.setdefault(_run_cell(run_dir), []).append(run_dir)
+    order = sorted(by_cell, key=lambda cell: (list(CELLS).index(cell) if cell in CELLS else len(CELLS), cell))
+    # max() keeps the first of equals, and candidates are sorted: ties go to the first folder by name.
+    return [max(by_cell[cell], key=best_val_accuracy) for cell in order]
+
+
+@dataclass
+class ServedModel:
+    """One run behind the API: its public name, its predictor and the figures the page shows."""
+
+    name: str
+    run_dir: Path
+    predictor: Predictor
+    test_metrics: dict | None  # accuracy, macro_f1, n from metrics.json; None when the file is absent
+    best_val_accuracy: float | None
+
+    @property
+    def cell(self) -> str:
+        return _cell_of(self.predictor.meta)
+
+    def info(self) -> dict:
+        meta = self.predictor.meta
+        return {
+            "name": self.name,
+            "cell": self.cell,
+            "run": self.run_dir.name,
+            "hidden_size": meta["config"].get("hidden_size"),
+            "parameters": meta["parameters"] if "parameters" in meta else self.predictor.model.num_parameters(),
+            "labels": list(self.predictor.labels),
+            "best_epoch": meta.get("best_epoch"),
+            "best_val_accuracy": self.best_val_accuracy,
+            "test": self.test_metrics,
+            "coverage": self.has_coverage,
+        }
+
+    @property
+    def has_coverage(self) -> bool:
+        try:
+            self.predictor.coverage_threshold(0.9)
+        except ValueError:
+            return False
+        return True
+
+
+def _unique_names(run_dirs: Sequence[Path], cells: Sequence[str]) -> list[str]:
+    """The cell name; for runs sharing a cell, the folder name (with its parent's if that is shared too)."""
+    cell_counts = Counter(cells)
+    folder_counts = Counter(run_dir.name for run_dir in run_dirs)
+    names = [
+        cell if cell_counts[cell] == 1
+        else run_dir.name if folder_counts[run_dir.name] == 1
+        else f"{run_dir.parent.name}/{run_dir.name}"
+        for run_dir, cell in zip(run_dirs, cells)
+    ]
+    seen: Counter[str] = Counter()
+    unique = []
+    for name in names:  # still equal (same parent and folder names): number them
+        seen[name] += 1
+        unique.append(name if seen[name] == 1 else f"{name}-{seen[name]}")
+    return unique
+
+
+def load_served_models(paths: Sequence[Path | str]) -> list[ServedModel]:
+    """Load every run that ``paths`` stand for (see :func:`find_runs`), in the order given.
+
+    Each model is served with the engine it was trained with: on batches of a few hundred
+    names the hand-written cells cost no more CPU than torch's fused layer (measured with
+    bench/load.py), since their input projection is a row lookup.
+    """
+    if not paths:
+        raise ValueError("give at least one run folder to serve")
+    run_dirs: list[Path] = []
+    for path in paths:
+        for run_dir in find_runs(path):
+            if run_dir.resolve() not in {r.resolve() for r in run_dirs}:
+                run_dirs.append(run_dir)
+    predictors = [Predictor.from_run(run_dir) for run_dir in run_dirs]
+    cells = [_cell_of(p.meta) for p in predictors]
+    models = []
+    for name, run_dir, predictor in zip(_unique_names(run_dirs, cells), run_dirs, predictors):
+        test = None
+        if (run_dir / METRICS).is_file():
+            metrics = read_json(run_dir / METRICS)
+            test = {key: metrics.get(key) for key in ("accuracy", "macro_f1", "n")}
+        best_val = best_val_accuracy(run_dir) if (run_dir / HISTORY).is_file() else None
+        models.append(ServedModel(name, run_dir, predictor, test, best_val))
+    return models
