@@ -95,7 +95,8 @@ def run_accuracy_suite(
     checksum = dataset_checksum(data_dir) if data_dir else None
     meta = {"config": {"split_seed": base.split_seed}, "vocab": corpus.vocab.chars, "dataset_sha256": checksum}
     t0 = time.perf_counter()
-    ngram_metrics = train_ngram(split, corpus.labels, ngram_dir, meta={**meta, **split.sizes()})
+    sizes = split.sizes()
+    ngram_metrics = train_ngram(split, corpus.labels, ngram_dir, meta={**meta, **sizes}, c_grid=best.ngram_c)
     ngram_seconds = time.perf_counter() - t0
 
     single_metrics, single_seconds, ensemble_metrics, ensemble_seconds = [], [], [], []
@@ -126,8 +127,12 @@ def run_accuracy_suite(
         ensemble_seconds.append(time.perf_counter() - t0 + ngram_seconds)
 
     rows = {
-        NGRAM: _row("char 1–4-gram logistic regression", [ngram_metrics], [ngram_seconds], "deterministic: fitted once"),
-        "best_single": _row(f"best single: {member_name(single).rsplit('-seed', 1)[0]}", single_metrics, single_seconds),
+        NGRAM: _row(
+            "char 1–4-gram logistic regression", [ngram_metrics], [ngram_seconds], "deterministic: fitted once"
+        ),
+        "best_single": _row(
+            f"best single: {member_name(single).rsplit('-seed', 1)[0]}", single_metrics, single_seconds
+        ),
         "best_ensemble": _row("best ensemble (--preset best)", ensemble_metrics, ensemble_seconds),
     }
     seed_cells = {}

@@ -22,7 +22,7 @@ from .data import Corpus, Split
 from .download import dataset_checksum
 from .ensemble import EnsemblePredictor, write_ensemble
 from .metrics import classification_metrics
-from .ngram import train_ngram
+from .ngram import C_GRID, train_ngram
 from .train import TrainConfig, train
 
 MEMBERS = "members"
@@ -33,6 +33,9 @@ class Preset:
     description: str
     members: tuple[TrainConfig, ...]  # recurrent members (one and no n-gram: a single run, not an ensemble)
     ngram: bool = False  # the n-gram baseline joins as a member
+    # C of the n-gram member: the grid's validation choice on the project's split (docs/accuracy.md),
+    # fixed because fitting the whole grid costs more than the recurrent member's training.
+    ngram_c: tuple[float, ...] = (10.0,)
 
 
 PRESETS: dict[str, Preset] = {
@@ -68,6 +71,7 @@ def train_ensemble(
     meta: dict | None = None,
     members_ready: Sequence[Path] = (),
     force: bool = False,
+    c_grid: Sequence[float] = C_GRID,
     log: Callable[[str], None] = print,
 ) -> dict:
     """Train every member into ``out_dir/members``, write the ensemble, calibrate it; returns its metrics.
@@ -90,7 +94,7 @@ def train_ensemble(
         folder = out / MEMBERS / "ngram"
         log(f"[ensemble] member {len(folders) + 1}/{len(members) + 1}: character n-gram logistic regression")
         base = {"config": {"split_seed": split_seed}, "vocab": corpus.vocab.chars, "dataset_sha256": checksum}
-        train_ngram(split, corpus.labels, folder, meta={**base, **split.sizes()})
+        train_ngram(split, corpus.labels, folder, meta={**base, **split.sizes()}, c_grid=c_grid)
         folders.append(folder)
     write_ensemble(out, folders, {**(meta or {}), "vocab": corpus.vocab.chars, **split.sizes()})
     predictor = EnsemblePredictor.from_folder(out)
@@ -122,5 +126,6 @@ def train_preset(
         return train(members[0], corpus, out_dir, data_dir=data_dir, log=log, force=force).metrics
     meta = {"preset": name, "description": recipe.description}
     return train_ensemble(
-        members, corpus, out_dir, ngram=recipe.ngram, data_dir=data_dir, meta=meta, force=force, log=log
-    )
+        members, corpus, out_dir, ngram=recipe.ngram, data_dir=data_dir, meta=meta, force=force,
+        c_grid=recipe.ngram_c, log=log,
+    )  # fmt: skip

@@ -987,14 +987,16 @@ def accuracy_blocks(summary: dict) -> list[tuple]:
         (
             "p",
             f"Trained in the same run, on the same split and seeds ({seeds}): the character n-gram baseline, the best "
-            f"single model found ({section['recipe']['single']}) and the best ensemble ({section['recipe']['ensemble']}). "
+            f"single model found ({section['recipe']['single']}) and the best ensemble "
+            f"({section['recipe']['ensemble']}). "
             "Recipes were chosen on the validation split only (docs/accuracy.md). Calibration: a temperature fitted on "
             "validation; ECE (15 equal-width bins, in points) on test before → after; 90 % conformal sets "
             "(split-conformal on validation): their coverage of test names and mean size.",
         ),
         (
             "table",
-            ["model", "test accuracy %", "macro-F1 %", "ECE % before → after", "90 % set coverage %", "mean set size"],
+            ["model", "test accuracy %", "macro-F1 %", "ECE % before → after", "90 % set coverage %",
+             "mean set size"],  # fmt: skip
             rows,
         ),
         ("figure", "reliability", "Reliability diagram of the best ensemble on the test split, before and after "
