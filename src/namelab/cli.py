@@ -229,7 +229,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--suite",
         default="seed",
         help="comma-separated experiments to run: seed (every model on every seed, the default), "
-        "insights (dropout ablation and hyperparameter grid)",
+        "insights (dropout ablation and hyperparameter grid), accuracy (the n-gram baseline, the best single "
+        "model and the best ensemble, calibrated, with a reliability diagram)",
     )
     p.add_argument("--models", default="rnn,lstm,gru", help="comma-separated cells to compare (default: rnn,lstm,gru)")
     p.add_argument("--seeds", type=int, default=None, help="training seeds 0..N-1 per model (default: 3; --quick: 1)")
