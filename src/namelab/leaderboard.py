@@ -159,6 +159,7 @@ def run_accuracy_suite(
 def accuracy_suite(experiment: Experiment) -> dict:
     """The compare suite ``accuracy``: :func:`run_accuracy_suite` on the experiment's split and seeds."""
     settings = experiment.settings
+    experiment.written |= {NGRAM, *(f"best-seed{seed}" for seed in range(settings.seeds))}
     return {
         "accuracy": run_accuracy_suite(
             settings.config,
