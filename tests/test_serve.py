@@ -614,17 +614,21 @@ def test_min_confidence_out_of_range_is_refused(client: TestClient, served):
         create_app(served, min_confidence=-0.1)
 
 
-def test_coverage_without_conformal_calibration_is_a_clear_422(tiny_runs):
-    # Training calibrates every run; a run folder written before it did holds no conformal scores.
-    models = load_served_models([tiny_runs["rnn"], tiny_runs["gru"]])
-    for model in models:
-        model.predictor.conformal_scores = []
-    client = TestClient(create_app(models))
+def test_coverage_without_conformal_calibration_is_a_clear_422(tmp_path: Path, tiny_runs):
+    # A run written before training calibrated its models: no conformal scores.
+    run = shutil.copytree(tiny_runs["rnn"], tmp_path / "rnn-uncalibrated")
+    config = json.loads((run / "config.json").read_text())
+    del config["calibration"]
+    (run / "config.json").write_text(json.dumps(config))
+    write_manifest(run)
+    client = TestClient(create_app(load_served_models([run, tiny_runs["gru"]])))
     response = predict(client, names=["Aeiou"], coverage=0.9)
     assert response.status_code == 422
     detail = response.json()["detail"]
     assert "coverage cannot be given by model 'rnn'" in detail and "conformal" in detail
-    assert all(m["coverage"] is False for m in client.get("/api/models").json()["models"])
+    coverage = {m["name"]: m["coverage"] for m in client.get("/api/models").json()["models"]}
+    assert coverage == {"rnn": False, "gru": True}
+    assert predict(client, names=["Aeiou"], coverage=0.9, model="gru").status_code == 200
 
 
 @pytest.fixture(scope="module")

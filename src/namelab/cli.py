@@ -133,15 +133,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dropout", type=float, default=defaults.dropout)
     p.add_argument("--class-weight-power", type=float, default=defaults.class_weight_power)
     p.add_argument(
-        "--bidirectional", action="store_true", help="a second cell reads each name right to left; states are joined"
-    )
-    p.add_argument(
-        "--pool", choices=list(POOLS), default=defaults.pool, help="what the output layer reads (default: last state)"
-    )
-    p.add_argument(
-        "--embedding-dim", type=int, default=defaults.embedding_dim, help="learned character embedding (0: one-hot)"
-    )
-    p.add_argument(
         "--label-smoothing", type=float, default=defaults.label_smoothing, help="share of each target spread evenly over the classes (default: 0)"
     )
     p.add_argument(
@@ -149,6 +140,15 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=defaults.char_dropout,
         help="chance that a training character is read as the unknown symbol (default: 0)",
+    )
+    p.add_argument(
+        "--bidirectional", action="store_true", help="a second cell reads each name right to left; states are joined"
+    )
+    p.add_argument(
+        "--pool", choices=list(POOLS), default=defaults.pool, help="what the output layer reads (default: last state)"
+    )
+    p.add_argument(
+        "--embedding-dim", type=int, default=defaults.embedding_dim, help="learned character embedding (0: one-hot)"
     )
     p.add_argument("--seed", type=int, default=defaults.seed)
     p.add_argument("--split-seed", type=int, default=defaults.split_seed)
@@ -192,8 +192,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--top-k", type=int, default=None, help="languages per name (default: 3; for a table: 1)")
     p.add_argument("--format", choices=["text", "csv", "json"], default=None, help="for names (default: text)")
-    p.add_argument("--min-confidence", type=float, help="mark a name uncertain below this calibrated probability")
-    p.add_argument("--coverage", type=float, help="add the set of languages that holds the true one this often")
+    p.add_argument(
+        "--min-confidence",
+        type=float,
+        metavar="P",
+        help="mark a name uncertain when its top calibrated probability is below P (the ranking is still given)",
+    )
+    p.add_argument(
+        "--coverage",
+        type=float,
+        metavar="L",
+        help="also give the smallest set of languages that holds the true one for a fraction L of names "
+        "(split-conformal on the validation split, e.g. 0.9)",
+    )
     p.add_argument("--name-column", default="name", help="the input table's column of names (default: name)")
     p.add_argument("--chunk-rows", type=_positive_int, default=65_536, help="rows per chunk of a table")
     p.add_argument(
@@ -338,15 +349,14 @@ def cmd_train(args) -> int:
 def _train_preset(args) -> int:
     from .presets import train_preset
 
-    corpus, folder = _load_corpus(args)
+    folder = resolve_data_dir(args.data_dir)
     out = args.out or Path("runs") / f"{args.preset}-seed{args.seed}"
     overrides = {"seed": args.seed, "split_seed": args.split_seed, "device": args.device}
-    m = train_preset(args.preset, corpus, out, data_dir=folder, overrides=overrides, force=args.force)
+    m = train_preset(args.preset, Corpus.from_folder(folder), out, data_dir=folder, overrides=overrides)
     print(f"test accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}")
     print(
         f"calibration: temperature {m['temperature']:.3f}, ECE {m['ece_before']:.4f} -> {m['ece_after']:.4f}; "
-        f"{m['coverage_level']:.0%} sets cover {m['coverage']:.1%} of test names, "
-        f"{m['mean_set_size']:.2f} languages on average"
+        f"{m['coverage_level']:.0%} sets cover {m['coverage']:.1%} of test names, {m['mean_set_size']:.2f} languages on average"
     )
     print(f"run written to {out}")
     return 0
@@ -537,16 +547,16 @@ def cmd_predict(args) -> int:
     if args.top_k is not None and args.top_k < 1:
         print("error: --top-k must be at least 1", file=sys.stderr)
         return EXIT_USAGE
-    if args.input and is_table(args.input):
-        return _predict_table(args)
-    if args.workers or args.scheduler:
-        print("error: --workers and --scheduler need a table: --input FILE.csv|.tsv|.parquet", file=sys.stderr)
-        return EXIT_USAGE
     if args.min_confidence is not None and not 0.0 <= args.min_confidence <= 1.0:
         print(f"error: --min-confidence must be between 0 and 1, got {args.min_confidence}", file=sys.stderr)
         return EXIT_USAGE
     if args.coverage is not None and not 0.0 < args.coverage < 1.0:
         print(f"error: --coverage must be between 0 and 1 (exclusive), e.g. 0.9; got {args.coverage}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.input and is_table(args.input):
+        return _predict_table(args)
+    if args.workers or args.scheduler:
+        print("error: --workers and --scheduler need a table: --input FILE.csv|.tsv|.parquet", file=sys.stderr)
         return EXIT_USAGE
     top_k = args.top_k or 3
     names = read_names_file(args.input) if args.input else args.names

@@ -104,15 +104,14 @@ class Predictor:
         model, meta = load_run(run_dir, device=device)
         return cls(model, Vocab(meta["vocab"]), meta["labels"], meta)
 
-    @torch.inference_mode()
     def scores(self, normalized: Sequence[str], batch_size: int = 1024) -> torch.Tensor:
         """Uncalibrated logits ``(N, C)`` of already normalized names, in input order."""
         return logits_in_order(self.model, normalized, self.vocab, batch_size)
 
-    @torch.inference_mode()
     def probabilities(self, normalized: Sequence[str], batch_size: int = 1024) -> torch.Tensor:
         """Calibrated class probabilities ``(N, C)`` of already normalized names, in input order."""
-        return (self.scores(normalized, batch_size) / self.temperature).softmax(dim=-1)
+        # logits or log-probabilities alike: the softmax ignores a per-row constant
+        return torch.softmax(self.scores(normalized, batch_size) / self.temperature, dim=1)
 
     def describe(
         self, probs: torch.Tensor, top_k: int = 3, *, min_confidence: float | None = None, coverage: float | None = None
@@ -148,6 +147,38 @@ class Predictor:
             for i, row in zip(usable, described):
                 results[i].update(row)
         return results
+
+
+def prepare(names: Sequence[str], max_length: int | None = None) -> tuple[list[dict], list[int], list[str]]:
+    """Normalize names for prediction: the result rows, which of them to classify, and what the models read.
+
+    Returns one row per name, in order: ``{"name", "normalized"}`` for a usable name,
+    ``{"name", "error"}`` for one without letters (or, with ``max_length``, whose normalized
+    form is longer than that: transliteration can turn one character into dozens); then
+    the indices of the usable rows and their normalized forms.
+    """
+    results: list[dict] = []
+    usable: list[int] = []
+    normalized: list[str] = []
+    for i, name in enumerate(names):
+        try:
+            text = normalize(name)
+        except UnusableName as err:
+            results.append({"name": name, "error": str(err)})
+            continue
+        if max_length is not None and len(text) > max_length:
+            results.append(
+                {
+                    "name": name,
+                    "error": f"{name[:20]!r}{'...' if len(name) > 20 else ''} becomes {len(text)} characters once "
+                    f"transliterated; a name may have at most {max_length}: send a shorter name",
+                }
+            )
+            continue
+        results.append({"name": name, "normalized": text})
+        usable.append(i)
+        normalized.append(text)
+    return results, usable, normalized
 
 
 def run_kind(run_dir: Path | str) -> str:
@@ -195,35 +226,3 @@ class NgramPredictor(Predictor):
 
     def scores(self, normalized: Sequence[str], batch_size: int = 1024) -> torch.Tensor:
         return self.ngram.log_probs(normalized) if normalized else torch.empty(0, len(self.labels))
-
-
-def prepare(names: Sequence[str], max_length: int | None = None) -> tuple[list[dict], list[int], list[str]]:
-    """Normalize names for prediction: the result rows, which of them to classify, and what the models read.
-
-    Returns one row per name, in order: ``{"name", "normalized"}`` for a usable name,
-    ``{"name", "error"}`` for one without letters (or, with ``max_length``, whose normalized
-    form is longer than that: transliteration can turn one character into dozens); then
-    the indices of the usable rows and their normalized forms.
-    """
-    results: list[dict] = []
-    usable: list[int] = []
-    normalized: list[str] = []
-    for i, name in enumerate(names):
-        try:
-            text = normalize(name)
-        except UnusableName as err:
-            results.append({"name": name, "error": str(err)})
-            continue
-        if max_length is not None and len(text) > max_length:
-            results.append(
-                {
-                    "name": name,
-                    "error": f"{name[:20]!r}{'...' if len(name) > 20 else ''} becomes {len(text)} characters once "
-                    f"transliterated; a name may have at most {max_length}: send a shorter name",
-                }
-            )
-            continue
-        results.append({"name": name, "normalized": text})
-        usable.append(i)
-        normalized.append(text)
-    return results, usable, normalized

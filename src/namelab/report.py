@@ -889,8 +889,8 @@ def _hyperparameters_evidence(finding: dict) -> str:
         )
     gain = finding["tuning_gain"]
     lines.append(
-        f"Best point against the configuration {point(centre)}: {gain['val_accuracy'] * 100:+.2f} points on "
-        f"validation, {gain['test_accuracy'] * 100:+.2f} on test."
+        f"Tuning from the configuration {point(centre)} to the best point: {gain['val_accuracy'] * 100:+.2f} "
+        f"points on validation, {gain['test_accuracy'] * 100:+.2f} on test."
     )
     cells, cell_range = finding["cells"]["val_accuracy"], finding["cell_range"]
     if cell_range["val_accuracy"] is not None:

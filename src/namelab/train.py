@@ -84,6 +84,10 @@ class TrainConfig:
         _real(self, "class_weight_power", "a number of at least 0", lambda v: v >= 0)
         for name in ("dropout", "label_smoothing", "char_dropout"):
             _real(self, name, "a number from 0 up to (not including) 1", lambda v: 0 <= v < 1)
+        _choice(self, "pool", POOLS)
+        if not isinstance(self.bidirectional, bool):
+            raise ValueError(f"--bidirectional must be true or false, got {self.bidirectional!r} (bidirectional)")
+        _whole(self, "embedding_dim", low=0)
 
 
 def _option(name: str) -> str:
