@@ -16,13 +16,16 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
+import torch
+
 from .calibrate import calibrate_predictor
 from .checkpoint import CONFIG, read_json, write_json
 from .data import Corpus, Split
 from .download import dataset_checksum
-from .ensemble import EnsemblePredictor, write_ensemble
+from .ensemble import EnsemblePredictor, fit_weight, write_ensemble
 from .metrics import classification_metrics
 from .ngram import C_GRID, train_ngram
+from .predict import run_kind
 from .train import TrainConfig, train
 
 MEMBERS = "members"
@@ -41,7 +44,7 @@ class Preset:
 PRESETS: dict[str, Preset] = {
     "best": Preset(
         description="bidirectional GRU (last states) + character 1-4-gram logistic regression, "
-        "calibrated probabilities averaged",
+        "calibrated probabilities averaged with the n-gram share chosen on validation",
         members=(TrainConfig(model="gru", bidirectional=True),),
         ngram=True,
     ),
@@ -97,8 +100,14 @@ def train_ensemble(
         train_ngram(split, corpus.labels, folder, meta={**base, **split.sizes()}, c_grid=c_grid)
         folders.append(folder)
     write_ensemble(out, folders, {**(meta or {}), "vocab": corpus.vocab.chars, **split.sizes()})
-    predictor = EnsemblePredictor.from_folder(out)
     config = read_json(out / CONFIG)
+    if len(folders) > 1 and run_kind(folders[-1]) == "ngram":
+        # The n-gram member's share, chosen on the validation split (the members keep their own temperatures).
+        members = EnsemblePredictor.from_folder(out).members
+        val_probs = [member.probabilities([e.name for e in split.val]) for member in members]
+        config["weights"] = fit_weight(val_probs, torch.tensor([e.label for e in split.val]))
+        write_json(out / CONFIG, config)
+    predictor = EnsemblePredictor.from_folder(out)
     config["calibration"], calibration = calibrate_predictor(predictor, split)
     write_json(out / CONFIG, config)
     predicted = predictor.scores([e.name for e in split.test]).argmax(dim=1).tolist()
