@@ -118,7 +118,9 @@ def start_client(workers: int | None = None, scheduler: str | None = None, threa
         threads_per_worker=threads,
         processes=True,
         host="127.0.0.1",
-        dashboard_address=None,
+        # The scheduler's HTTP server always starts; None would put it on the default port 8787
+        # (of every interface), taken by any other cluster on the machine.
+        dashboard_address="127.0.0.1:0",
         silence_logs=logging.ERROR,
     )
     return Client(cluster)
