@@ -3,12 +3,15 @@
     python bench/load.py --run runs/lstm                    # 3 rounds of 5,000 requests, 32 in flight
     python bench/load.py --requests 2000 --concurrency 16   # no --run: trains a quick LSTM first
     python bench/load.py --run runs/lstm --client httpx     # cross-check with httpx's client
+    python bench/load.py --run runs/lstm --heavy 5          # /healthz while the heaviest requests run
 
 Starts ``namelab serve`` in a subprocess on 127.0.0.1 (any free port), warms it up, then
 sends ``--requests`` POST /api/predict requests of ``--names`` names each, at most
 ``--concurrency`` in flight. Prints, per round and as the median of the rounds, requests/s,
 names/s, p50 and p99 latency, the error count and the CPU time spent per request by the
-server and by the client, and writes them to ``bench/load_results.json``. Exits 1 if any
+server and by the client. Then it sends the heaviest requests the server accepts, ``--heavy``
+times each, while polling ``/healthz``, and prints how long ``/healthz`` took meanwhile. All
+of it is written to ``bench/load_results.json``. Exits 1 if any
 request failed (a status other than 200, or an answer without one result per name).
 
 The client shares the machine with the server, so it is made cheap: plain HTTP/1.1 over
@@ -25,7 +28,6 @@ import asyncio
 import importlib.util
 import json
 import os
-import platform
 import random
 import re
 import resource
@@ -200,6 +202,71 @@ async def send_all(
     }
 
 
+def machine() -> dict:
+    """The machine's facts as every benchmark records them (namelab.env)."""
+    from namelab.env import machine as env_machine
+
+    return env_machine()
+
+
+# The heaviest requests the server accepts (see namelab.serve.schemas): 1,000 names of 64
+# letters, and explain over 15 names of 64 letters (each name runs once more per letter).
+LONG_NAME = ("Nakamura" * 8)[:64]
+HEAVIEST = {
+    "plain": {"names": [LONG_NAME] * 1000, "top_k": 3},
+    "explain": {"names": [LONG_NAME] * 15, "top_k": 3, "explain": True},
+}
+
+
+async def healthz_under_heavy(base_url: str, repeats: int, interval_s: float = 0.02) -> dict:
+    """Send each heaviest request ``repeats`` times, one after another, while polling /healthz.
+
+    Returns the heavy requests' latencies and the /healthz latencies measured while a heavy
+    request was in flight: how well model work is kept off the server's event loop.
+    """
+    health: list[float] = []
+    heavy: dict[str, list[float]] = {kind: [] for kind in HEAVIEST}
+    errors: list[str] = []
+    busy = True
+    async with httpx.AsyncClient(base_url=base_url, timeout=120.0) as http:
+
+        async def send_heavy() -> None:
+            nonlocal busy
+            try:
+                for kind, body in HEAVIEST.items():
+                    for _ in range(repeats):
+                        start = time.perf_counter()
+                        response = await http.post(PATH, json=body)
+                        heavy[kind].append((time.perf_counter() - start) * 1000)
+                        error = check_answer(response.status_code, response.content, len(body["names"]))
+                        if error:
+                            errors.append(f"{kind}: {error}")
+            finally:
+                busy = False
+
+        async def poll() -> None:
+            while busy:
+                start = time.perf_counter()
+                response = await http.get("/healthz")
+                if busy:
+                    health.append((time.perf_counter() - start) * 1000)
+                if response.status_code != 200:
+                    errors.append(f"/healthz: HTTP {response.status_code}")
+                await asyncio.sleep(interval_s)
+
+        await asyncio.gather(send_heavy(), poll())
+    return {
+        "repeats": repeats,
+        **{f"{kind}_ms_median": round(statistics.median(v), 1) for kind, v in heavy.items() if v},
+        "healthz_checks": len(health),
+        "healthz_p50_ms": round(percentile(health, 50), 2),
+        "healthz_p99_ms": round(percentile(health, 99), 2),
+        "healthz_max_ms": round(max(health), 2) if health else float("nan"),
+        "errors": len(errors),
+        "first_errors": errors[:5],
+    }
+
+
 def train_quick_lstm(out_dir: Path, data_dir: str | None) -> Path:
     """The default model: an LSTM, hidden 256, 2 epochs (minutes on two cores)."""
     from namelab import Corpus, TrainConfig, resolve_data_dir, train
@@ -256,14 +323,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="rounds; the median is reported (default 3)")
     parser.add_argument("--warmup", type=int, default=300, help="requests sent before measuring (default 300)")
     parser.add_argument("--client", choices=["raw", "httpx"], default="raw", help="load generator (default raw)")
+    parser.add_argument(
+        "--heavy", type=int, default=3, help="times each heaviest request is sent while /healthz is polled (default 3)"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS, help=f"results JSON (default {RESULTS})")
     args = parser.parse_args(argv)
     for flag in ("requests", "concurrency", "names", "rounds"):
         if getattr(args, flag) < 1:
             parser.error(f"--{flag} must be at least 1")
+    if args.heavy < 0:
+        parser.error("--heavy must be at least 0")
 
     load_at_start = os.getloadavg()
     rounds = []
+    heavy = None
     with tempfile.TemporaryDirectory(prefix="namelab-load-") as tmp:
         run_dirs = args.run or [str(train_quick_lstm(Path(tmp), args.data_dir))]
         server, base_url = start_server(run_dirs)
@@ -290,6 +363,18 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 for error in result["first_errors"]:
                     print(f"  error: {error}", file=sys.stderr)
+            heavy = asyncio.run(healthz_under_heavy(base_url, args.heavy)) if args.heavy else None
+            if heavy:
+                print(
+                    f"heaviest requests (median): plain {heavy.get('plain_ms_median', 'n/a')} ms, "
+                    f"explain {heavy.get('explain_ms_median', 'n/a')} ms; /healthz meanwhile: "
+                    f"p50 {heavy['healthz_p50_ms']:.1f} ms  p99 {heavy['healthz_p99_ms']:.1f} ms  "
+                    f"max {heavy['healthz_max_ms']:.1f} ms over {heavy['healthz_checks']} checks  "
+                    f"errors {heavy['errors']}",
+                    flush=True,
+                )
+                for error in heavy["first_errors"]:
+                    print(f"  error: {error}", file=sys.stderr)
         finally:
             server.terminate()
             server.wait(timeout=10)
@@ -297,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
     keys = ("requests_per_s", "names_per_s", "p50_ms", "p99_ms")
     keys += ("server_cpu_ms_per_request", "client_cpu_ms_per_request")
     median = {key: statistics.median(r[key] for r in rounds) for key in keys if all(key in r for r in rounds)}
-    errors = sum(r["errors"] for r in rounds)
+    errors = sum(r["errors"] for r in rounds) + (heavy["errors"] if heavy else 0)
     print(
         f"median of {len(rounds)}: {median['requests_per_s']:.0f} req/s ({median['names_per_s']:.0f} names/s)  "
         f"p50 {median['p50_ms']:.1f} ms  p99 {median['p99_ms']:.1f} ms  errors {errors}"
@@ -314,14 +399,10 @@ def main(argv: list[str] | None = None) -> int:
             "client": args.client,
             "server": server_stack(),
         },
-        "machine": {
-            "cpus": os.cpu_count(),
-            "load_average_at_start": [round(x, 2) for x in load_at_start],
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-        },
+        "machine": {**machine(), "load_average_at_start": [round(x, 2) for x in load_at_start]},
         "rounds": [{k: v for k, v in r.items() if k != "first_errors"} for r in rounds],
         "median": median,
+        "healthz_under_heavy": {k: v for k, v in heavy.items() if k != "first_errors"} if heavy else None,
         "errors": errors,
     }
     args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

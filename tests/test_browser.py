@@ -2,14 +2,18 @@
 
     .venv/bin/python -m pytest tests/test_browser.py -q -m browser
 
-The server (uvicorn, in a thread) serves the session's tiny RNN, LSTM and GRU on a free
-port of 127.0.0.1. Debian's /usr/bin/chromium and /usr/bin/chromedriver are used as they
-are (selenium-manager never downloads anything); without them the tests skip. Screenshots
-are written to test-artifacts/ in the repository root.
+The server (uvicorn, in a thread, configured as `namelab serve` does) serves the session's
+tiny RNN, LSTM and GRU on a free port of 127.0.0.1. Debian's /usr/bin/chromium and
+/usr/bin/chromedriver are used as they are (selenium-manager never downloads anything);
+without them the tests skip. The browser resolves no host name but 127.0.0.1, so nothing
+the page or /docs needs may come from the network. Screenshots (1280×900 and 390×844) are
+written to test-artifacts/ in the repository root.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import shutil
 import threading
@@ -17,13 +21,17 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
+import uvicorn
 
-from namelab.serve import bind_socket, create_app, load_served_models
+from namelab.serve import bind_socket, create_app, load_served_models, server_config
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+DESKTOP = (1280, 900)
+PHONE = (390, 844)
 
 pytestmark = [
     pytest.mark.browser,
@@ -46,26 +54,44 @@ from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 WAIT_S = 20  # generous: the CI machine is shared; a passing run waits far less
 
 
-@pytest.fixture(scope="module")
-def server_url(tiny_runs: dict[str, Path]) -> Iterator[str]:
-    import uvicorn
+class LiveServer:
+    """``app`` under uvicorn in a thread, on a free port of 127.0.0.1, until :meth:`stop`."""
 
-    app = create_app(load_served_models([tiny_runs["rnn"], tiny_runs["lstm"], tiny_runs["gru"]]))
-    sock = bind_socket("127.0.0.1", 0)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + WAIT_S
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            pytest.fail("the test server did not start")
-        time.sleep(0.05)
+    def __init__(self, app):
+        self.sock = bind_socket("127.0.0.1", 0)
+        self.server = uvicorn.Server(server_config(app))
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + WAIT_S
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                pytest.fail("the test server did not start")
+            time.sleep(0.05)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+        self.sock.close()
+
+
+@pytest.fixture(scope="module")
+def served(tiny_runs: dict[str, Path]):
+    return load_served_models([tiny_runs["rnn"], tiny_runs["lstm"], tiny_runs["gru"]])
+
+
+@pytest.fixture(scope="module")
+def server_url(served) -> Iterator[str]:
+    server = LiveServer(create_app(served))
     try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+        yield server.url
     finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def downloads(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("downloads")
 
 
 @pytest.fixture(scope="module")
@@ -82,8 +108,10 @@ def browser(tmp_path_factory: pytest.TempPathFactory):
         "--disable-background-networking",
         "--disable-component-update",
         "--disable-sync",
+        # No network: a name that is not 127.0.0.1 resolves to nothing (CDNs, fonts, anything).
+        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
         f"--user-data-dir={profile}",
-        "--window-size=1200,900",
+        f"--window-size={DESKTOP[0]},{DESKTOP[1]}",
     ):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
@@ -94,9 +122,18 @@ def browser(tmp_path_factory: pytest.TempPathFactory):
         shutil.rmtree(profile, ignore_errors=True)
 
 
-def open_page(browser, url: str):
-    browser.set_window_size(1200, 900)
-    browser.get(url + "/")
+def set_viewport(browser, size: tuple[int, int]) -> None:
+    """Make the page's viewport exactly ``size`` (a phone's is also touch-sized: mobile emulation)."""
+    width, height = size
+    browser.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": size == PHONE},
+    )
+
+
+def open_page(browser, url: str, query: str = ""):
+    set_viewport(browser, DESKTOP)
+    browser.get(url + "/" + query)
     WebDriverWait(browser, WAIT_S).until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready"))
     return browser.find_element(By.ID, "name")
 
@@ -116,15 +153,37 @@ def top_languages(browser) -> dict[str, str | None]:
     return browser.execute_script(TOP_LANGUAGES_JS)
 
 
-def shows(browser, name: str, languages: dict[str, str | None]) -> bool:
-    """The page has rendered the answer for ``name`` (its results line) with these top languages."""
-    status = browser.find_element(By.ID, "status").text
-    return status.startswith(f"{name}:") and top_languages(browser) == languages
+def shows(browser, name: str, languages: dict[str, str | None] | None = None) -> bool:
+    """The page has rendered the answer for ``name`` (its results line), with these top languages if given."""
+    status = browser.find_element(By.ID, "status").get_attribute("textContent")
+    answered = status.startswith(f"{name}:") or status.startswith(f"{name} (read as")
+    return answered and (languages is None or top_languages(browser) == languages)
+
+
+def api_answer(url: str, name: str) -> dict:
+    """The API's answer for one name, as the page asks for it."""
+    response = httpx.post(f"{url}/api/predict", json={"names": [name], "top_k": 3}, timeout=WAIT_S)
+    return response.json()["results"][0]
 
 
 def screenshot(browser, name: str) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     assert browser.save_screenshot(str(ARTIFACTS / name)), f"could not save {ARTIFACTS / name}"
+
+
+def no_request_left_the_server(browser, url: str) -> bool:
+    """Every script, style sheet and fetch the page used came from the server.
+
+    Images are left out: ReDoc's footer names its logo on a CDN, which the docs' content
+    security policy blocks (it is recorded all the same); the page renders without it.
+    """
+    entries = browser.execute_script(
+        "return performance.getEntriesByType('resource').filter((e) => e.initiatorType !== 'img').map((e) => e.name)"
+    )
+    return all(entry.startswith(url) or entry.startswith(("blob:", "data:")) for entry in entries)
+
+
+# -- one name ---------------------------------------------------------------------------------
 
 
 def test_typing_a_name_shows_each_models_bars(browser, server_url: str):
@@ -142,18 +201,28 @@ def test_typing_a_name_shows_each_models_bars(browser, server_url: str):
     probabilities = [float(b.get_attribute("data-probability")) for b in bars]
     assert probabilities == sorted(probabilities, reverse=True)
     assert "Beta" in bars[0].text and "%" in bars[0].text
+    for bar, p in zip(bars, probabilities):  # never "0.0%" for a probability that is not zero
+        shown = bar.find_element(By.CSS_SELECTOR, ".pct").text
+        assert shown == "<0.1%" if p < 0.001 else shown != "0.0%", (p, shown)
     # the bar's drawn width follows its probability
     fill = bars[0].find_element(By.CSS_SELECTOR, ".fill")
     track = bars[0].find_element(By.CSS_SELECTOR, ".track")
     assert fill.size["width"] == pytest.approx(probabilities[0] * track.size["width"], abs=3)
     # one shaded letter per character, and the results line is announced
-    letters = lstm.find_elements(By.CSS_SELECTOR, ".word span")
+    letters = lstm.find_elements(By.CSS_SELECTOR, ".word button")
     assert "".join(s.text for s in letters) == "Bdkgt"
     assert any(float(s.get_attribute("data-drop")) != 0 for s in letters)
     status = browser.find_element(By.ID, "status")
     assert status.get_attribute("aria-live") == "polite"
-    assert "lstm: Beta" in status.text
-    screenshot(browser, "browser-predict.png")
+    assert "lstm: Beta" in status.get_attribute("textContent")
+    # the compact summary: every model's top language, and whether they agree
+    summary = browser.find_element(By.ID, "summary")
+    assert [r.get_attribute("data-model") for r in summary.find_elements(By.CSS_SELECTOR, "tr")] == ["rnn", "lstm", "gru"]
+    assert "All 3 models agree: Beta" in summary.text
+    # the address is the shareable link of what is shown
+    assert browser.current_url.endswith("/?name=Bdkgt")
+    assert no_request_left_the_server(browser, server_url)
+    screenshot(browser, "page-desktop-1280x900.png")
 
     # keep typing: the page follows the newest text
     box.send_keys(Keys.CONTROL, "a")
@@ -170,6 +239,91 @@ def test_a_name_without_letters_shows_its_error(browser, server_url: str):
     assert set(top_languages(browser).values()) == {None}
 
 
+def test_blank_input_says_what_to_do(browser, server_url: str):
+    box = open_page(browser, server_url)
+    box.send_keys(Keys.ENTER)
+    status = browser.find_element(By.ID, "status")
+    WebDriverWait(browser, WAIT_S).until(lambda d: "Type a surname first" in status.text)
+    assert "error" in status.get_attribute("class")
+
+
+def test_clicking_an_example_where_the_models_disagree_marks_it_uncertain(browser, server_url: str):
+    open_page(browser, server_url)
+    examples = browser.find_elements(By.CSS_SELECTOR, "#examples button")
+    assert len(examples) >= 2
+    disagreeing = [e for e in examples if e.get_attribute("data-agree") == "false"]
+    assert disagreeing, "the tiny models disagree on some of the example surnames"
+    name = disagreeing[0].get_attribute("data-name")
+    assert "models disagree" in disagreeing[0].text
+    disagreeing[0].click()
+    WebDriverWait(browser, WAIT_S).until(lambda d: shows(d, name))
+    assert browser.find_element(By.ID, "name").get_attribute("value") == name
+    summary = browser.find_element(By.ID, "summary")
+    assert summary.get_attribute("data-agree") == "false"
+    assert "The models disagree" in summary.text
+    # the uncertain marks are the API's flags, on the summary and on each card
+    expected = api_answer(server_url, name)["uncertain"]
+    assert any(expected.values()), "a disagreement among the tiny models comes with a probability under 50 %"
+    for model, uncertain in expected.items():
+        row = summary.find_element(By.CSS_SELECTOR, f'tr[data-model="{model}"]')
+        assert row.get_attribute("data-uncertain") == str(uncertain).lower(), model
+        heading = browser.find_element(By.CSS_SELECTOR, f'section.card[data-model="{model}"] h2')
+        assert ("uncertain" in heading.text) == uncertain, model
+    screenshot(browser, "page-disagreement-1280x900.png")
+
+
+def test_a_link_opens_with_its_query_and_the_page_copies_its_link(browser, server_url: str):
+    open_page(browser, server_url, "?name=Bdkgt&k=2")
+    WebDriverWait(browser, WAIT_S).until(lambda d: shows(d, "Bdkgt", {"rnn": "Beta", "lstm": "Beta", "gru": "Beta"}))
+    assert browser.find_element(By.ID, "name").get_attribute("value") == "Bdkgt"
+    assert browser.find_element(By.ID, "top-k").get_attribute("value") == "2"
+    assert len(browser.find_elements(By.CSS_SELECTOR, 'section.card[data-model="gru"] li.bar')) == 2
+    button = browser.find_element(By.ID, "copy-link")
+    button.click()
+    WebDriverWait(browser, WAIT_S).until(lambda d: button.get_attribute("data-link"))
+    assert button.get_attribute("data-link") == f"{server_url}/?name=Bdkgt&k=2"
+
+
+def test_punctuation_and_cut_input_are_pointed_out(browser, server_url: str):
+    box = open_page(browser, server_url)
+    box.send_keys("'Aeiou'")
+    WebDriverWait(browser, WAIT_S).until(lambda d: shows(d, "'Aeiou'"))
+    note = browser.find_element(By.CSS_SELECTOR, "#notes .note-punctuation")
+    assert "read as part of it" in note.text
+    note.find_element(By.TAG_NAME, "button").click()  # "Try “Aeiou”"
+    WebDriverWait(browser, WAIT_S).until(lambda d: shows(d, "Aeiou"))
+    assert not browser.find_elements(By.CSS_SELECTOR, "#notes .note-punctuation")
+
+    box.send_keys(Keys.CONTROL, "a")
+    box.send_keys("Ab1cd")
+    WebDriverWait(browser, WAIT_S).until(lambda d: shows(d, "Ab1cd"))
+    assert "“1” are not letters" in browser.find_element(By.ID, "notes").text
+
+    box.send_keys(Keys.CONTROL, "a")
+    box.send_keys("Bdkgt" * 14)  # 70 characters
+    WebDriverWait(browser, WAIT_S).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#notes .note-cut"))
+    cut = browser.find_element(By.CSS_SELECTOR, "#notes .note-cut").text
+    assert "Only the first 64 characters were read; the text has 70." == cut
+    letters = browser.find_elements(By.CSS_SELECTOR, 'section.card[data-model="rnn"] .word button')
+    assert len(letters) == 64
+
+
+def test_letter_values_are_reachable_by_keyboard_and_touch(browser, server_url: str):
+    box = open_page(browser, server_url)
+    box.send_keys("Bdkgt")
+    WebDriverWait(browser, WAIT_S).until(lambda d: shows(d, "Bdkgt"))
+    card = browser.find_element(By.CSS_SELECTOR, 'section.card[data-model="gru"]')
+    letters = card.find_elements(By.CSS_SELECTOR, ".word button")
+    assert [b.get_attribute("tabindex") for b in letters] == ["0"] + ["-1"] * 4  # one tab stop per word
+    detail = card.find_element(By.CSS_SELECTOR, ".letter-detail")
+    letters[0].click()  # a tap
+    assert detail.text.startswith("“B” (letter 1): ") and "points for" in detail.text
+    browser.switch_to.active_element.send_keys(Keys.ARROW_RIGHT)
+    assert browser.switch_to.active_element.text == "d"
+    assert detail.text.startswith("“d” (letter 2): ")
+    assert letters[1].get_attribute("aria-label") == detail.text
+
+
 def test_keyboard_and_phone_sized_window(browser, server_url: str):
     box = open_page(browser, server_url)
     assert browser.switch_to.active_element == box  # autofocus: type at once
@@ -182,10 +336,136 @@ def test_keyboard_and_phone_sized_window(browser, server_url: str):
     WebDriverWait(browser, WAIT_S).until(lambda d: shows(d, "Aeiou", {"rnn": "Alpha", "lstm": "Alpha", "gru": "Alpha"}))
     assert len(browser.find_elements(By.CSS_SELECTOR, 'section.card[data-model="gru"] li.bar')) == 2
 
-    browser.set_window_size(390, 844)
-    WebDriverWait(browser, WAIT_S).until(lambda d: d.execute_script("return window.innerWidth") <= 400)
+    set_viewport(browser, PHONE)
+    WebDriverWait(browser, WAIT_S).until(lambda d: d.execute_script("return window.innerWidth") == PHONE[0])
     no_sideways_scroll = "return document.documentElement.scrollWidth <= document.documentElement.clientWidth"
     assert browser.execute_script(no_sideways_scroll)
     lefts = {c.location["x"] for c in browser.find_elements(By.CSS_SELECTOR, "section.card")}
     assert len(lefts) == 1, "on a phone-sized window the model cards stack in one column"
-    screenshot(browser, "browser-phone.png")
+    # every model's top answer is on the first screen, above the cards
+    summary = browser.find_element(By.ID, "summary")
+    rows = summary.find_elements(By.CSS_SELECTOR, "tr")
+    assert len(rows) == 3
+    first_card = browser.find_element(By.CSS_SELECTOR, "section.card")
+    assert summary.location["y"] < first_card.location["y"]
+    assert summary.location["y"] + summary.size["height"] <= PHONE[1]
+    screenshot(browser, "page-phone-390x844.png")
+
+
+def test_a_server_that_went_away_is_named_as_such(browser, served):
+    server = LiveServer(create_app(served))
+    box = open_page(browser, server.url)
+    server.stop()
+    box.send_keys("Aeiou")
+    status = browser.find_element(By.ID, "status")
+    WebDriverWait(browser, WAIT_S).until(lambda d: "cannot be reached" in status.text)
+    assert "Failed to fetch" not in status.text
+
+
+# -- many names -----------------------------------------------------------------------------
+
+
+def download_csv(browser, folder: Path) -> list[dict]:
+    """Click the page's download button; the CSV it saves (into ``folder``, which must be new), as rows."""
+    folder.mkdir(parents=True)
+    # A folder per download: Chromium overwrites a file of the same name when told where to save.
+    browser.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(folder)})
+    browser.find_element(By.ID, "batch-download").click()
+    path = folder / "namelab-predictions.csv"
+    WebDriverWait(None, WAIT_S).until(lambda _: path.is_file() and not list(folder.glob("*.crdownload")))
+    return list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8"), newline="")))
+
+
+def table_rows(browser) -> list[list[str]]:
+    return browser.execute_script(
+        "return [...document.querySelectorAll('#batch-table tbody tr')].map((tr) => [...tr.cells].map((c) => c.textContent))"
+    )
+
+
+def check_batch(browser, server_url: str, downloads: Path, names: list[str], expected: dict[str, str]) -> None:
+    """The table and the downloaded CSV hold one row per name, with the API's answers."""
+    WebDriverWait(browser, WAIT_S).until(lambda d: "names classified" in d.find_element(By.ID, "batch-status").text)
+    rows = table_rows(browser)
+    assert [row[1] for row in rows] == names
+    header = browser.execute_script(
+        "return [...document.querySelectorAll('#batch-table thead th')].map((th) => th.textContent)"
+    )
+    assert header == ["#", "Name", "Read as", "rnn", "lstm", "gru", "Models agree", "Uncertain", "Note"]
+    records = download_csv(browser, downloads / str(len(list(downloads.iterdir()))))
+    assert [r["name"] for r in records] == names
+    assert list(records[0]) == [
+        "name", "normalized",
+        "rnn_language", "rnn_probability", "rnn_uncertain",
+        "lstm_language", "lstm_probability", "lstm_uncertain",
+        "gru_language", "gru_probability", "gru_uncertain",
+        "models_agree", "note",
+    ]  # fmt: skip
+    for record, row in zip(records, rows):
+        name = record["name"]
+        if name in expected:
+            for model in ("rnn", "lstm", "gru"):
+                assert record[f"{model}_language"] == expected[name], (name, model)
+            assert record["models_agree"] == "true" and row[6] == "yes"
+            answer = api_answer(server_url, name)
+            # the same up to the last rounded digit: batches of other sizes add in another order
+            assert float(record["lstm_probability"]) == pytest.approx(answer["predictions"]["lstm"][0]["probability"], abs=2e-6)
+            assert record["lstm_uncertain"] == str(answer["uncertain"]["lstm"]).lower()
+        else:
+            assert "no letters" in record["note"] and "no letters" in row[8]
+            assert record["rnn_language"] == ""
+
+
+def test_batch_of_pasted_names_and_its_csv(browser, server_url: str, downloads: Path, known_names):
+    open_page(browser, server_url)
+    browser.find_element(By.ID, "tab-many").click()
+    area = browser.find_element(By.ID, "batch-text")
+    area.send_keys("Aeiou\nBdkgt, Lmnrs\n\n1234\n")
+    browser.find_element(By.ID, "batch-run").click()
+    check_batch(browser, server_url, downloads, ["Aeiou", "Bdkgt", "Lmnrs", "1234"], known_names)
+    assert "the models agree on 3" in browser.find_element(By.ID, "batch-status").text
+    screenshot(browser, "page-batch-1280x900.png")
+    set_viewport(browser, PHONE)
+    assert browser.execute_script("return document.documentElement.scrollWidth <= document.documentElement.clientWidth")
+    screenshot(browser, "page-batch-phone-390x844.png")
+
+
+def test_batch_from_an_uploaded_csv(browser, server_url: str, downloads: Path, tmp_path: Path, known_names):
+    upload = tmp_path / "people.csv"
+    upload.write_text('id,surname,note\n1,Lmnrs,"a, b"\n2,"Aeiou",x\n3,1234,\n4,Bdkgt,"say ""hi"""\n', encoding="utf-8")
+    open_page(browser, server_url)
+    browser.find_element(By.ID, "tab-many").click()
+    browser.find_element(By.ID, "batch-file").send_keys(str(upload))
+    check_batch(browser, server_url, downloads, ["Lmnrs", "Aeiou", "1234", "Bdkgt"], known_names)
+
+
+def test_pasting_several_lines_into_the_name_box_classifies_them_as_a_list(browser, server_url: str):
+    box = open_page(browser, server_url)
+    browser.execute_script(
+        """const data = new DataTransfer(); data.setData("text/plain", "Aeiou\\nBdkgt\\n");
+        arguments[0].dispatchEvent(new ClipboardEvent("paste", {clipboardData: data, bubbles: true, cancelable: true}));""",
+        box,
+    )
+    WebDriverWait(browser, WAIT_S).until(lambda d: "names classified" in d.find_element(By.ID, "batch-status").text)
+    assert [row[1] for row in table_rows(browser)] == ["Aeiou", "Bdkgt"]
+    assert browser.find_element(By.ID, "tab-many").get_attribute("aria-selected") == "true"
+
+
+# -- the documentation ------------------------------------------------------------------------
+
+
+def test_docs_and_redoc_render_without_network(browser, server_url: str):
+    set_viewport(browser, DESKTOP)
+    browser.get(server_url + "/docs")
+    WebDriverWait(browser, WAIT_S).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".swagger-ui .info .title"))
+    assert "namelab" in browser.find_element(By.CSS_SELECTOR, ".swagger-ui .info .title").text
+    WebDriverWait(browser, WAIT_S).until(lambda d: "/api/predict" in d.find_element(By.TAG_NAME, "body").text)
+    assert no_request_left_the_server(browser, server_url)
+    screenshot(browser, "docs-1280x900.png")
+
+    browser.get(server_url + "/redoc")
+    WebDriverWait(browser, WAIT_S).until(lambda d: "Rank the languages of names" in d.find_element(By.TAG_NAME, "body").text)
+    assert no_request_left_the_server(browser, server_url)
+
+    open_page(browser, server_url)
+    link = browser.find_element(By.LINK_TEXT, "API")
+    assert link.get_attribute("href") == server_url + "/docs"

@@ -115,6 +115,7 @@ def test_conformal_threshold_rank_and_errors():
 
 def test_predictor_applies_the_stored_temperature_and_flags(tiny_runs):
     model, meta = load_run(tiny_runs["lstm"])
+    meta = {**meta, "calibration": None}  # as before training calibrated its runs
     names = ["Aeiou", "Bdkgt", "Lmnrs"]
     plain = Predictor(model, Vocab(meta["vocab"]), meta["labels"], meta)
     cooled = Predictor(
@@ -147,8 +148,24 @@ def test_predictor_applies_the_stored_temperature_and_flags(tiny_runs):
 
 def test_temperature_one_changes_nothing(tiny_runs):
     model, meta = load_run(tiny_runs["gru"])
+    meta = {**meta, "calibration": None}  # as before training calibrated its runs
     names = ["Aeiou", "Bdkgt"]
     plain = Predictor(model, Vocab(meta["vocab"]), meta["labels"], meta)
     explicit = Predictor(model, Vocab(meta["vocab"]), meta["labels"], {**meta, "calibration": {"temperature": 1.0}})
     assert torch.equal(plain.probabilities(names), explicit.probabilities(names))
     assert math.isclose(float(plain.probabilities(names).sum(dim=1)[0]), 1.0, rel_tol=1e-5)
+
+
+def test_calibrate_scores_fits_on_validation_and_reports_test_ece_and_coverage():
+    from namelab.calibrate import calibrate_scores
+
+    logits, labels = synthetic_task(3000, seed=11)
+    val, test = slice(0, 1500), slice(1500, 3000)
+    overconfident = logits * 3.0
+    calibration, metrics = calibrate_scores(overconfident[val], labels[val], overconfident[test], labels[test])
+    assert calibration["temperature_fitted"] and calibration["temperature"] == pytest.approx(3.0, rel=0.15)
+    assert len(calibration["conformal_scores"]) == 1500
+    assert metrics["ece_after"] < 0.03 < metrics["ece_before"]
+    assert 0.87 <= metrics["coverage"] <= 0.93 and metrics["coverage_level"] == 0.9
+    assert 1.0 <= metrics["mean_set_size"] <= logits.shape[1]
+    assert sum(row["count"] for row in metrics["reliability"]) == 1500

@@ -308,7 +308,7 @@ def test_predict_output_file(capsys, run_dir: Path, input_file: Path, tmp_path: 
     target = tmp_path / "out" / f"predictions.{fmt}"
     code, out, err = run_cli(capsys, "predict", run_dir, "--input", input_file, "--format", fmt, "--output", target)
     assert code == 0 and out == "" and err == ""
-    assert target.read_text(encoding="utf-8") == expected
+    assert target.read_bytes().decode("utf-8") == expected  # bytes: csv records end in CRLF
     assert [p.name for p in target.parent.iterdir()] == [target.name]  # no temporary file left behind
 
 
@@ -389,3 +389,48 @@ def test_predict_unusable_paths_fail_with_a_message(capsys, run_dir: Path, tmp_p
         argv = ["predict", run_dir, "Aeiou", "--output", blocker / "predictions.txt"]
     code, out, err = run_cli(capsys, *argv)
     assert code == 1 and out == "" and err.startswith("error:")
+
+
+def test_predict_min_confidence_and_coverage_in_every_format(capsys, run_dir: Path) -> None:
+    names = ["Aeiou", "Bdkgt", "42"]
+    predictor = Predictor.from_run(run_dir)
+    expected = predictor.predict(names, top_k=2, min_confidence=0.999999, coverage=0.9)
+    assert any(row.get("uncertain") for row in expected)  # the tiny model is never that sure
+    args = ("predict", run_dir, *names, "--top-k", "2", "--min-confidence", "0.999999", "--coverage", "0.9")
+    code, out, _ = run_cli(capsys, *args, "--format", "json")
+    assert code == 0 and json_lines(out) == expected
+    code, out, _ = run_cli(capsys, *args, "--format", "csv")
+    header, *rows = list(csv.reader(io.StringIO(out)))
+    assert header[-3:] == ["uncertain", "coverage_set", "error"]
+    for row, want in zip(rows, expected):
+        if "error" in want:
+            assert row[-3:-1] == ["", ""]
+        else:
+            assert row[-3] == str(want["uncertain"]).lower()
+            assert row[-2].split("|") == want["coverage_set"]
+    code, out, _ = run_cli(capsys, *args)
+    assert code == 0 and "set: " in out.splitlines()[0]
+    for bad in (["--min-confidence", "1.5"], ["--coverage", "1"]):
+        code, _, err = run_cli(capsys, "predict", run_dir, "Aeiou", *bad)
+        assert code == 2 and bad[0] in err
+
+
+def test_train_preset_best_writes_a_calibrated_ensemble(capsys, names_dir: Path, tmp_path: Path, monkeypatch) -> None:
+    from dataclasses import replace
+
+    from namelab import presets
+    from namelab.ensemble import EnsemblePredictor
+
+    # The preset's own members, shrunk to what a test affords; everything else is the real path.
+    best = presets.PRESETS["best"]
+    small = tuple(replace(m, hidden_size=16, epochs=4, batch_size=8, lr=0.03) for m in best.members)
+    monkeypatch.setitem(presets.PRESETS, "best", replace(best, members=small))
+    with one_thread():
+        code, out, err = run_cli(capsys, "train", "--preset", "best", "--data-dir", names_dir, "--out", tmp_path / "b")
+    assert code == 0, err
+    assert "calibration: temperature" in out and "sets cover" in out
+    predictor = Predictor.from_run(tmp_path / "b")
+    assert isinstance(predictor, EnsemblePredictor) and len(predictor.members) == len(small) + int(best.ngram)
+    metrics = json.loads((tmp_path / "b" / "metrics.json").read_text())
+    assert {"accuracy", "macro_f1", "ece_before", "ece_after", "coverage", "mean_set_size"} <= set(metrics)
+    assert predictor.predict(["Aeiou"], top_k=1)[0]["predictions"][0]["language"] == "Alpha"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import shutil
 import socket
 import threading
@@ -28,7 +29,6 @@ from hypothesis import strategies as st
 
 from namelab import Predictor, cli
 from namelab.checkpoint import CheckpointError, write_manifest
-from namelab.explain import occlusion_variants, read_occlusion
 from namelab.serve import (
     MAX_BODY_BYTES,
     MAX_EXPLAIN_CHARACTERS,
@@ -186,16 +186,6 @@ def test_explain_gives_each_characters_drop_for_the_top_language(client: TestCli
         assert explanation["characters"][2]["drop"] == pytest.approx(expected, abs=1e-5)
 
 
-def test_occlusion_of_an_unknown_symbol_is_zero(served):
-    # Replacing "?" by "?" changes nothing: its drop must be exactly zero, the others need not be.
-    predictor = served[1].predictor
-    probs = predictor.probabilities(occlusion_variants(["Ae?iou"]))
-    (explanation,) = read_occlusion(probs, ["Ae?iou"], predictor.labels)
-    drops = [c["drop"] for c in explanation["characters"]]
-    assert drops[2] == 0.0
-    assert any(d != 0.0 for d in drops)
-
-
 def test_explain_is_limited_in_names(client: TestClient):
     response = predict(client, names=["Ae"] * (MAX_EXPLAIN_NAMES + 1), explain=True)
     assert response.status_code == 422
@@ -291,8 +281,12 @@ def test_page_is_self_contained(client: TestClient):
     assert response.headers["content-type"].startswith("text/html")
     page = response.text
     assert 'id="name"' in page and "/api/predict" in page and "aria-live" in page
-    for external in ("http://", "https://", "src=", "<link"):
+    for external in ("http://", "https://", "src="):
         assert external not in page, f"the page must not load external resources ({external!r} found)"
+    for href in re.findall(r'href="([^"]*)"', page):  # links and the favicon: this server only
+        assert href.startswith(("/", "#")) and not href.startswith("//"), href
+        if href.startswith("/"):
+            assert client.get(href).status_code == 200, href
     assert "default-src 'none'" in response.headers["content-security-policy"]
 
 
@@ -592,3 +586,111 @@ def test_keep_alive_requests_are_not_cut_off_between_requests(served):
                 head = conn.recv(4096)
                 assert head.startswith(b"HTTP/1.1 200 "), head
                 time.sleep(0.8)  # longer than the read deadlines, shorter than the keep-alive timeout
+
+
+# -- how sure the answer is: uncertain flag, coverage sets ------------------------------------
+
+
+def test_answers_are_marked_uncertain_below_min_confidence(served):
+    names = ["Aeiou", "Abdl"]
+    alone = {m.name: m.predictor.predict(names, top_k=1) for m in served}
+    client = TestClient(create_app(served, min_confidence=0.9))
+    for sent, threshold in ((None, 0.9), (0.0, 0.0), (1.0, 1.0), (0.6, 0.6)):
+        body = {"names": names} if sent is None else {"names": names, "min_confidence": sent}
+        results = predict(client, **body).json()["results"]
+        for row, i in zip(results, range(len(names))):
+            for model, flag in row["uncertain"].items():
+                top = alone[model][i]["predictions"][0]["probability"]
+                assert flag == (top < threshold), (model, row["name"], top, threshold)
+    settings = client.get("/api/models").json()["settings"]
+    assert settings["min_confidence"] == 0.9
+    assert settings["max_name_length"] == MAX_NAME_LENGTH and settings["max_names"] == MAX_NAMES
+
+
+def test_min_confidence_out_of_range_is_refused(client: TestClient, served):
+    response = predict(client, names=["Ae"], min_confidence=1.5)
+    assert response.status_code == 422 and "min_confidence" in response.json()["detail"]
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        create_app(served, min_confidence=-0.1)
+
+
+def test_coverage_without_conformal_calibration_is_a_clear_422(tmp_path: Path, tiny_runs):
+    # A run written before training calibrated its models: no conformal scores.
+    run = shutil.copytree(tiny_runs["rnn"], tmp_path / "rnn-uncalibrated")
+    config = json.loads((run / "config.json").read_text())
+    del config["calibration"]
+    (run / "config.json").write_text(json.dumps(config))
+    write_manifest(run)
+    client = TestClient(create_app(load_served_models([run, tiny_runs["gru"]])))
+    response = predict(client, names=["Aeiou"], coverage=0.9)
+    assert response.status_code == 422
+    detail = response.json()["detail"]
+    assert "coverage cannot be given by model 'rnn'" in detail and "conformal" in detail
+    coverage = {m["name"]: m["coverage"] for m in client.get("/api/models").json()["models"]}
+    assert coverage == {"rnn": False, "gru": True}
+    assert predict(client, names=["Aeiou"], coverage=0.9, model="gru").status_code == 200
+
+
+@pytest.fixture(scope="module")
+def calibrated_run(tmp_path_factory: pytest.TempPathFactory, tiny_runs) -> Path:
+    run = shutil.copytree(tiny_runs["lstm"], tmp_path_factory.mktemp("calibrated") / "lstm-calibrated")
+    config = json.loads((run / "config.json").read_text())
+    config["calibration"] = {"temperature": 6.0, "conformal_scores": [0.0] * 50 + [0.8] * 50}
+    (run / "config.json").write_text(json.dumps(config))
+    write_manifest(run)  # the edited config is the run's own now
+    return run
+
+
+def test_coverage_sets_equal_the_predictors(calibrated_run: Path):
+    names = ["Aeiou", "Abdl", "Lmnrsbd"]
+    client = TestClient(create_app(load_served_models([calibrated_run])))
+    assert client.get("/api/models").json()["models"][0]["coverage"] is True
+    results = predict(client, names=names, coverage=0.9, min_confidence=0.7).json()["results"]
+    alone = Predictor.from_run(calibrated_run).predict(names, top_k=3, coverage=0.9, min_confidence=0.7)
+    for ours, theirs in zip(results, alone):
+        assert ours["coverage_set"]["lstm"] == theirs["coverage_set"]
+        assert ours["uncertain"]["lstm"] == theirs["uncertain"]
+        assert ours["coverage_set"]["lstm"][0] == ours["predictions"]["lstm"][0]["language"]
+    assert any(len(row["coverage_set"]["lstm"]) > 1 for row in results)  # the threshold lets more than one in
+
+
+# -- what the page and the docs need -----------------------------------------------------------
+
+
+def test_examples_say_whether_the_models_agree(served):
+    candidates = ["Aeiou", "Bdkgt", "Lmnrs", "Aeibd", "Lmab", "Dkgto", "Snarl", "Bald", "Tomas"]
+    client = TestClient(create_app(served, example_names=candidates))
+    examples = client.get("/api/models").json()["examples"]
+    assert examples and {e["name"] for e in examples} <= set(candidates)
+    for example in examples:
+        predictions = predict(client, names=[example["name"]], top_k=1).json()["results"][0]["predictions"]
+        tops = {ranked[0]["language"] for ranked in predictions.values()}
+        assert example["agree"] == (len(tops) == 1), example
+
+
+def test_docs_and_redoc_need_no_network(client: TestClient):
+    for path in ("/docs", "/redoc"):
+        page = client.get(path)
+        assert page.status_code == 200
+        assert "https://" not in page.text and "http://" not in page.text, path
+        assets = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+        assert assets, path
+        for asset in assets:
+            assert asset.startswith("/"), asset
+            assert client.get(asset).status_code == 200, asset
+    assert client.get("/openapi.json").status_code == 200
+
+
+def test_favicon(client: TestClient):
+    for path in ("/favicon.svg", "/favicon.ico"):
+        response = client.get(path)
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("image/svg+xml")
+        assert response.text.startswith("<svg")
+
+
+def test_serve_refuses_a_min_confidence_outside_0_1(tiny_runs, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["serve", str(tiny_runs["rnn"]), "--min-confidence", "1.5"])
+    assert exit_info.value.code == 2
+    assert "expected a probability between 0 and 1, got '1.5'" in capsys.readouterr().err

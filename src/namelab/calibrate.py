@@ -139,3 +139,70 @@ def coverage_report(probs: torch.Tensor, targets: torch.Tensor, threshold: float
         "coverage": float(np.mean(hits)) if hits else 0.0,
         "mean_set_size": float(np.mean([len(s) for s in sets])) if sets else 0.0,
     }
+
+
+COVERAGE_LEVEL = 0.9  # the level metrics.json reports coverage at
+# Below this many validation names a fitted temperature follows a handful of names (all
+# of them right drives it to zero), so the run keeps T = 1; the conformal scores are
+# still valid, only coarse.
+MIN_TEMPERATURE_NAMES = 200
+
+
+def calibrate_scores(
+    val_scores: torch.Tensor,
+    val_targets: torch.Tensor,
+    test_scores: torch.Tensor,
+    test_targets: torch.Tensor,
+    level: float = COVERAGE_LEVEL,
+) -> tuple[dict, dict]:
+    """Fit on validation, measure on test: ``(config calibration, metrics additions)``.
+
+    ``*_scores`` are uncalibrated logits or log-probabilities ``(N, C)``. The first dict
+    goes to ``config.json`` under ``"calibration"`` (what :class:`~namelab.predict.Predictor`
+    applies); the second joins ``metrics.json``: the test ECE before and after, and the
+    test coverage and mean set size of the ``level`` conformal sets.
+    """
+    fitted = val_scores.shape[0] >= MIN_TEMPERATURE_NAMES
+    temperature = fit_temperature(val_scores, val_targets) if fitted else 1.0
+    val_probs = torch.softmax(val_scores.double() / temperature, dim=1)
+    calibration = {
+        "temperature": temperature,
+        "temperature_fitted": fitted,
+        "ece_val_before": expected_calibration_error(torch.softmax(val_scores.double(), dim=1), val_targets),
+        "ece_val": expected_calibration_error(val_probs, val_targets),
+        "conformal_scores": conformal_scores(val_probs, val_targets).tolist(),
+    }
+    return calibration, calibration_metrics(test_scores, test_targets, calibration, level)
+
+
+def calibration_metrics(scores: torch.Tensor, targets: torch.Tensor, calibration: dict, level: float) -> dict:
+    """The metrics.json calibration fields of uncalibrated ``scores`` under a stored ``calibration``."""
+    temperature = calibration["temperature"]
+    before = torch.softmax(scores.double(), dim=1)
+    after = torch.softmax(scores.double() / temperature, dim=1)
+    coverage = coverage_report(after, targets, conformal_threshold(calibration["conformal_scores"], level), level)
+    return {
+        "temperature": temperature,
+        "ece_before": expected_calibration_error(before, targets),
+        "ece_after": expected_calibration_error(after, targets),
+        "coverage_level": level,
+        "coverage": coverage["coverage"],
+        "mean_set_size": coverage["mean_set_size"],
+        "reliability_before": reliability_bins(before, targets),
+        "reliability": reliability_bins(after, targets),
+    }
+
+
+def calibrate_predictor(predictor, split, level: float = COVERAGE_LEVEL) -> tuple[dict, dict]:
+    """:func:`calibrate_scores` of a predictor's uncalibrated scores on ``split.val`` and ``split.test``.
+
+    ``predictor`` is any :class:`~namelab.predict.Predictor` (a single model or an ensemble).
+    """
+    if not split.val:
+        raise ValueError("the validation split is empty; calibration needs names the model did not train on")
+
+    def scored(examples):
+        scores = predictor.scores([e.name for e in examples])
+        return scores, torch.tensor([e.label for e in examples], dtype=torch.long)
+
+    return calibrate_scores(*scored(split.val), *scored(split.test), level=level)

@@ -27,6 +27,11 @@ from anyascii import anyascii
 
 from .download import DataError
 
+# The longest name, once normalized, that namelab classifies (CLI and server alike); a
+# raw input longer than MAX_INPUT_LENGTH is refused before normalizing it, which bounds
+# what one huge line can cost.
+MAX_NAME_LENGTH = 64
+MAX_INPUT_LENGTH = 16 * MAX_NAME_LENGTH
 UNKNOWN = "?"  # not a vocabulary character, so an unknown is never mistaken for a letter
 PAD_ID = 0
 UNKNOWN_ID = 1  # Vocab.symbols starts with UNKNOWN

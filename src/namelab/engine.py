@@ -195,7 +195,7 @@ def _rnn_forward(plan: Plan, w_ih, w_hh, b_ih, b_hh, keep: bool):
     return hs.index_select(0, plan.unsorted_indices), ()
 
 
-def _rnn_backward(plan: Plan, dh: torch.Tensor, w_hh, hs):
+def _rnn_backward(plan: Plan, dh: torch.Tensor, w_hh, hs, step_grads=None):
     k = _Constants.like(hs)
     # tanh' = 1 - h^2 for every character at once, outside the loop; each step then
     # turns its rows into the gradient of the pre-activations, in place.
@@ -203,6 +203,8 @@ def _rnn_backward(plan: Plan, dh: torch.Tensor, w_hh, hs):
     dpre_t = dpre.split(plan.batch_sizes)
     for t in reversed(range(len(plan.batch_sizes))):
         dh_t = dh[: len(dpre_t[t])]
+        if step_grads is not None:
+            dh_t.add_(step_grads[t])
         dpre_t[t].mul_(dh_t)
         if t:
             torch.mm(dpre_t[t], w_hh, out=dh_t)  # dh_{t-1}
@@ -250,7 +252,7 @@ def _lstm_forward(plan: Plan, w_ih, w_hh, b_ih, b_hh, keep: bool):
     return hs.index_select(0, plan.unsorted_indices), ()
 
 
-def _lstm_backward(plan: Plan, dh: torch.Tensor, w_hh, gates, hs, cs, tanh_cs):
+def _lstm_backward(plan: Plan, dh: torch.Tensor, w_hh, gates, hs, cs, tanh_cs, step_grads=None):
     H, k = w_hh.shape[1], _Constants.like(w_hh)
     i, f, g, o = gates.unflatten(1, (4, H)).unbind(1)
     # dL/d(pre-activation) = factor * dc_t (i, f, g) or * dh_t (o). No factor needs the
@@ -271,6 +273,8 @@ def _lstm_backward(plan: Plan, dh: torch.Tensor, w_hh, gates, hs, cs, tanh_cs):
     dg_o_t, dh_to_dc_t, f_t = dgates[:, 3 * H :].split(split), dh_to_dc.split(split), f.split(split)
     for t in reversed(range(len(split))):
         dh_t, dc_t = dh[: split[t]], dc[: split[t]]
+        if step_grads is not None:
+            dh_t.add_(step_grads[t])
         dc_t.addcmul_(dh_t, dh_to_dc_t[t])  # dc_t += dh_t * o * tanh'(c_t)
         dg_ifg_t[t].mul_(dc_t.unsqueeze(1))
         dg_o_t[t].mul_(dh_t)
@@ -316,7 +320,7 @@ def _gru_forward(plan: Plan, w_ih, w_hh, b_ih, b_hh, keep: bool):
     return hs.index_select(0, plan.unsorted_indices), ()
 
 
-def _gru_backward(plan: Plan, dh: torch.Tensor, w_hh, gates, hh, hs):
+def _gru_backward(plan: Plan, dh: torch.Tensor, w_hh, gates, hh, hs, step_grads=None):
     H, k = w_hh.shape[1], _Constants.like(w_hh)
     r, z, n = gates.unflatten(1, (3, H)).unbind(1)
     h_prev = hs.index_select(0, _prev_state_rows(plan))  # (N, H), zeros at step 0
@@ -335,6 +339,8 @@ def _gru_backward(plan: Plan, dh: torch.Tensor, w_hh, gates, hh, hs):
     dhh_t, z_t = dhh.split(split), z.split(split)
     for t in reversed(range(len(split))):
         dh_t = dh[: split[t]]
+        if step_grads is not None:
+            dh_t.add_(step_grads[t])
         dx3_t[t].mul_(dh_t.unsqueeze(1))
         dhh3_t[t].mul_(dh_t.unsqueeze(1))
         if t:
@@ -376,6 +382,50 @@ class _CellFunction(torch.autograd.Function):
         # row b keeps grad_last until the step where it becomes active.
         dx, dhh, hs = _kernels(ctx.cell)[1](plan, dh, w_hh, *kept)
         return (None, None, *_weight_grads(plan, dx, dhh, hs, ctx.vocab_size))
+
+
+class _StatesFunction(torch.autograd.Function):
+    """A cell's whole time loop returning every step's state, packed ``(N, H)``.
+
+    The same kernels as :class:`_CellFunction`; the backward loop adds each step's
+    incoming gradient to ``dh`` as it reaches that step, so pooling over the steps (or
+    reading any of them) costs one add per step.
+    """
+
+    @staticmethod
+    def forward(ctx, cell: type[Cell], plan: Plan, w_ih, w_hh, b_ih, b_hh):
+        _, kept = _kernels(cell)[0](plan, w_ih, w_hh, b_ih, b_hh, keep=True)
+        ctx.cell, ctx.plan, ctx.vocab_size = cell, plan, w_ih.shape[1]
+        ctx.save_for_backward(w_hh, *kept)
+        return _STATE_BUFFER[cell](kept)[1:].clone()
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_states):
+        plan: Plan = ctx.plan
+        w_hh, *kept = ctx.saved_tensors
+        dh = grad_states.new_zeros(plan.batch_sizes[0], grad_states.shape[1])
+        step_grads = grad_states.contiguous().split(plan.batch_sizes)
+        dx, dhh, hs = _kernels(ctx.cell)[1](plan, dh, w_hh, *kept, step_grads=step_grads)
+        return (None, None, *_weight_grads(plan, dx, dhh, hs, ctx.vocab_size))
+
+
+# Where each kernel's forward keeps its (1 + N, H) hidden-state buffer.
+_STATE_BUFFER = {
+    RNNCell: lambda kept: kept[0],  # (hs,)
+    LSTMCell: lambda kept: kept[1],  # (gates, hs, cs, tanh_cs)
+    GRUCell: lambda kept: kept[2],  # (gates, hh, hs)
+}
+
+
+def padded_rows(plan: Plan) -> torch.Tensor:
+    """``(B, T)``: the packed row of each name's step ``t`` in batch order, ``N`` past its end."""
+    sizes = np.asarray(plan.batch_sizes)
+    columns = np.arange(sizes[0])
+    position = np.asarray(plan.offsets)[:, None] + columns  # (T, B) in length order
+    position[columns >= sizes[:, None]] = plan.num_tokens
+    rows = torch.from_numpy(np.ascontiguousarray(position.T)).to(plan.ids.device)
+    return rows.index_select(0, plan.unsorted_indices)
 
 
 def _prev_state_rows(plan: Plan) -> torch.Tensor:
@@ -426,7 +476,37 @@ def _run(cell: type[Cell], ids, lengths, w_ih, w_hh, b_ih, b_hh) -> torch.Tensor
         return _kernels(cell)[0](pack(ids, lengths), *weights, keep=False)[0]
 
 
-def run_cell(cell: Cell, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-    """``run`` with the weights of a cells.py cell: what stepping ``cell.step`` computes."""
+def run_cell(
+    cell: Cell, ids: torch.Tensor, lengths: torch.Tensor, w_ih: torch.Tensor | None = None
+) -> torch.Tensor:
+    """``run`` with the weights of a cells.py cell: what stepping ``cell.step`` computes.
+
+    ``w_ih`` replaces ``cell.x2h.weight`` (``(G*H, V)``): an embedding folded into it.
+    """
     _kernels(type(cell))  # before reading weights that an unsupported module may lack
-    return _run(type(cell), ids, lengths, cell.x2h.weight, cell.h2h.weight, cell.x2h.bias, cell.h2h.bias)
+    w_ih = cell.x2h.weight if w_ih is None else w_ih
+    return _run(type(cell), ids, lengths, w_ih, cell.h2h.weight, cell.x2h.bias, cell.h2h.bias)
+
+
+def run_cell_states(
+    cell: Cell, ids: torch.Tensor, lengths: torch.Tensor, w_ih: torch.Tensor | None = None
+) -> tuple[torch.Tensor, Plan]:
+    """Every step's hidden state, packed ``(N, H)`` (see :class:`Plan`), and the plan.
+
+    What stepping ``cell.step`` computes at every real step; ``padded_rows(plan)`` says
+    where each name's steps are. Differentiable with respect to the cell's weights.
+    ``w_ih`` replaces ``cell.x2h.weight`` (``(G*H, V)``): an embedding folded into it.
+    """
+    kernel = type(cell)
+    _kernels(kernel)
+    plan = pack(ids, lengths)
+    weights = (cell.x2h.weight if w_ih is None else w_ih, cell.h2h.weight, cell.x2h.bias, cell.h2h.bias)
+    return _states(kernel, plan, *weights), plan
+
+
+def _states(kernel: type[Cell], plan: Plan, w_ih, w_hh, b_ih, b_hh) -> torch.Tensor:
+    weights = (w_ih, w_hh, b_ih, b_hh)
+    if torch.is_grad_enabled() and any(w.requires_grad for w in weights):
+        return _StatesFunction.apply(kernel, plan, *weights)
+    with torch.no_grad():
+        return _STATE_BUFFER[kernel](_kernels(kernel)[0](plan, *weights, keep=True)[1])[1:]

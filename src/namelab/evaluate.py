@@ -1,17 +1,24 @@
 """Recompute a run's test metrics from its run folder and the dataset.
 
     metrics, warning = evaluate_run("runs/lstm", data_dir=None)
+
+Any run folder (a recurrent model, the n-gram baseline, an ensemble) goes through
+:class:`~namelab.predict.Predictor`; a calibrated run also gets its calibration
+figures on the test split, as ``metrics.json`` holds them.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from .checkpoint import load_run
+import torch
+
+from .calibrate import COVERAGE_LEVEL, calibration_metrics
 from .data import Corpus
 from .download import dataset_checksum, resolve_data_dir
 from .metrics import classification_metrics
-from .train import predict_examples, resolve_device
+from .predict import Predictor
+from .train import resolve_device
 
 
 def evaluate_run(
@@ -27,7 +34,8 @@ def evaluate_run(
     ``data_dir`` is a names folder or a table (then read with ``name_column`` and ``label_column``).
     """
     torch_device = resolve_device(device)
-    model, meta = load_run(run_dir, device=torch_device)
+    predictor = Predictor.from_run(run_dir, device=torch_device)
+    meta = predictor.meta
     folder = Path(data_dir) if data_dir is not None and Path(data_dir).is_file() else resolve_data_dir(data_dir)
     corpus = Corpus.load(folder, name_column=name_column, label_column=label_column)
     if corpus.labels != meta["labels"]:
@@ -39,5 +47,10 @@ def evaluate_run(
     if meta.get("dataset_sha256") and meta["dataset_sha256"] != dataset_checksum(folder):
         warning = f"the dataset at {folder} differs from the one {run_dir} was trained on; the test split may differ"
     split = corpus.split(seed=meta["config"]["split_seed"])
-    _, predictions, targets = predict_examples(model, split.test, corpus.vocab, torch_device)
-    return classification_metrics(targets, predictions, corpus.labels), warning
+    scores = predictor.scores([e.name for e in split.test])
+    targets = [e.label for e in split.test]
+    metrics = classification_metrics(targets, scores.argmax(dim=1).tolist(), corpus.labels)
+    calibration = meta.get("calibration")
+    if calibration and calibration.get("conformal_scores"):
+        metrics.update(calibration_metrics(scores, torch.tensor(targets), calibration, COVERAGE_LEVEL))
+    return metrics, warning

@@ -26,18 +26,26 @@ from typing import Mapping
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from .cells import cell_class
-from .engine import check_batch, run_cell
+from .engine import check_batch, padded_rows, run_cell, run_cell_states
 
 IMPLS = ("hand", "fused")
+OPTIONS = ("bidirectional", "pool", "embedding_dim")  # ModelConfig fields beyond the seed experiment's
+POOLS = ("last", "mean", "max", "meanmax")
 # The four recurrent tensors under engine-neutral names (torch's own names).
 WEIGHT_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Everything that decides a CharClassifier's shape: the one way to build one."""
+    """Everything that decides a CharClassifier's shape: the one way to build one.
+
+    The defaults are the seed experiment's model (one-hot input, one cell reading left
+    to right, the output layer on the last state); the other fields are the accuracy
+    options, each proven equal between the two engines by tests/test_model_options.py.
+    """
 
     vocab_size: int
     num_classes: int
@@ -45,13 +53,26 @@ class ModelConfig:
     hidden_size: int = 256
     impl: str = "hand"
     dropout: float = 0.0
+    bidirectional: bool = False  # a second cell of the same kind reads the name right to left
+    pool: str = "last"  # what the output layer reads: last | mean | max | meanmax over the real steps
+    embedding_dim: int = 0  # 0: one-hot characters; else a learned embedding of this size
+
+    def __post_init__(self) -> None:
+        cell_class(self.cell)
+        if self.impl not in IMPLS:
+            raise ValueError(f"unknown impl {self.impl!r}; choose one of {', '.join(IMPLS)}")
+        if self.pool not in POOLS:
+            raise ValueError(f"unknown pool {self.pool!r}; choose one of {', '.join(POOLS)}")
+        if self.embedding_dim < 0:
+            raise ValueError(f"embedding_dim must be 0 (one-hot) or positive, got {self.embedding_dim}")
 
     @classmethod
     def from_run_config(cls, config: Mapping, vocab_size: int, num_classes: int) -> "ModelConfig":
         """The model of a run's training config (``asdict(TrainConfig)``, as config.json stores it).
 
         The training config names the cell ``model``. Every run has written the fields
-        of the seed experiment's model, so a missing one means a damaged file (KeyError).
+        of the seed experiment's model, so a missing one means a damaged file (KeyError);
+        the accuracy options came later, so a run without them loads as it was trained.
         """
         return cls(
             vocab_size=vocab_size,
@@ -60,7 +81,36 @@ class ModelConfig:
             hidden_size=config["hidden_size"],
             impl=config["impl"],
             dropout=config["dropout"],
+            **{name: config[name] for name in OPTIONS if name in config},
         )
+
+    @property
+    def is_seed_shape(self) -> bool:
+        """The seed experiment's model: one-hot, one direction, last state."""
+        return not self.bidirectional and self.pool == "last" and self.embedding_dim == 0
+
+    @property
+    def features(self) -> int:
+        """Width of what the output layer reads."""
+        return self.hidden_size * (2 if self.bidirectional else 1) * (2 if self.pool == "meanmax" else 1)
+
+
+def reverse_within(ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Each name of ``ids (B, T)`` read right to left within its length; padding stays past the end."""
+    steps = torch.arange(ids.shape[1], device=ids.device)
+    index = (lengths.to(ids.device)[:, None] - 1 - steps).clamp(min=0)  # (B, T)
+    return ids.gather(1, index)
+
+
+def pool_steps(states: torch.Tensor, lengths: torch.Tensor, pool: str) -> torch.Tensor:
+    """``states (B, T, F)`` pooled over each name's real steps (padding never counts): ``(B, F)`` or ``(B, 2F)``."""
+    mask = (torch.arange(states.shape[1], device=states.device) < lengths.to(states.device)[:, None]).unsqueeze(2)
+    parts = []
+    if pool in ("mean", "meanmax"):
+        parts.append(states.masked_fill(~mask, 0.0).sum(1) / lengths.to(states.device, states.dtype)[:, None])
+    if pool in ("max", "meanmax"):
+        parts.append(states.masked_fill(~mask, float("-inf")).amax(1))
+    return torch.cat(parts, dim=1)
 
 
 class CharClassifier(nn.Module):
@@ -72,32 +122,54 @@ class CharClassifier(nn.Module):
         hidden_size: int = 256,
         impl: str = "hand",
         dropout: float = 0.0,
+        *,
+        bidirectional: bool = False,
+        pool: str = "last",
+        embedding_dim: int = 0,
     ):
         super().__init__()
-        cell_type = cell_class(cell)
-        if impl not in IMPLS:
-            raise ValueError(f"unknown impl {impl!r}; choose one of {', '.join(IMPLS)}")
-        self.config = ModelConfig(vocab_size, num_classes, cell, hidden_size, impl, dropout)
+        config = ModelConfig(
+            vocab_size, num_classes, cell, hidden_size, impl, dropout, bidirectional, pool, embedding_dim
+        )
+        self.config = config
         self.vocab_size = vocab_size
         self.num_classes = num_classes
         self.cell_name = cell
         self.hidden_size = hidden_size
         self.impl = impl
         self.dropout_p = dropout
+        cell_type = cell_class(cell)
+        input_size = embedding_dim or vocab_size
+        if embedding_dim:
+            self.embed = nn.Embedding(vocab_size, embedding_dim)
         if impl == "hand":
-            self.cell = cell_type(vocab_size, hidden_size)
+            self.cell = cell_type(input_size, hidden_size)
+            if bidirectional:
+                self.cell_reverse = cell_type(input_size, hidden_size)
         else:
-            self.rnn = cell_type.fused(vocab_size, hidden_size, batch_first=True)
+            self.rnn = cell_type.fused(input_size, hidden_size, batch_first=True, bidirectional=bidirectional)
         self.dropout = nn.Dropout(dropout)
-        self.out = nn.Linear(hidden_size, num_classes)
+        self.out = nn.Linear(config.features, num_classes)
 
     @classmethod
     def from_config(cls, config: ModelConfig) -> "CharClassifier":
-        return cls(config.vocab_size, config.num_classes, config.cell, config.hidden_size, config.impl, config.dropout)
+        return cls(
+            config.vocab_size,
+            config.num_classes,
+            config.cell,
+            config.hidden_size,
+            config.impl,
+            config.dropout,
+            bidirectional=config.bidirectional,
+            pool=config.pool,
+            embedding_dim=config.embedding_dim,
+        )
 
     def hidden_states(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """Hidden states at every step, ``(B, T, H)``, padding steps included."""
+        """Hidden states at every step, ``(B, T, H)``, padding steps included (seed-shaped models)."""
         check_batch(ids, lengths)
+        if not self.config.is_seed_shape:
+            raise ValueError("hidden_states steps the seed experiment's model only (one-hot, one direction)")
         if self.impl == "fused":
             one_hot = F.one_hot(ids, self.vocab_size).to(self.out.weight.dtype)  # (B, T, V)
             outputs, _ = self.rnn(one_hot)
@@ -113,39 +185,89 @@ class CharClassifier(nn.Module):
         return torch.stack(outputs, dim=1)
 
     def last_hidden(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """Hidden state after each name's last real character, ``(B, H)``."""
-        if self.impl == "hand":
+        """Hidden state after each name's last real character, ``(B, H)`` (seed-shaped models)."""
+        if self.impl == "hand" and self.config.is_seed_shape:
             return run_cell(self.cell, ids, lengths)
         outputs = self.hidden_states(ids, lengths)
         rows = torch.arange(ids.shape[0], device=ids.device)
         return outputs[rows, lengths.to(ids.device) - 1]
 
+    def features(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """What the output layer reads, ``(B, config.features)``."""
+        if self.config.is_seed_shape:
+            return self.last_hidden(ids, lengths)
+        if self.impl == "fused":
+            return self._fused_features(ids, lengths)
+        check_batch(ids, lengths)
+        directions = [(self.cell, ids)]
+        if self.config.bidirectional:
+            directions.append((self.cell_reverse, reverse_within(ids, lengths)))
+        if self.config.pool == "last":
+            # A right-to-left cell's last state has read the whole name, first character last.
+            return torch.cat([run_cell(c, x, lengths, self._input_weight(c)) for c, x in directions], dim=1)
+        padded = []
+        for c, x in directions:
+            states, plan = run_cell_states(c, x, lengths, self._input_weight(c))  # (N, H) packed
+            rows = padded_rows(plan)  # (B, T'), N past each name's end
+            table = torch.cat([states, states.new_zeros(1, states.shape[1])])
+            padded.append(table.index_select(0, rows.reshape(-1)).view(*rows.shape, -1))  # (B, T', H)
+        # Pooling ignores the order of the steps, so the reversed states need no realigning.
+        return pool_steps(torch.cat(padded, dim=2), lengths, self.config.pool)
+
+    def _input_weight(self, cell) -> torch.Tensor | None:
+        """``W_ih`` applied to the embedding of every character, ``(G*H, V)``: the engine's lookup table."""
+        if not self.config.embedding_dim:
+            return None
+        return cell.x2h.weight @ self.embed.weight.t()
+
+    def _fused_features(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        check_batch(ids, lengths)
+        if self.config.embedding_dim:
+            inputs = self.embed(ids)
+        else:
+            inputs = F.one_hot(ids, self.vocab_size).to(self.out.weight.dtype)
+        packed = pack_padded_sequence(inputs, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        outputs, final = self.rnn(packed)
+        if self.config.pool == "last":
+            h_n = final[0] if isinstance(final, tuple) else final  # (directions, B, H)
+            return torch.cat(list(h_n), dim=1)
+        padded, _ = pad_packed_sequence(outputs, batch_first=True)  # (B, T', directions * H)
+        return pool_steps(padded, lengths, self.config.pool)
+
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Logits over the classes, ``(B, C)``: the loss and the probabilities normalize them once."""
-        h = self.dropout(self.last_hidden(ids, lengths))
+        h = self.dropout(self.features(ids, lengths))
         return self.out(h)
 
     # -- moving weights between engines -------------------------------------------------
 
     def recurrent_weights(self) -> dict[str, torch.Tensor]:
-        """The recurrent tensors under torch's names, whichever engine holds them."""
+        """The recurrent tensors under torch's names (``_reverse`` for the second direction)."""
+        suffixes = ("", "_reverse") if self.config.bidirectional else ("",)
         if self.impl == "fused":
-            return {name: getattr(self.rnn, f"{name}_l0") for name in WEIGHT_NAMES}
-        cell = self.cell
-        return {
-            "weight_ih": cell.x2h.weight,
-            "weight_hh": cell.h2h.weight,
-            "bias_ih": cell.x2h.bias,
-            "bias_hh": cell.h2h.bias,
-        }
+            return {f"{name}{s}": getattr(self.rnn, f"{name}_l0{s}") for s in suffixes for name in WEIGHT_NAMES}
+        weights = {}
+        for suffix, cell in zip(suffixes, (self.cell, getattr(self, "cell_reverse", None))):
+            weights.update(
+                {
+                    f"weight_ih{suffix}": cell.x2h.weight,
+                    f"weight_hh{suffix}": cell.h2h.weight,
+                    f"bias_ih{suffix}": cell.x2h.bias,
+                    f"bias_hh{suffix}": cell.h2h.bias,
+                }
+            )
+        return weights
 
     def with_impl(self, impl: str) -> "CharClassifier":
         """A copy of this model run by the other engine, with the same weights."""
-        other = CharClassifier.from_config(replace(self.config, impl=impl)).to(self.out.weight.device)
+        weight = self.out.weight
+        other = CharClassifier.from_config(replace(self.config, impl=impl)).to(weight.device, weight.dtype)
         with torch.no_grad():
             for name, tensor in other.recurrent_weights().items():
                 tensor.copy_(self.recurrent_weights()[name])
             other.out.load_state_dict(self.out.state_dict())
+            if self.config.embedding_dim:
+                other.embed.load_state_dict(self.embed.state_dict())
         other.train(self.training)
         return other
 

@@ -18,6 +18,10 @@ the answer is::
 ``uncertain`` is true when the top language's calibrated probability is below
 ``min_confidence``; ``coverage_set`` lists the smallest group of top languages that holds
 the true one for ``coverage`` of names like the validation split's (split-conformal).
+
+``Predictor.from_run`` reads any run folder: a recurrent model's, the n-gram
+baseline's (ngram.py) or an ensemble's (ensemble.py, the average of its members'
+calibrated probabilities); all three answer through the same methods.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from typing import Sequence
 import torch
 
 from .calibrate import conformal_threshold, prediction_sets
-from .checkpoint import load_run
+from .checkpoint import CONFIG, load_run, read_json
 from .data import UnusableName, Vocab, encode_batch, normalize
 from .model import CharClassifier
 
@@ -89,14 +93,25 @@ class Predictor:
 
     @classmethod
     def from_run(cls, run_dir: Path | str, device: str | torch.device = "cpu") -> "Predictor":
+        """The predictor of any run folder: a recurrent model, the n-gram baseline or an ensemble."""
+        kind = run_kind(run_dir)
+        if kind == "ensemble":
+            from .ensemble import EnsemblePredictor
+
+            return EnsemblePredictor.from_folder(run_dir, device=device)
+        if kind == "ngram":
+            return NgramPredictor.from_folder(run_dir)
         model, meta = load_run(run_dir, device=device)
         return cls(model, Vocab(meta["vocab"]), meta["labels"], meta)
 
-    def probabilities(self, normalized: Sequence[str], batch_size: int = 1024) -> torch.Tensor:
-        """Class probabilities ``(N, C)`` of already normalized names, in input order."""
-        logits = logits_in_order(self.model, normalized, self.vocab, batch_size)
-        return (logits / self.temperature).softmax(dim=-1)
+    def scores(self, normalized: Sequence[str], batch_size: int = 1024) -> torch.Tensor:
+        """Uncalibrated logits ``(N, C)`` of already normalized names, in input order."""
+        return logits_in_order(self.model, normalized, self.vocab, batch_size)
 
+    def probabilities(self, normalized: Sequence[str], batch_size: int = 1024) -> torch.Tensor:
+        """Calibrated class probabilities ``(N, C)`` of already normalized names, in input order."""
+        # logits or log-probabilities alike: the softmax ignores a per-row constant
+        return torch.softmax(self.scores(normalized, batch_size) / self.temperature, dim=1)
 
     def describe(
         self, probs: torch.Tensor, top_k: int = 3, *, min_confidence: float | None = None, coverage: float | None = None
@@ -121,8 +136,10 @@ class Predictor:
         *,
         min_confidence: float | None = None,
         coverage: float | None = None,
+        max_length: int | None = None,
     ) -> list[dict]:
-        results, usable, normalized = prepare(names)
+        """One row per name, in order (see :func:`prepare` for ``max_length``)."""
+        results, usable, normalized = prepare(names, max_length)
         if usable:
             described = self.describe(
                 self.probabilities(normalized), top_k, min_confidence=min_confidence, coverage=coverage
@@ -162,3 +179,50 @@ def prepare(names: Sequence[str], max_length: int | None = None) -> tuple[list[d
         usable.append(i)
         normalized.append(text)
     return results, usable, normalized
+
+
+def run_kind(run_dir: Path | str) -> str:
+    """``"ensemble"``, ``"ngram"`` or ``"recurrent"``: what ``config.json`` says the folder holds."""
+    path = Path(run_dir) / CONFIG
+    if not path.is_file():
+        return "recurrent"  # load_run explains what is missing
+    meta = read_json(path)
+    return meta.get("kind", "recurrent") if isinstance(meta, dict) else "recurrent"
+
+
+class ModelSummary:
+    """Stands for ``Predictor.model`` where no single torch module predicts: its parameter count."""
+
+    def __init__(self, parameters: int):
+        self.parameters = int(parameters)
+
+    def num_parameters(self) -> int:
+        return self.parameters
+
+    def eval(self) -> "ModelSummary":
+        return self
+
+
+class NgramPredictor(Predictor):
+    """The n-gram baseline's run folder behind the Predictor interface."""
+
+    def __init__(self, ngram, meta: dict):
+        self.ngram = ngram
+        self.model = ModelSummary(ngram.coef.size + ngram.intercept.size)
+        self.vocab = None
+        self.labels = list(ngram.labels)
+        self.meta = meta
+        self.device = torch.device("cpu")
+        calibration = meta.get("calibration") or {}
+        self.temperature = float(calibration.get("temperature", 1.0))
+        self.conformal_scores = calibration.get("conformal_scores") or []
+
+    @classmethod
+    def from_folder(cls, run_dir: Path | str) -> "NgramPredictor":
+        from .ngram import NgramModel
+
+        ngram, meta = NgramModel.load(run_dir)
+        return cls(ngram, meta)
+
+    def scores(self, normalized: Sequence[str], batch_size: int = 1024) -> torch.Tensor:
+        return self.ngram.log_probs(normalized) if normalized else torch.empty(0, len(self.labels))

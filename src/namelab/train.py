@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from . import checkpoint, ddp
+from .calibrate import calibrate_predictor
 from .cells import CELLS
 from .checkpoint import CheckpointError
 from .data import PAD_ID, UNKNOWN_ID, Corpus, Example, Split, Vocab, batches
@@ -36,8 +37,8 @@ from .ddp import SINGLE, ProcessGroup, all_reduce_sums, rank_share, share_batch,
 from .download import dataset_checksum
 from .env import environment
 from .metrics import classification_metrics
-from .model import IMPLS, CharClassifier, ModelConfig
-from .predict import logits_in_order
+from .model import IMPLS, POOLS, CharClassifier, ModelConfig
+from .predict import Predictor, logits_in_order
 
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -61,6 +62,10 @@ class TrainConfig:
     seed: int = 0
     split_seed: int = 0
     device: str = "auto"
+    # The accuracy options (model.ModelConfig); the defaults are the seed experiment's model.
+    bidirectional: bool = False
+    pool: str = "last"
+    embedding_dim: int = 0
 
     def __post_init__(self) -> None:
         """Every option checked here, once: the CLI and run folders show these messages."""
@@ -77,6 +82,10 @@ class TrainConfig:
         _real(self, "class_weight_power", "a number of at least 0", lambda v: v >= 0)
         for name in ("dropout", "label_smoothing", "char_dropout"):
             _real(self, name, "a number from 0 up to (not including) 1", lambda v: 0 <= v < 1)
+        _choice(self, "pool", POOLS)
+        if not isinstance(self.bidirectional, bool):
+            raise ValueError(f"--bidirectional must be true or false, got {self.bidirectional!r} (bidirectional)")
+        _whole(self, "embedding_dim", low=0)
 
 
 def _option(name: str) -> str:
@@ -244,20 +253,28 @@ def train(
     log: Callable[[str], None] = print,
     resume: bool = False,
     force: bool = False,
+    between_epochs: Callable[[], object] = lambda: None,
+    command: str | None = None,
 ) -> TrainResult:
     """Train, checkpointing each epoch into ``out_dir``; see :func:`prepare_run_folder` for resume/force.
+
+    ``between_epochs`` runs before each epoch after the first (the CLI adapts torch's
+    thread count to the machine's load there). ``command`` is what messages tell the user
+    to run to resume (default: a ``namelab train`` line built from ``config``).
 
     Launched by torchrun, it trains data-parallel (ddp.py): every rank runs this with the
     same arguments, and rank 0 alone writes ``out_dir``.
     """
     group = ddp.init_process_group(resolve_device(config.device))
     try:
-        return _train(config, corpus, out_dir, data_dir, split, log, resume, force, group)
+        return _train(config, corpus, out_dir, data_dir, split, log, resume, force, between_epochs, command, group)
     finally:
         ddp.close_process_group()
 
 
-def _train(config, corpus, out_dir, data_dir, split, log, resume, force, group: ProcessGroup) -> TrainResult:
+def _train(
+    config, corpus, out_dir, data_dir, split, log, resume, force, between_epochs, command, group: ProcessGroup
+) -> TrainResult:
     device = ddp.rank_device(resolve_device(config.device), group)
     if not group.is_main:
         log = lambda line: None  # noqa: E731  one log, rank 0's
@@ -285,7 +302,7 @@ def _train(config, corpus, out_dir, data_dir, split, log, resume, force, group: 
     weights = class_weights(split.train, corpus.num_classes, config.class_weight_power).to(device)
     progress = {"history": [], "best_state": None, "best_accuracy": -1.0, "best_epoch": 0}
     out = Path(out_dir) if out_dir is not None else None
-    command = train_command(config, out, data_dir, corpus.columns) if out is not None else ""
+    command = command or (train_command(config, out, data_dir, corpus.columns) if out is not None else "")
     first_epoch = 1
     if out is not None:
         info = ddp.on_main(
@@ -303,6 +320,8 @@ def _train(config, corpus, out_dir, data_dir, split, log, resume, force, group: 
     say = bar.write if not bar.disable else log
     try:
         for epoch in range(first_epoch, config.epochs + 1):
+            if epoch > first_epoch:
+                between_epochs()
             start = time.perf_counter()
             train_loss, train_accuracy = train_epoch(
                 trained, optimizer, scheduler, split.train, vocab, config, weights, epoch, lambda: bar.update(1), group
@@ -346,6 +365,9 @@ def _train(config, corpus, out_dir, data_dir, split, log, resume, force, group: 
         "processes": group.world_size,
         "versions": environment(),
     }
+    # The kept model's temperature and conformal scores, fitted on the validation split.
+    meta["calibration"], calibration_metrics = calibrate_predictor(Predictor(model, vocab, corpus.labels), split)
+    metrics.update(calibration_metrics)
     if out is not None:
         checkpoint.save_run(out, model, meta, history, metrics)
         (out / checkpoint.CHECKPOINT).unlink(missing_ok=True)  # the manifest is written: nothing left to resume
@@ -365,10 +387,10 @@ def train_command(
         value = getattr(config, f.name)
         if value != getattr(defaults, f.name):
             words += [f"--{f.name.replace('_', '-')}", str(value)]
-    if data_dir is not None and columns is not None:  # a table
-        words += ["--data", str(data_dir), "--name-column", columns[0], "--label-column", columns[1]]
-    elif data_dir is not None:
-        words += ["--data-dir", str(data_dir)]
+    if data_dir is not None:
+        words += ["--data", str(data_dir)]
+        if columns is not None:  # a table
+            words += ["--name-column", columns[0], "--label-column", columns[1]]
     if out is not None:
         words += ["--out", str(out)]
     return shlex.join(words + ["--resume"])

@@ -19,11 +19,17 @@ One module per job:
 
 Routes (the OpenAPI description is at ``/docs`` and ``/openapi.json``):
 
-- ``POST /api/predict``  ``{"names": [...], "top_k": 3, "model": "lstm", "explain": false}``
+- ``POST /api/predict``  ``{"names": [...], "top_k": 3, "model": "lstm", "explain": false,
+  "min_confidence": 0.5, "coverage": 0.9}``
   -> ``{"models": [...], "results": [{"name", "normalized", "predictions": {model: [...]},
-  "explanations": {model: {...}}} | {"name", "error"}]}``, one result per name, in order.
-  Without ``model`` every served model answers; ``predictions`` is always keyed by model name.
-- ``GET /api/models``: the served models, their labels, size and test metrics.
+  "uncertain": {model: bool}, "coverage_set": {model: [...]}, "explanations": {model: {...}}}
+  | {"name", "error"}]}``, one result per name, in order. Without ``model`` every served model
+  answers; every per-model field is keyed by model name. ``min_confidence`` defaults to the
+  server's setting; ``coverage`` needs runs with conformal calibration (else 422).
+- ``GET /api/models``: the served models (labels, size, test metrics, whether they give
+  coverage sets), the server's settings and limits, and example names.
+- ``GET /docs``, ``/redoc``: the API's documentation, with Swagger UI and ReDoc served from
+  fastapi-offline's copies (no network needed); ``GET /favicon.svg``.
 - ``GET /healthz``: ``{"status": "ok", "models": [...]}``, at once even while the models work
   (passes run on a worker thread, one at a time).
 - ``GET /``: the page (inline CSS and JS, no external resource). ``HEAD`` works on both.

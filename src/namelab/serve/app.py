@@ -8,7 +8,9 @@ from typing import Sequence
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi_offline import FastAPIOffline
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import __version__
 from ..explain import occlusion_variants, read_occlusion, variant_starts
@@ -62,8 +64,45 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
     return JSONResponse({"detail": "; ".join(_describe(e) for e in errors)}, status_code=422)
 
 
+def _web_file(name: str) -> str:
+    return (resources.files("namelab") / "web" / name).read_text(encoding="utf-8")
+
+
 def _page() -> str:
-    return (resources.files("namelab") / "web" / "index.html").read_text(encoding="utf-8")
+    return _web_file("index.html")
+
+
+MIN_CONFIDENCE = 0.5
+# Surnames of many origins; the page offers those the served models agree on, and some they do not.
+EXAMPLE_NAMES = (
+    "Nakamura", "Schmidt", "O'Brien", "Dvořák", "Rossi", "García", "Kowalski", "Nguyen", "Papadopoulos",
+    "Ivanov", "Dubois", "Kim", "Haddad", "Janssen", "Fernandes", "MacDonald", "Zhang", "Kumar", "Novak",
+    "Silva", "Müller", "Costa", "Tanaka", "Horvath", "Abramov", "Murphy", "Khoury", "Lefebvre",
+)
+
+
+def choose_examples(models: Sequence[ServedModel], names: Sequence[str], agreeing: int = 6) -> list[dict]:
+    """Up to ``agreeing`` names all models give the same top language (different languages first), then
+    up to two they disagree on; ``[{"name", "agree"}]`` in that order."""
+    results, usable, normalized = prepare(names, MAX_NAME_LENGTH)
+    if not usable:
+        return []
+    tops = [
+        [row["predictions"][0]["language"] for row in m.predictor.describe(m.predictor.probabilities(normalized), 1)]
+        for m in models
+    ]
+    agree, disagree, others, languages = [], [], [], set()
+    for i, index in enumerate(usable):
+        answers = {top[i] for top in tops}
+        if len(answers) > 1:
+            disagree.append(results[index]["name"])
+        elif not answers & languages:
+            languages |= answers
+            agree.append(results[index]["name"])
+        else:
+            others.append(results[index]["name"])
+    agree += others  # a language already shown comes after the others
+    return [{"name": n, "agree": True} for n in agree[:agreeing]] + [{"name": n, "agree": False} for n in disagree[:2]]
 
 
 # The page is self-contained; the policy makes the browser enforce it (no request leaves the server's origin).
@@ -73,10 +112,46 @@ PAGE_POLICY = (
 )
 
 
+# /docs and /redoc run fastapi-offline's copies of Swagger UI and ReDoc; the policy keeps them from
+# reaching further (ReDoc's footer would fetch its logo from a CDN), so they behave the same offline.
+DOCS_POLICY = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; worker-src 'self' blob:; connect-src 'self'; frame-ancestors 'none'"
+)
+
+
+class DocsPolicy:
+    """Add :data:`DOCS_POLICY` to the answers of the documentation pages (other paths pass untouched)."""
+
+    def __init__(self, app: ASGIApp, paths: Sequence[str]):
+        self.app = app
+        self.paths = set(paths)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] not in self.paths:
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_policy(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), (b"content-security-policy", DOCS_POLICY.encode())]
+            await send(message)
+
+        await self.app(scope, receive, send_with_policy)
+
+
 def create_app(
-    models: Sequence[ServedModel], *, max_body_bytes: int = MAX_BODY_BYTES, max_waiting_requests: int = 16
+    models: Sequence[ServedModel],
+    *,
+    min_confidence: float = MIN_CONFIDENCE,
+    max_body_bytes: int = MAX_BODY_BYTES,
+    max_waiting_requests: float = 16,
+    example_names: Sequence[str] = EXAMPLE_NAMES,
 ) -> FastAPI:
     """The FastAPI app serving ``models`` (see :func:`load_served_models`).
+
+    ``min_confidence``: the default of the request field: below this calibrated
+    probability of its top language, a model's answer is marked uncertain.
 
     ``max_waiting_requests``: how many of the heaviest allowed requests may wait for the
     model at once (lighter ones count for less); past that, ``POST /api/predict`` answers
@@ -87,7 +162,10 @@ def create_app(
     by_name = {m.name: m for m in models}
     if len(by_name) != len(models):
         raise ValueError(f"served model names must be unique, got {[m.name for m in models]}")
+    if not 0.0 <= min_confidence <= 1.0:
+        raise ValueError(f"min_confidence must be between 0 and 1, got {min_confidence}")
     page = _page()
+    icon = _web_file("favicon.svg")
     heaviest = work_of(["x" * MAX_NAME_LENGTH] * MAX_NAMES, len(models))
     batcher = Batcher(models, max_waiting=max_waiting_requests * heaviest)
 
@@ -96,7 +174,9 @@ def create_app(
         yield
         batcher.close()
 
-    app = FastAPI(
+    # Swagger UI and ReDoc from fastapi-offline's copies of their assets: /docs works without a network.
+    app = FastAPIOffline(
+        favicon_url="/favicon.svg",
         title="namelab",
         version=__version__,
         description="Classify surnames by language with character-level RNN, LSTM and GRU models. "
@@ -105,12 +185,26 @@ def create_app(
     )
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    app.add_middleware(DocsPolicy, paths=("/docs", "/redoc"))
     app.state.models = list(models)
     app.state.batcher = batcher
+    settings = {
+        "min_confidence": min_confidence,
+        "max_names": MAX_NAMES,
+        "max_name_length": MAX_NAME_LENGTH,
+        "max_explain_names": MAX_EXPLAIN_NAMES,
+        "max_explain_characters": MAX_EXPLAIN_CHARACTERS,
+    }
+    examples = choose_examples(models, example_names)
 
     @app.api_route("/", methods=["GET", "HEAD"], response_class=HTMLResponse, include_in_schema=False)
     async def index() -> HTMLResponse:
         return HTMLResponse(page, headers={"Content-Security-Policy": PAGE_POLICY})
+
+    @app.get("/favicon.svg", include_in_schema=False)
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon() -> Response:
+        return Response(icon, media_type="image/svg+xml", headers={"Cache-Control": "max-age=86400"})
 
     @app.get("/healthz", response_model=Health, summary="Liveness check")
     @app.head("/healthz", include_in_schema=False)
@@ -120,8 +214,9 @@ def create_app(
 
     @app.get("/api/models", response_model=ModelsResponse, summary="The served models")
     async def list_models() -> dict:
-        """Every served model: its name, cell, size, labels and test metrics."""
-        return {"models": [m.info() for m in models]}
+        """Every served model (name, cell, size, labels, test metrics), the server's settings and limits,
+        and example names."""
+        return {"models": [m.info() for m in models], "settings": settings, "examples": examples}
 
     @app.post(
         "/api/predict",
@@ -158,8 +253,19 @@ def create_app(
                 f"explain is limited to {MAX_EXPLAIN_NAMES} names per request and {len(body.names)} were sent; "
                 "send fewer names or drop explain",
             )
+        if body.coverage is not None:
+            for m in asked:
+                try:
+                    m.predictor.coverage_threshold(body.coverage)
+                except ValueError as err:
+                    raise HTTPException(
+                        422, f"coverage cannot be given by model {m.name!r}: {err}; send the request without coverage"
+                    ) from None
+        confidence = min_confidence if body.min_confidence is None else body.min_confidence
         try:
-            return JSONResponse(await answer(batcher, asked, body.names, body.top_k, body.explain))
+            return JSONResponse(
+                await answer(batcher, asked, body.names, body.top_k, body.explain, confidence, body.coverage)
+            )
         except Busy as err:
             raise HTTPException(503, str(err), headers={"Retry-After": "1"}) from None
 
@@ -167,7 +273,13 @@ def create_app(
 
 
 async def answer(
-    batcher: Batcher, models: Sequence[ServedModel], names: Sequence[str], top_k: int, explain: bool = False
+    batcher: Batcher,
+    models: Sequence[ServedModel],
+    names: Sequence[str],
+    top_k: int,
+    explain: bool = False,
+    min_confidence: float | None = None,
+    coverage: float | None = None,
 ) -> dict:
     """The body of a ``POST /api/predict`` answer: :func:`namelab.predict.prepare`, one batched
     pass per model, then each model's ``Predictor.describe`` of its rows."""
@@ -187,11 +299,19 @@ async def answer(
             texts, starts = normalized, list(range(len(normalized)))
         probs = await batcher.probabilities(texts, model_names)
         rows = [results[i] for i in usable]
+        fields = ["predictions"]
+        fields += ["uncertain"] if min_confidence is not None else []
+        fields += ["coverage_set"] if coverage is not None else []
         for row in rows:
-            row["predictions"] = {}
+            for field in fields:
+                row[field] = {}
         for m in models:
-            for row, described in zip(rows, m.predictor.describe(probs[m.name][starts], top_k)):
-                row["predictions"][m.name] = described["predictions"]
+            described = m.predictor.describe(
+                probs[m.name][starts], top_k, min_confidence=min_confidence, coverage=coverage
+            )
+            for row, one in zip(rows, described):
+                for field in fields:
+                    row[field][m.name] = one[field]
             if explain:
                 for row, explanation in zip(rows, read_occlusion(probs[m.name], normalized, m.predictor.labels)):
                     row.setdefault("explanations", {})[m.name] = explanation

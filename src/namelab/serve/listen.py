@@ -11,7 +11,7 @@ import torch
 import uvicorn
 from fastapi import FastAPI
 
-from .app import create_app
+from .app import MIN_CONFIDENCE, create_app
 from .limits import BODY_TIMEOUT, HEADER_TIMEOUT, ReadTimeoutProtocol
 from .runs import load_served_models
 
@@ -66,10 +66,12 @@ def run_server(app: FastAPI, sock: socket.socket, log_level: str = "warning") ->
     uvicorn.Server(server_config(app, log_level=log_level)).run(sockets=[sock])
 
 
-def serve(paths: Sequence[Path | str], host: str = "127.0.0.1", port: int = 8000) -> None:
+def serve(
+    paths: Sequence[Path | str], host: str = "127.0.0.1", port: int = 8000, *, min_confidence: float = MIN_CONFIDENCE
+) -> None:
     """Load the runs, bind, print the address and serve until Ctrl-C."""
     models = load_served_models(paths)
-    app = create_app(models)
+    app = create_app(models, min_confidence=min_confidence)
     sock = bind_socket(host, port)
     # One intra-op thread: a pass is a few hundred names, too little work to split. With two,
     # the OpenMP workers spin between the many small operations of the time loop and the
@@ -86,5 +88,6 @@ def serve(paths: Sequence[Path | str], host: str = "127.0.0.1", port: int = 8000
         test = m.test_metrics or {}
         accuracy = f"{test['accuracy']:.3f}" if test.get("accuracy") is not None else "n/a"
         print(f"  {m.name:<12} {m.cell:<5} {m.run_dir}  test accuracy {accuracy}")
+    print(f"answers below {min_confidence:.0%} confidence are marked uncertain (--min-confidence)")
     print(f"serving {len(models)} model(s) on http://{shown}:{bound_port}/  (API docs: /docs)", flush=True)
     run_server(app, sock, log_level="info")

@@ -19,10 +19,15 @@ HISTORY = "history.json"
 METRICS = "metrics.json"
 
 
+def _cell_of(meta: dict) -> str:
+    config = meta["config"]
+    return str(config["cell"] if "cell" in config else config["model"])
+
+
 def _run_cell(run_dir: Path) -> str:
     meta = read_json(run_dir / CONFIG)
     try:
-        return str(meta["config"]["model"])
+        return _cell_of(meta)
     except (KeyError, TypeError):
         raise CheckpointError(f"{run_dir / CONFIG} has no config.model; the run folder is damaged") from None
 
@@ -79,7 +84,7 @@ class ServedModel:
 
     @property
     def cell(self) -> str:
-        return self.predictor.meta["config"]["model"]
+        return _cell_of(self.predictor.meta)
 
     def info(self) -> dict:
         meta = self.predictor.meta
@@ -87,13 +92,22 @@ class ServedModel:
             "name": self.name,
             "cell": self.cell,
             "run": self.run_dir.name,
-            "hidden_size": meta["config"]["hidden_size"],
-            "parameters": meta.get("parameters", self.predictor.model.num_parameters()),
+            "hidden_size": meta["config"].get("hidden_size"),
+            "parameters": meta["parameters"] if "parameters" in meta else self.predictor.model.num_parameters(),
             "labels": list(self.predictor.labels),
             "best_epoch": meta.get("best_epoch"),
             "best_val_accuracy": self.best_val_accuracy,
             "test": self.test_metrics,
+            "coverage": self.has_coverage,
         }
+
+    @property
+    def has_coverage(self) -> bool:
+        try:
+            self.predictor.coverage_threshold(0.9)
+        except ValueError:
+            return False
+        return True
 
 
 def _unique_names(run_dirs: Sequence[Path], cells: Sequence[str]) -> list[str]:
@@ -129,7 +143,7 @@ def load_served_models(paths: Sequence[Path | str]) -> list[ServedModel]:
             if run_dir.resolve() not in {r.resolve() for r in run_dirs}:
                 run_dirs.append(run_dir)
     predictors = [Predictor.from_run(run_dir) for run_dir in run_dirs]
-    cells = [p.meta["config"]["model"] for p in predictors]
+    cells = [_cell_of(p.meta) for p in predictors]
     models = []
     for name, run_dir, predictor in zip(_unique_names(run_dirs, cells), run_dirs, predictors):
         test = None

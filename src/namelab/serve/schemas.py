@@ -25,6 +25,7 @@ class PredictRequest(BaseModel):
             "examples": [
                 {"names": ["Nakamura", "Schmidt", "O'Brien"], "top_k": 3},
                 {"names": ["Dvořák"], "top_k": 2, "model": "lstm", "explain": True},
+                {"names": ["Nguyen", "Kumar"], "min_confidence": 0.6, "coverage": 0.9},
             ]
         },
     )
@@ -42,6 +43,23 @@ class PredictRequest(BaseModel):
         description="Name of one served model (see GET /api/models). Omitted: every served model answers. "
         "Either way `predictions` is keyed by model name.",
         examples=["lstm"],
+    )
+    min_confidence: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="A model's answer is marked `uncertain` when its top language's calibrated probability is "
+        "below this. Omitted: the server's setting (`settings.min_confidence` in GET /api/models).",
+        examples=[0.5],
+    )
+    coverage: float | None = Field(
+        None,
+        gt=0,
+        lt=1,
+        description="Also return, per model, the smallest set of top languages that holds the true one for this "
+        "share of names like the validation split's (split-conformal). Needs runs trained with calibration "
+        "(`coverage` is true in GET /api/models); otherwise the request gets a 422.",
+        examples=[0.9],
     )
     explain: bool = Field(
         False,
@@ -100,6 +118,12 @@ class NameResult(BaseModel):
     predictions: dict[str, list[LanguageScore]] | None = Field(
         None, description="Per model name: the top-k languages, most probable first."
     )
+    uncertain: dict[str, bool] | None = Field(
+        None, description="Per model name: true when the top language's probability is below `min_confidence`."
+    )
+    coverage_set: dict[str, list[str]] | None = Field(
+        None, description="Per model name, when `coverage` was set: the languages of the conformal set, best first."
+    )
     explanations: dict[str, Explanation] | None = Field(None, description="Per model name, when `explain` was set.")
     error: str | None = Field(None, description="Why this name could not be classified (the others still are).")
 
@@ -119,16 +143,36 @@ class ModelInfo(BaseModel):
     name: str = Field(description="What to pass as `model` to POST /api/predict.", examples=["lstm"])
     cell: str = Field(description="Recurrent cell: rnn, lstm or gru.", examples=["lstm"])
     run: str = Field(description="Name of the run folder served.", examples=["lstm-seed0"])
-    hidden_size: int
+    hidden_size: int | None = None
     parameters: int = Field(description="Number of trained parameters.")
     labels: list[str] = Field(description="The languages this model chooses from.")
     best_epoch: int | None = None
     best_val_accuracy: float | None = Field(None, description="Validation accuracy of the kept weights.")
     test: TestMetrics | None = Field(None, description="Test metrics from the run's metrics.json.")
+    coverage: bool = Field(False, description="Whether the run holds conformal calibration (`coverage` requests).")
+
+
+class Settings(BaseModel):
+    min_confidence: float = Field(description="The default `min_confidence` of POST /api/predict.", examples=[0.5])
+    max_names: int = Field(description="Names per request.", examples=[MAX_NAMES])
+    max_name_length: int = Field(
+        description="Characters per name, as sent and once normalized.", examples=[MAX_NAME_LENGTH]
+    )
+    max_explain_names: int = Field(description="Names per request with `explain`.", examples=[MAX_EXPLAIN_NAMES])
+    max_explain_characters: int = Field(
+        description="Normalized characters per request with `explain`.", examples=[MAX_EXPLAIN_CHARACTERS]
+    )
+
+
+class Example(BaseModel):
+    name: str = Field(examples=["Nakamura"])
+    agree: bool = Field(description="Whether every served model gives it the same top language.")
 
 
 class ModelsResponse(BaseModel):
     models: list[ModelInfo]
+    settings: Settings
+    examples: list[Example] = Field(description="Names to try, chosen at start: most agreed on, some not.")
 
 
 class Health(BaseModel):

@@ -1,0 +1,105 @@
+"""Ensembles: a run folder whose prediction is the average of its members' probabilities.
+
+    write_ensemble("runs/best", ["runs/best/members/gru-seed0", "runs/best/members/ngram"])
+    Predictor.from_run("runs/best").predict(["Nakamura"])     # like any run folder
+
+The folder's ``config.json`` says ``"kind": "ensemble"`` and lists its members by
+relative path; each member is a normal run folder (a recurrent model or the n-gram
+baseline) with its own weights, checksum and temperature. The ensemble averages the
+members' *calibrated* probabilities, then applies its own temperature (fitted on the
+validation split like a single model's), so ``--min-confidence`` and ``--coverage``
+work on it as on any run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from .checkpoint import CONFIG, CheckpointError, read_json, write_json
+from .predict import ModelSummary, Predictor
+
+KIND = "ensemble"
+
+
+def write_ensemble(folder: Path | str, members: Sequence[Path | str], meta: dict | None = None) -> dict:
+    """Write ``folder/config.json`` for ``members`` (run folders inside ``folder``); returns it.
+
+    The labels, split seed and dataset checksum are the members' (they must agree).
+    """
+    folder = Path(folder)
+    if not members:
+        raise ValueError("an ensemble needs at least one member run folder")
+    relative, metas = [], []
+    for member in members:
+        member = Path(member)
+        try:
+            relative.append(member.resolve().relative_to(folder.resolve()).as_posix())
+        except ValueError:
+            raise ValueError(f"member {member} is not inside the ensemble folder {folder}; put it there") from None
+        metas.append(read_json(member / CONFIG))
+    labels = metas[0]["labels"]
+    for member, member_meta in zip(members, metas):
+        if member_meta["labels"] != labels:
+            raise ValueError(f"member {member} was trained on other languages than {members[0]}; members must agree")
+    split_seeds = {m.get("config", {}).get("split_seed") for m in metas}
+    config = {
+        "model": KIND,
+        "hidden_size": max(int(m.get("config", {}).get("hidden_size", 0)) for m in metas),  # the widest member's
+        "members": [m.get("config", {}).get("model") for m in metas],
+        "split_seed": split_seeds.pop() if len(split_seeds) == 1 else None,
+    }
+    full = {
+        "kind": KIND,
+        **(meta or {}),
+        "config": {**config, **(meta or {}).get("config", {})},
+        "members": relative,
+        "labels": labels,
+        "dataset_sha256": metas[0].get("dataset_sha256"),
+        "parameters": int(sum(m.get("parameters", 0) for m in metas)),
+    }
+    write_json(folder / CONFIG, full)
+    return full
+
+
+class EnsemblePredictor(Predictor):
+    """Averages its member predictors' calibrated probabilities."""
+
+    def __init__(self, members: Sequence[Predictor], meta: dict):
+        if not members:
+            raise ValueError("an ensemble needs at least one member")
+        self.members = list(members)
+        self.labels = list(self.members[0].labels)
+        for member in self.members[1:]:
+            if list(member.labels) != self.labels:
+                raise CheckpointError("the ensemble's members predict different languages; rebuild the ensemble")
+        self.model = ModelSummary(sum(member.model.num_parameters() for member in self.members))
+        self.vocab = None
+        self.meta = meta
+        self.device = self.members[0].device
+        calibration = meta.get("calibration") or {}
+        self.temperature = float(calibration.get("temperature", 1.0))
+        self.conformal_scores = calibration.get("conformal_scores") or []
+
+    @classmethod
+    def from_folder(cls, folder: Path | str, device: str | torch.device = "cpu") -> "EnsemblePredictor":
+        folder = Path(folder)
+        meta = read_json(folder / CONFIG)
+        members = meta.get("members")
+        if not isinstance(members, list) or not members:
+            raise CheckpointError(f"{folder / CONFIG} lists no members; the ensemble folder is damaged")
+        paths = []
+        for member in members:
+            path = (folder / member).resolve()
+            if folder.resolve() not in path.parents:
+                raise CheckpointError(f"member {member!r} of {folder} points outside the folder; refusing to load it")
+            paths.append(path)
+        return cls([Predictor.from_run(path, device=device) for path in paths], meta)
+
+    @torch.inference_mode()
+    def scores(self, normalized: Sequence[str], batch_size: int = 1024) -> torch.Tensor:
+        """Log of the mean of the members' calibrated probabilities ``(N, C)``."""
+        mean = sum(member.probabilities(normalized, batch_size) for member in self.members) / len(self.members)
+        return mean.clamp_min(1e-12).log()

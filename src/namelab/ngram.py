@@ -1,0 +1,166 @@
+"""The character n-gram baseline: TF-IDF of 1- to 4-grams and a logistic regression.
+
+    model = NgramModel.fit(split, corpus.labels)        # C chosen on the validation split
+    model.save("runs/ngram")                            # model.safetensors + config.json
+    Predictor.from_run("runs/ngram").predict(["Nakamura"])
+
+The bar namelab's recurrent models are measured against, trained on the same split,
+and a member an ensemble may hold: its errors differ from a recurrent model's. It is
+stored like every run (weights in safetensors, the n-gram vocabulary in JSON, nothing
+pickled) and scored without scikit-learn's fitted objects: the TF-IDF transform is
+restated here (sublinear counts times idf, then unit length), and a test proves it
+equal to scikit-learn's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from safetensors.torch import load as load_safetensors
+from safetensors.torch import save as save_safetensors
+
+from .checkpoint import CONFIG, WEIGHTS, CheckpointError, atomic_write_bytes, read_json, write_json
+from .data import Split
+from .metrics import classification_metrics
+
+KIND = "ngram"
+C_GRID = (1.0, 3.0, 10.0, 30.0)
+NGRAM_RANGE = (1, 4)
+ANALYZER = "char_wb"  # n-grams inside word boundaries, each word padded with a space
+
+
+def _counter(vocabulary: dict[str, int] | None = None):
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    return CountVectorizer(analyzer=ANALYZER, ngram_range=NGRAM_RANGE, lowercase=True, vocabulary=vocabulary)
+
+
+@dataclass
+class NgramModel:
+    features: list[str]  # the n-gram of each column
+    idf: np.ndarray  # (F,)
+    coef: np.ndarray  # (C, F)
+    intercept: np.ndarray  # (C,)
+    labels: list[str]
+    c: float
+
+    @classmethod
+    def fit(cls, split: Split, labels: Sequence[str], c_grid: Sequence[float] = C_GRID) -> "NgramModel":
+        """Fit on the train split; ``C`` is the grid value with the best validation accuracy."""
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.linear_model import LogisticRegression
+
+        vectorizer = TfidfVectorizer(analyzer=ANALYZER, ngram_range=NGRAM_RANGE, sublinear_tf=True, lowercase=True)
+        x_train = vectorizer.fit_transform([e.name for e in split.train])
+        x_val = vectorizer.transform([e.name for e in split.val])
+        y_train = [e.label for e in split.train]
+        present = sorted(set(y_train))
+        if len(present) != len(labels):
+            raise ValueError("every language needs names in the train split to fit the n-gram baseline")
+        best = None
+        for c in c_grid:
+            clf = LogisticRegression(C=c, max_iter=2000).fit(x_train, y_train)
+            accuracy = classification_metrics([e.label for e in split.val], clf.predict(x_val).tolist(), labels)[
+                "accuracy"
+            ]
+            if best is None or accuracy > best[0]:
+                best = (accuracy, c, clf)
+        _, c, clf = best
+        vocabulary = vectorizer.vocabulary_
+        features = [""] * len(vocabulary)
+        for gram, column in vocabulary.items():
+            features[column] = gram
+        return cls(features, vectorizer.idf_.copy(), clf.coef_.copy(), clf.intercept_.copy(), list(labels), c)
+
+    def transform(self, names: Sequence[str]):
+        """TF-IDF rows of ``names`` (sparse ``(N, F)``), as scikit-learn's ``sublinear_tf`` vectorizer computes them."""
+        counts = _counter({gram: i for i, gram in enumerate(self.features)}).transform(names).astype(np.float64)
+        counts.data = 1.0 + np.log(counts.data)
+        x = counts.multiply(self.idf[None, :]).tocsr()
+        norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=1)).ravel())
+        norms[norms == 0] = 1.0
+        return x.multiply(1.0 / norms[:, None]).tocsr()
+
+    def log_probs(self, names: Sequence[str]) -> torch.Tensor:
+        """Log-probabilities ``(N, C)`` of already normalized names."""
+        logits = self.transform(names) @ self.coef.T + self.intercept
+        return torch.log_softmax(torch.from_numpy(np.asarray(logits)), dim=1).float()
+
+    # -- run folder: weights in safetensors, the n-grams in JSON ---------------------------
+
+    def save(self, run_dir: Path | str, meta: dict | None = None) -> dict:
+        state = {
+            "idf": torch.from_numpy(self.idf.astype(np.float32)),
+            "coef": torch.from_numpy(self.coef.astype(np.float32)),
+            "intercept": torch.from_numpy(self.intercept.astype(np.float32)),
+        }
+        blob = save_safetensors(state)
+        run_dir = Path(run_dir)
+        atomic_write_bytes(run_dir / WEIGHTS, blob)
+        # hidden_size 0: no recurrent state (the server lists every run's hidden size)
+        config = {"model": KIND, "hidden_size": 0, "analyzer": ANALYZER, "ngram_range": list(NGRAM_RANGE), "C": self.c}
+        full = {
+            "kind": KIND,
+            **(meta or {}),
+            "config": {**(meta or {}).get("config", {}), **config},
+            "labels": self.labels,
+            "features": self.features,
+            "parameters": int(self.coef.size + self.intercept.size),
+            "weights_sha256": hashlib.sha256(blob).hexdigest(),
+        }
+        write_json(run_dir / CONFIG, full)
+        return full
+
+    @classmethod
+    def load(cls, run_dir: Path | str) -> tuple["NgramModel", dict]:
+        run_dir = Path(run_dir)
+        meta = read_json(run_dir / CONFIG)
+        weights = run_dir / WEIGHTS
+        if not weights.is_file():
+            raise CheckpointError(f"{weights} is missing; the run did not finish saving, train it again")
+        blob = weights.read_bytes()
+        if hashlib.sha256(blob).hexdigest() != meta.get("weights_sha256"):
+            raise CheckpointError(f"{weights} does not match the checksum in {CONFIG}: the file is truncated or modified")
+        state = load_safetensors(blob)
+        try:
+            features, labels = meta["features"], meta["labels"]
+            idf, coef, intercept = (state[k].double().numpy() for k in ("idf", "coef", "intercept"))
+        except KeyError as err:
+            raise CheckpointError(f"{run_dir} is not a complete n-gram run (no {err})") from err
+        if coef.shape != (len(labels), len(features)) or idf.shape != (len(features),):
+            raise CheckpointError(f"{weights} disagrees with {CONFIG}: {coef.shape} weights for {len(labels)} languages")
+        return cls(features, idf, coef, intercept, labels, float(meta["config"].get("C", 0.0))), meta
+
+
+def train_ngram(
+    split: Split,
+    labels: Sequence[str],
+    out_dir: Path | str,
+    *,
+    meta: dict | None = None,
+    c_grid: Sequence[float] = C_GRID,
+) -> dict:
+    """Fit the baseline on ``split``, calibrate it on validation, write a run folder; returns its metrics.json.
+
+    ``meta`` joins config.json (the split seed under ``config``, the dataset checksum...).
+    """
+    from .calibrate import calibrate_predictor
+    from .predict import NgramPredictor
+
+    started = time.perf_counter()
+    model = NgramModel.fit(split, labels, c_grid)
+    seconds = time.perf_counter() - started
+    full = model.save(out_dir, {**(meta or {}), "fit_seconds": round(seconds, 2)})
+    predictor = NgramPredictor(model, full)
+    full["calibration"], calibration = calibrate_predictor(predictor, split)
+    write_json(Path(out_dir) / CONFIG, full)
+    predicted = predictor.scores([e.name for e in split.test]).argmax(dim=1).tolist()
+    metrics = {**classification_metrics([e.label for e in split.test], predicted, labels), **calibration}
+    write_json(Path(out_dir) / "metrics.json", metrics)
+    return metrics
