@@ -485,8 +485,8 @@ def format_predictions(results: list[dict], fmt: str, top_k: int) -> str:
 
 
 @contextmanager
-def open_output(path: Path | None, *, input_path: Path | None = None) -> Iterator[TextIO]:
-    """A text stream for results that never destroys what is at ``path``.
+def open_output(path: Path | None, *, input_path: Path | None = None, binary: bool = False) -> Iterator[TextIO]:
+    """A text stream (a byte stream with ``binary``) for results that never destroys what is at ``path``.
 
     None is standard output. A symlink is followed to its target. A FIFO or a
     character device (``/dev/null``, a terminal) is written through, never replaced;
@@ -497,7 +497,7 @@ def open_output(path: Path | None, *, input_path: Path | None = None) -> Iterato
     overwritten (the one the results are read from).
     """
     if path is None:
-        yield sys.stdout
+        yield sys.stdout.buffer if binary else sys.stdout
         return
     target = Path(os.path.realpath(path))
     if input_path is not None and _same_file(input_path, target):
@@ -508,7 +508,7 @@ def open_output(path: Path | None, *, input_path: Path | None = None) -> Iterato
         status = None
     if status is not None and not stat.S_ISREG(status.st_mode):
         if stat.S_ISFIFO(status.st_mode) or stat.S_ISCHR(status.st_mode):
-            with open(target, "w", encoding="utf-8", newline="") as handle:
+            with open(target, "wb") if binary else open(target, "w", encoding="utf-8", newline="") as handle:
                 yield handle
             return
         kind = "a folder" if stat.S_ISDIR(status.st_mode) else "a special file (socket or block device)"
@@ -520,7 +520,7 @@ def open_output(path: Path | None, *, input_path: Path | None = None) -> Iterato
     try:
         if status is not None:
             os.fchmod(fd, stat.S_IMODE(status.st_mode))
-        with open(fd, "w", encoding="utf-8", newline="") as handle:
+        with open(fd, "wb") if binary else open(fd, "w", encoding="utf-8", newline="") as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
