@@ -32,7 +32,10 @@ def corpus(tiny_names_dir: Path) -> Corpus:
 @pytest.fixture(scope="module")
 def ensemble_dir(tmp_path_factory, corpus: Corpus, tiny_names_dir: Path) -> Path:
     folder = tmp_path_factory.mktemp("ensemble")
-    members = [tiny_config(model="gru", epochs=6), tiny_config(model="gru", bidirectional=True, pool="meanmax", epochs=6)]
+    members = [
+        tiny_config(model="gru", epochs=6),
+        tiny_config(model="gru", bidirectional=True, pool="meanmax", epochs=6),
+    ]
     with one_thread():
         train_ensemble(members, corpus, folder, ngram=True, data_dir=tiny_names_dir, log=lambda line: None)
     return folder
@@ -75,7 +78,8 @@ def test_ensemble_predicts_the_average_of_its_members(ensemble_dir: Path, known_
     assert meta["kind"] == "ensemble" and len(meta["members"]) == 3
     members = [Predictor.from_run(ensemble_dir / member) for member in meta["members"]]
     assert isinstance(members[-1], NgramPredictor)
-    mean = sum(member.probabilities(NAMES) for member in members) / len(members)
+    weights = meta.get("weights", [1 / len(members)] * len(members))
+    mean = sum(w * member.probabilities(NAMES) for w, member in zip(weights, members))
     expected = torch.softmax(mean.log() / meta["calibration"]["temperature"], dim=1)
     torch.testing.assert_close(predictor.probabilities(NAMES), expected, rtol=1e-5, atol=1e-6)
     rows = predictor.predict(list(known_names), top_k=2, min_confidence=0.5, coverage=0.9)
@@ -119,3 +123,20 @@ def test_an_ensemble_refuses_members_outside_its_folder_and_unknown_presets(tmp_
     with pytest.raises(ValueError, match="unknown preset 'fastest'; choose one of best"):
         preset("fastest")
     assert "best" in PRESETS
+
+
+def test_weights_are_fitted_on_validation_and_used(ensemble_dir: Path):
+    from namelab.ensemble import fit_weight
+
+    meta = read_json(ensemble_dir / CONFIG)
+    weights = meta["weights"]
+    assert len(weights) == 3 and sum(weights) == pytest.approx(1.0) and weights[0] == weights[1]
+    predictor = Predictor.from_run(ensemble_dir)
+    members = [Predictor.from_run(ensemble_dir / member) for member in meta["members"]]
+    mixed = sum(w * member.probabilities(NAMES) for w, member in zip(weights, members))
+    expected = torch.softmax(mixed.log() / meta["calibration"]["temperature"], dim=1)
+    torch.testing.assert_close(predictor.probabilities(NAMES), expected, rtol=1e-5, atol=1e-6)
+    # The grid value that makes the most validation names right wins: here only the second member is right.
+    right, wrong = torch.tensor([[0.9, 0.1], [0.2, 0.8]]), torch.tensor([[0.1, 0.9], [0.8, 0.2]])
+    assert fit_weight([wrong, right], torch.tensor([0, 1]), grid=(0.2, 0.7)) == [pytest.approx(0.3), 0.7]
+    assert fit_weight([right], torch.tensor([0, 1])) == [1.0]

@@ -270,7 +270,7 @@ def test_cli_predict_table_with_progress_and_errors(
     assert "no column 'name'" in capsys.readouterr().err
     assert main(["predict", str(run_dir), "--input", str(source), "--name-column", "surname",
                  "--output", str(source)]) == 1
-    assert "is the input table" in capsys.readouterr().err
+    assert "is the --input file" in capsys.readouterr().err
     assert main(["predict", str(run_dir), "--input", str(source), "--name-column", "surname",
                  "--output", str(tmp_path / "out.xlsx")]) == 1
     assert "cannot tell the output format" in capsys.readouterr().err
@@ -312,3 +312,13 @@ def test_resume_command_of_a_table_run_names_the_table_and_its_columns(tmp_path:
     args = build_parser().parse_args(words[1:])
     assert (args.data, args.name_column, args.label_column, args.resume) == (table, "surname", "country", True)
     assert Corpus.from_folder(make_names_folder(tmp_path / "folder", names)).columns is None
+
+
+def test_output_through_a_symlink_replaces_its_target_and_keeps_the_link(tmp_path: Path, predictor: Predictor) -> None:
+    source = write_table(tmp_path / "people.csv", people(12))
+    target = tmp_path / "real.jsonl"
+    target.write_text("old\n")
+    link = tmp_path / "out.jsonl"
+    link.symlink_to(target)
+    predict_table(predictor, source, link, TableOptions("surname"), chunk_rows=5, progress=False)
+    assert link.is_symlink() and len(target.read_text().splitlines()) == 12

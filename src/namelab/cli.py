@@ -240,7 +240,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--suite",
         default="seed",
         help="comma-separated experiments to run: seed (every model on every seed, the default), "
-        "insights (dropout ablation and hyperparameter grid)",
+        "insights (dropout ablation and hyperparameter grid), accuracy (the n-gram baseline, the best single "
+        "model and the best ensemble, calibrated, with a reliability diagram)",
     )
     p.add_argument("--models", default="rnn,lstm,gru", help="comma-separated cells to compare (default: rnn,lstm,gru)")
     p.add_argument("--seeds", type=int, default=None, help="training seeds 0..N-1 per model (default: 3; --quick: 1)")
@@ -348,14 +349,15 @@ def cmd_train(args) -> int:
 def _train_preset(args) -> int:
     from .presets import train_preset
 
-    folder = resolve_data_dir(args.data_dir)
+    corpus, folder = _load_corpus(args)
     out = args.out or Path("runs") / f"{args.preset}-seed{args.seed}"
     overrides = {"seed": args.seed, "split_seed": args.split_seed, "device": args.device}
-    m = train_preset(args.preset, Corpus.from_folder(folder), out, data_dir=folder, overrides=overrides)
+    m = train_preset(args.preset, corpus, out, data_dir=folder, overrides=overrides, force=args.force)
     print(f"test accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}")
     print(
         f"calibration: temperature {m['temperature']:.3f}, ECE {m['ece_before']:.4f} -> {m['ece_after']:.4f}; "
-        f"{m['coverage_level']:.0%} sets cover {m['coverage']:.1%} of test names, {m['mean_set_size']:.2f} languages on average"
+        f"{m['coverage_level']:.0%} sets cover {m['coverage']:.1%} of test names, "
+        f"{m['mean_set_size']:.2f} languages on average"
     )
     print(f"run written to {out}")
     return 0
@@ -483,8 +485,8 @@ def format_predictions(results: list[dict], fmt: str, top_k: int) -> str:
 
 
 @contextmanager
-def open_output(path: Path | None, *, input_path: Path | None = None) -> Iterator[TextIO]:
-    """A text stream for results that never destroys what is at ``path``.
+def open_output(path: Path | None, *, input_path: Path | None = None, binary: bool = False) -> Iterator[TextIO]:
+    """A text stream (a byte stream with ``binary``) for results that never destroys what is at ``path``.
 
     None is standard output. A symlink is followed to its target. A FIFO or a
     character device (``/dev/null``, a terminal) is written through, never replaced;
@@ -495,7 +497,7 @@ def open_output(path: Path | None, *, input_path: Path | None = None) -> Iterato
     overwritten (the one the results are read from).
     """
     if path is None:
-        yield sys.stdout
+        yield sys.stdout.buffer if binary else sys.stdout
         return
     target = Path(os.path.realpath(path))
     if input_path is not None and _same_file(input_path, target):
@@ -506,7 +508,7 @@ def open_output(path: Path | None, *, input_path: Path | None = None) -> Iterato
         status = None
     if status is not None and not stat.S_ISREG(status.st_mode):
         if stat.S_ISFIFO(status.st_mode) or stat.S_ISCHR(status.st_mode):
-            with open(target, "w", encoding="utf-8", newline="") as handle:
+            with open(target, "wb") if binary else open(target, "w", encoding="utf-8", newline="") as handle:
                 yield handle
             return
         kind = "a folder" if stat.S_ISDIR(status.st_mode) else "a special file (socket or block device)"
@@ -518,7 +520,7 @@ def open_output(path: Path | None, *, input_path: Path | None = None) -> Iterato
     try:
         if status is not None:
             os.fchmod(fd, stat.S_IMODE(status.st_mode))
-        with open(fd, "w", encoding="utf-8", newline="") as handle:
+        with open(fd, "wb") if binary else open(fd, "w", encoding="utf-8", newline="") as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())

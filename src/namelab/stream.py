@@ -20,9 +20,7 @@ Appended columns (:func:`output_fields`): ``normalized``, ``predicted_language``
 from __future__ import annotations
 
 import json
-import os
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -180,34 +178,24 @@ def output_kind(path: Path | str) -> str:
 
 
 def write_tables(tables: Iterable[pa.Table], output: Path | str | None, schema: pa.Schema, *, input_path=None) -> None:
-    """Write ``tables`` in order to ``output`` (atomically: temporary file, fsync, rename), or CSV to stdout."""
-    if output is None:
-        writer = _Writer(sys.stdout.buffer, schema, "csv")
-        for table in tables:
-            writer.write(table)
-        writer.close()
-        sys.stdout.buffer.flush()
-        return
-    output = Path(output)
-    kind = output_kind(output)
-    if input_path is not None and output.exists() and output.resolve() == Path(input_path).resolve():
-        raise DataError(f"--output {output} is the input table; write the predictions to another file")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            writer = _Writer(handle, schema, kind)
-            try:
-                for table in tables:
-                    writer.write(table)
-            finally:
-                writer.close()  # also on failure, while the file is open: a writer left open fails later
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, output)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write ``tables`` in order to ``output`` in the format of its suffix, or as CSV to standard output.
+
+    Through the CLI's ``open_output``: a regular file is replaced whole only once every
+    table is written (a failure leaves the old file as it was), a symlink is followed, a
+    FIFO is written through, and the input file is never the output.
+    """
+    from .cli import open_output
+
+    kind = "csv" if output is None else output_kind(output)
+    target = Path(output) if output is not None else None
+    with open_output(target, input_path=Path(input_path) if input_path else None, binary=True) as handle:
+        writer = _Writer(handle, schema, kind)
+        try:
+            for table in tables:
+                writer.write(table)
+        finally:
+            writer.close()  # also on failure, while the file is open: a writer left open fails later
+        handle.flush()
 
 
 def input_schema(path: Path | str) -> pa.Schema:
