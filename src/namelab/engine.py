@@ -23,7 +23,7 @@ against torch's fused layers), but several times faster on a CPU:
   multiply; the weight gradient ``dW_hh`` is then ONE matrix multiply over all
   characters (``dgates^T @ h_prev``) instead of one per step, and ``dW_ih`` is a row
   scatter-add (the transpose of the lookup).
-* **The backward's temporaries reuse one block of memory** per thread (``_scratch``):
+* **The backward's temporaries reuse one block of memory** per thread (``_ScratchMemory``):
   freed and allocated afresh every batch, glibc hands them back to the kernel and
   every batch page-faults them in again (~500 faults a batch for the LSTM, about a
   tenth of its training time; docs/benchmarks.md).
@@ -31,7 +31,8 @@ against torch's fused layers), but several times faster on a CPU:
   buffers that stay in cache.
 * **One sigmoid for all four LSTM gates**: the g rows are pre-doubled and
   ``tanh(g) = 2 sigmoid(2g) - 1`` (one call over ``(n, 4H)`` and a fix-up of a quarter
-  costs less than a sigmoid of three quarters and a separate tanh). Every other tanh is
+  costs no more than a sigmoid of three quarters and a separate tanh, or one tanh of
+  all four with the sigmoids' fix-ups). Every other tanh is
   torch's own: with AVX-512 it costs less than half of ``2 sigmoid(2x) - 1``'s four
   passes (docs/benchmarks.md).
 
