@@ -44,6 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
+from namelab.checkpoint import CONFIG, read_history, read_json, run_state
 from namelab.data import Corpus
 from namelab.download import resolve_data_dir
 
@@ -209,9 +210,9 @@ def main(argv: list[str] | None = None) -> int:
     data_dir = resolve_data_dir(None)
     generator = TrigramNames(Corpus.from_folder(data_dir))
     run = work / "model"
-    if not (run / "config.json").is_file():
+    if run_state(run) != "complete":  # --force: a run a kill left unfinished is started over
         measure(namelab("train", "--data-dir", str(data_dir), "--epochs", "1", "--hidden-size", str(hidden),
-                        "--out", str(run), "--threads", "1"), env)
+                        "--out", str(run), "--threads", "1", "--force"), env)
 
     results: dict = {
         "note": args.note,
@@ -253,8 +254,8 @@ def main(argv: list[str] | None = None) -> int:
             out = work / "train-run"
             shutil.rmtree(out, ignore_errors=True)
             figures = measure(command(*train_args, "--out", str(out)), env)
-            history = json.loads((out / "history.json").read_text())
-            config = json.loads((out / "config.json").read_text())
+            history = read_history(out)
+            config = read_json(out / CONFIG)
             seconds = history[0]["seconds"]
             entry = {
                 "rows": rows,

@@ -29,6 +29,7 @@ from typing import Callable, Iterator, Sequence
 
 from distributed import WorkerPlugin
 
+from .checkpoint import CONFIG, read_json
 from .download import DataError
 from .stream import OUTPUT_SUFFIXES, TableOptions, annotate, check_input_columns, write_tables
 from .tables import DELIMITERS, column_names, table_kind
@@ -142,9 +143,7 @@ def predict_table_dask(
     one table, ``None`` for CSV on standard output. ``client``: an open Client to use
     (then ``workers`` and ``scheduler`` are ignored and the client is left open).
     """
-    from .checkpoint import read_json
-
-    labels = read_json(Path(run_dir) / "config.json")["labels"]
+    labels = read_json(Path(run_dir) / CONFIG)["labels"]
     options = TableOptions(
         options.name_column, max(1, min(options.top_k, len(labels))), options.min_confidence, options.coverage
     )

@@ -25,7 +25,7 @@ import torch
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
-from .checkpoint import CONFIG, WEIGHTS, CheckpointError, atomic_write_bytes, read_json, write_json
+from .checkpoint import CONFIG, METRICS, WEIGHTS, CheckpointError, atomic_write_bytes, read_json, write_json
 from .data import Split
 from .metrics import classification_metrics
 
@@ -162,5 +162,5 @@ def train_ngram(
     write_json(Path(out_dir) / CONFIG, full)
     predicted = predictor.scores([e.name for e in split.test]).argmax(dim=1).tolist()
     metrics = {**classification_metrics([e.label for e in split.test], predicted, labels), **calibration}
-    write_json(Path(out_dir) / "metrics.json", metrics)
+    write_json(Path(out_dir) / METRICS, metrics)
     return metrics
