@@ -17,13 +17,10 @@ import csv
 import io
 import json
 import os
-import secrets
 import shlex
-import stat
 import sys
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Sequence, TextIO
+from typing import Sequence
 
 from . import __version__
 from .cells import CELLS
@@ -31,6 +28,7 @@ from .checkpoint import CheckpointError
 from .data import MAX_INPUT_LENGTH, MAX_NAME_LENGTH, Corpus
 from .download import DataError, resolve_data_dir
 from .model import IMPLS, POOLS
+from .output import open_output
 from .presets import PRESETS
 
 EXIT_USAGE = 2
@@ -480,59 +478,6 @@ def format_predictions(results: list[dict], fmt: str, top_k: int) -> str:
                     extra += "\tset: " + " | ".join(row["coverage_set"])
                 out.write(f"{name}\t({row['normalized']})\t{ranked}{extra}\n")
     return out.getvalue()
-
-
-@contextmanager
-def open_output(path: Path | None, *, input_path: Path | None = None) -> Iterator[TextIO]:
-    """A text stream for results that never destroys what is at ``path``.
-
-    None is standard output. A symlink is followed to its target. A FIFO or a
-    character device (``/dev/null``, a terminal) is written through, never replaced;
-    other special files and folders are refused. A regular file is written to a
-    temporary file beside it and renamed over it when the block ends without an
-    error (so a failure leaves the old file whole), keeping the old file's mode; a new
-    file gets the mode the umask gives. ``input_path`` names a file that must not be
-    overwritten (the one the results are read from).
-    """
-    if path is None:
-        yield sys.stdout
-        return
-    target = Path(os.path.realpath(path))
-    if input_path is not None and _same_file(input_path, target):
-        raise ValueError(f"--output {path} is the --input file; write the results to another file")
-    try:
-        status = os.stat(target)
-    except FileNotFoundError:
-        status = None
-    if status is not None and not stat.S_ISREG(status.st_mode):
-        if stat.S_ISFIFO(status.st_mode) or stat.S_ISCHR(status.st_mode):
-            with open(target, "w", encoding="utf-8", newline="") as handle:
-                yield handle
-            return
-        kind = "a folder" if stat.S_ISDIR(status.st_mode) else "a special file (socket or block device)"
-        raise ValueError(f"--output {path} is {kind}; give the path of a file to write")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.parent / f".{target.name}.{secrets.token_hex(4)}.tmp"
-    # The kernel applies the umask to 0o666, as for any new file; an existing file's mode is copied exactly.
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666 if status is None else 0o600)
-    try:
-        if status is not None:
-            os.fchmod(fd, stat.S_IMODE(status.st_mode))
-        with open(fd, "w", encoding="utf-8", newline="") as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return False
 
 
 def cmd_predict(args) -> int:

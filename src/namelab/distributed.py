@@ -31,6 +31,7 @@ from distributed import WorkerPlugin
 
 from .checkpoint import CONFIG, read_json
 from .download import DataError
+from .output import check_not_input
 from .stream import OUTPUT_SUFFIXES, TableOptions, annotate, check_input_columns, write_tables
 from .tables import DELIMITERS, column_names, table_kind
 
@@ -149,6 +150,8 @@ def predict_table_dask(
     )
     check_input_columns(input_path, column_names(input_path), options)
     single_file = output is None or Path(output).suffix.lower() in OUTPUT_SUFFIXES
+    if single_file and output is not None:
+        check_not_input(output, input_path)  # before a cluster starts; write_tables applies the other rules
     if not single_file:
         out_dir = Path(output)
         if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):

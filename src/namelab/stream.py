@@ -9,8 +9,9 @@ The input is read one chunk at a time (tables.iter_batches) and each chunk is wr
 before the next is read, so memory holds one chunk whatever the file's size. Rows out
 = rows in, in order: a row whose name cannot be classified keeps its place, with an
 ``error`` and empty prediction fields. The output format follows the output's suffix:
-``.parquet``, ``.csv``, ``.tsv`` or ``.jsonl``; it is written to a temporary file beside
-it and renamed into place at the end, so a failed run never leaves half a table.
+``.parquet``, ``.csv``, ``.tsv`` or ``.jsonl``. A regular file is written to a temporary
+file beside it and renamed into place at the end, so a failed run never leaves half a
+table; a symlink, a FIFO or a device at ``--output`` is kept (see output.py).
 
 Appended columns (:func:`output_fields`): ``normalized``, ``predicted_language``,
 ``probability``, then ``predicted_language_K``/``probability_K`` for K = 2..top-k,
@@ -20,9 +21,7 @@ Appended columns (:func:`output_fields`): ``normalized``, ``predicted_language``
 from __future__ import annotations
 
 import json
-import os
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +35,7 @@ import pyarrow.parquet as pq
 
 from .data import UnusableName, normalize
 from .download import DataError
+from .output import open_output
 from .tables import DELIMITERS, check_columns, column_names, iter_batches, num_rows, table_kind
 
 OUTPUT_SUFFIXES = (".parquet", ".csv", ".tsv", ".jsonl")
@@ -180,34 +180,19 @@ def output_kind(path: Path | str) -> str:
 
 
 def write_tables(tables: Iterable[pa.Table], output: Path | str | None, schema: pa.Schema, *, input_path=None) -> None:
-    """Write ``tables`` in order to ``output`` (atomically: temporary file, fsync, rename), or CSV to stdout."""
-    if output is None:
-        writer = _Writer(sys.stdout.buffer, schema, "csv")
-        for table in tables:
-            writer.write(table)
-        writer.close()
-        sys.stdout.buffer.flush()
-        return
-    output = Path(output)
-    kind = output_kind(output)
-    if input_path is not None and output.exists() and output.resolve() == Path(input_path).resolve():
-        raise DataError(f"--output {output} is the input table; write the predictions to another file")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            writer = _Writer(handle, schema, kind)
-            try:
-                for table in tables:
-                    writer.write(table)
-            finally:
-                writer.close()  # also on failure, while the file is open: a writer left open fails later
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, output)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write ``tables`` in order to ``output``, or CSV to standard output, by :func:`~namelab.output.open_output`'s rules.
+
+    A regular file is replaced atomically once every table is written; a FIFO or a
+    device is written through (Parquet too: its writer never seeks back).
+    """
+    kind = "csv" if output is None else output_kind(output)
+    with open_output(output, input_path=input_path, binary=True) as handle:
+        writer = _Writer(handle, schema, kind)
+        try:
+            for table in tables:
+                writer.write(table)
+        finally:
+            writer.close()  # also on failure, while the file is open: a writer left open fails later
 
 
 def input_schema(path: Path | str) -> pa.Schema:
