@@ -36,6 +36,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
+from .data import Vocab
 from .model import CharClassifier
 
 CONFIG = "config.json"
@@ -244,8 +245,6 @@ def load_run(run_dir: Path | str, device: str | torch.device = "cpu") -> tuple[C
         state = load_safetensors(blob)
     except (SafetensorError, ValueError) as err:
         raise CheckpointError(f"{weights_path} is not a valid safetensors file ({err})") from err
-    from .data import Vocab
-
     try:
         model = model_from_config(config, len(Vocab(vocab)), len(labels))
     except (KeyError, TypeError, ValueError) as err:

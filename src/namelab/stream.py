@@ -32,6 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
+from tqdm import tqdm
 
 from .data import UnusableName, normalize
 from .download import DataError
@@ -266,6 +267,4 @@ def predict_table(
 def _progress_bar(total: int | None, wanted: bool | None):
     if wanted is False or (wanted is None and not sys.stderr.isatty()):
         return None
-    from tqdm import tqdm
-
     return tqdm(total=total, unit=" rows", unit_scale=True, dynamic_ncols=True, file=sys.stderr)
