@@ -5,6 +5,7 @@
 TF-IDF of character 1- to 4-grams (scikit-learn), trained on the train split, C chosen
 on the validation split, scored once on the test split with namelab's own metrics. With
 ``--runs``, the same table lists those run folders' test metrics (same split seed).
+The model is namelab.ngram's, the one ``namelab compare --accuracy`` trains.
 """
 
 from __future__ import annotations
@@ -15,31 +16,19 @@ import sys
 import time
 from pathlib import Path
 
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.linear_model import LogisticRegression
-
 from namelab.checkpoint import CONFIG, HISTORY, CheckpointError, check_complete, read_history, read_json, read_metrics
 from namelab.data import Corpus, Split
 from namelab.download import resolve_data_dir
 from namelab.metrics import classification_metrics
+from namelab.ngram import C_GRID, NgramModel
 from namelab.predict import run_kind
 
 
-def baseline_metrics(split: Split, labels: list[str], c_grid=(1.0, 3.0, 10.0, 30.0)) -> dict:
-    vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 4), sublinear_tf=True, lowercase=True)
-    x_train = vectorizer.fit_transform([e.name for e in split.train])
-    x_val = vectorizer.transform([e.name for e in split.val])
-    x_test = vectorizer.transform([e.name for e in split.test])
-    y_train = [e.label for e in split.train]
-    best = None
-    for c in c_grid:
-        clf = LogisticRegression(C=c, max_iter=2000).fit(x_train, y_train)
-        val = classification_metrics([e.label for e in split.val], clf.predict(x_val).tolist(), labels)
-        if best is None or val["accuracy"] > best[0]["accuracy"]:
-            best = (val, c, clf)
-    _, c, clf = best
-    test = classification_metrics([e.label for e in split.test], clf.predict(x_test).tolist(), labels)
-    return {"C": c, **test}
+def baseline_metrics(split: Split, labels: list[str], c_grid=C_GRID) -> dict:
+    model = NgramModel.fit(split, labels, c_grid)
+    predicted = model.log_probs([e.name for e in split.test]).argmax(dim=1).tolist()
+    test = classification_metrics([e.label for e in split.test], predicted, labels)
+    return {"C": model.c, **test}
 
 
 def run_row(run: Path, split_seed: int) -> tuple[str, float, float, float]:

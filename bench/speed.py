@@ -228,6 +228,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=5, help="runs per figure; the median is kept")
     parser.add_argument("--predict-names", type=int, default=20_000)
     parser.add_argument("--latency-calls", type=int, default=200)
+    parser.add_argument(
+        "--run",
+        type=Path,
+        action="append",
+        default=[],
+        help="also time Predictor.predict on this run folder (any kind: `namelab train --preset best` writes an "
+        "ensemble); repeatable",
+    )
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results.json")
     args = parser.parse_args(argv)
     args.cells = [c.strip() for c in args.cells.split(",") if c.strip()]
@@ -285,6 +293,15 @@ def main(argv: list[str] | None = None) -> int:
         predictor = Predictor(lstm_model, corpus.vocab, corpus.labels)
         rate, latency = predict_figures(predictor, names, args.latency_calls, args.repeats)
         results["cells"]["lstm"].update(predict_names_per_s=rate, predict_latency_ms=latency)
+    names = [name for name, _ in corpus.pairs]
+    names = (names * (args.predict_names // len(names) + 1))[: args.predict_names]
+    random.Random(1).shuffle(names)
+    if args.run:
+        results["runs"] = {}
+    for run in args.run:
+        rate, latency = predict_figures(Predictor.from_run(run), names, args.latency_calls, args.repeats)
+        results["runs"][str(run)] = {"predict_names_per_s": rate, "predict_latency_ms": latency}
+        print(f"{run} predict: {rate:,.0f} names/s on {len(names):,} names; one name: {latency:.2f} ms", flush=True)
     # The one-thread loop runs last: switching torch's thread count back and forth between
     # the engines' timings would be one more thing that could disturb them.
     for cell in args.cells:

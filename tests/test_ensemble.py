@@ -32,7 +32,10 @@ def corpus(tiny_names_dir: Path) -> Corpus:
 @pytest.fixture(scope="module")
 def ensemble_dir(tmp_path_factory, corpus: Corpus, tiny_names_dir: Path) -> Path:
     folder = tmp_path_factory.mktemp("ensemble")
-    members = [tiny_config(model="gru", epochs=6), tiny_config(model="gru", bidirectional=True, pool="meanmax", epochs=6)]
+    members = [
+        tiny_config(model="gru", epochs=6),
+        tiny_config(model="gru", bidirectional=True, pool="meanmax", epochs=6),
+    ]
     with one_thread():
         train_ensemble(members, corpus, folder, ngram=True, data_dir=tiny_names_dir, log=lambda line: None)
     return folder
@@ -75,7 +78,8 @@ def test_ensemble_predicts_the_average_of_its_members(ensemble_dir: Path, known_
     assert meta["kind"] == "ensemble" and len(meta["members"]) == 3
     members = [Predictor.from_run(ensemble_dir / member) for member in meta["members"]]
     assert isinstance(members[-1], NgramPredictor)
-    mean = sum(member.probabilities(NAMES) for member in members) / len(members)
+    weights = meta.get("weights", [1 / len(members)] * len(members))
+    mean = sum(w * member.probabilities(NAMES) for w, member in zip(weights, members))
     expected = torch.softmax(mean.log() / meta["calibration"]["temperature"], dim=1)
     torch.testing.assert_close(predictor.probabilities(NAMES), expected, rtol=1e-5, atol=1e-6)
     rows = predictor.predict(list(known_names), top_k=2, min_confidence=0.5, coverage=0.9)
@@ -89,6 +93,19 @@ def test_ensemble_metrics_are_what_evaluate_recomputes(ensemble_dir: Path, tiny_
     assert warning is None
     assert recomputed == saved
     assert {"ece_before", "ece_after", "coverage", "mean_set_size"} <= set(saved)
+
+
+def test_a_folder_of_member_runs_serves_the_ngram_beside_the_best_recurrent_run(ensemble_dir: Path):
+    from namelab.checkpoint import read_history
+    from namelab.serve import find_runs, load_served_models
+
+    members = ensemble_dir / "members"
+    runs = find_runs(members)  # read as a compare folder: the best run of each kind
+    assert [r.name for r in runs][-1] == "ngram" and len(runs) == 2
+    ngram_history = read_history(members / "ngram", fields=("val_accuracy",))  # no losses: no epochs trained
+    models = {m.run_dir.name: m for m in load_served_models([members])}
+    assert models["ngram"].best_val_accuracy == ngram_history[0]["val_accuracy"]
+    assert models["ngram"].test_metrics["accuracy"] == read_json(members / "ngram" / "metrics.json")["accuracy"]
 
 
 def test_ensemble_is_served_like_any_run(ensemble_dir: Path):
@@ -119,3 +136,20 @@ def test_an_ensemble_refuses_members_outside_its_folder_and_unknown_presets(tmp_
     with pytest.raises(ValueError, match="unknown preset 'fastest'; choose one of best"):
         preset("fastest")
     assert "best" in PRESETS
+
+
+def test_weights_are_fitted_on_validation_and_used(ensemble_dir: Path):
+    from namelab.ensemble import fit_weight
+
+    meta = read_json(ensemble_dir / CONFIG)
+    weights = meta["weights"]
+    assert len(weights) == 3 and sum(weights) == pytest.approx(1.0) and weights[0] == weights[1]
+    predictor = Predictor.from_run(ensemble_dir)
+    members = [Predictor.from_run(ensemble_dir / member) for member in meta["members"]]
+    mixed = sum(w * member.probabilities(NAMES) for w, member in zip(weights, members))
+    expected = torch.softmax(mixed.log() / meta["calibration"]["temperature"], dim=1)
+    torch.testing.assert_close(predictor.probabilities(NAMES), expected, rtol=1e-5, atol=1e-6)
+    # The grid value that makes the most validation names right wins: here only the second member is right.
+    right, wrong = torch.tensor([[0.9, 0.1], [0.2, 0.8]]), torch.tensor([[0.1, 0.9], [0.8, 0.2]])
+    assert fit_weight([wrong, right], torch.tensor([0, 1]), grid=(0.2, 0.7)) == [pytest.approx(0.3), 0.7]
+    assert fit_weight([right], torch.tensor([0, 1])) == [1.0]

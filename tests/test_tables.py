@@ -388,3 +388,11 @@ def test_a_fifo_table_output_is_written_through_not_replaced(tmp_path: Path, pre
     copy.write_bytes(received[0])
     assert [row["surname"] for row in read_rows(copy)] == [row["surname"] for row in people(9)]
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["people.csv", fifo.name, copy.name])
+def test_output_through_a_symlink_replaces_its_target_and_keeps_the_link(tmp_path: Path, predictor: Predictor) -> None:
+    source = write_table(tmp_path / "people.csv", people(12))
+    target = tmp_path / "real.jsonl"
+    target.write_text("old\n")
+    link = tmp_path / "out.jsonl"
+    link.symlink_to(target)
+    predict_table(predictor, source, link, TableOptions("surname"), chunk_rows=5, progress=False)
+    assert link.is_symlink() and len(target.read_text().splitlines()) == 12

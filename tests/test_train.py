@@ -154,6 +154,7 @@ def test_the_test_metrics_are_read_on_the_test_split(corpus: Corpus) -> None:
     _, predictions, targets = predict_examples(result.model, split.test, corpus.vocab, torch.device("cpu"))
     expected = classification_metrics(targets, predictions, corpus.labels)
     assert {key: result.metrics[key] for key in expected} == expected
+    assert sum(b["count"] for b in result.metrics["reliability"]) == len(split.test)  # calibration too
 
 
 def test_the_best_validation_epoch_is_kept(corpus: Corpus, tmp_path: Path) -> None:

@@ -205,4 +205,7 @@ def calibrate_predictor(predictor, split, level: float = COVERAGE_LEVEL) -> tupl
         scores = predictor.scores([e.name for e in examples])
         return scores, torch.tensor([e.label for e in examples], dtype=torch.long)
 
-    return calibrate_scores(*scored(split.val), *scored(split.test), level=level)
+    val_scores, val_targets = scored(split.val)
+    calibration, metrics = calibrate_scores(val_scores, val_targets, *scored(split.test), level=level)
+    calibration["val_accuracy"] = float((val_scores.argmax(dim=1) == val_targets).double().mean())
+    return calibration, metrics

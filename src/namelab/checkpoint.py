@@ -29,7 +29,7 @@ import math
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -275,8 +275,12 @@ def _number(value, what: str, path: Path, low: float = -math.inf, high: float = 
 HISTORY_FIELDS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
 
 
-def read_history(run_dir: Path) -> list[dict]:
-    """``history.json``: a non-empty list of one object per epoch, every figure a number."""
+def read_history(run_dir: Path, fields: Sequence[str] = HISTORY_FIELDS) -> list[dict]:
+    """``history.json``: a non-empty list of one object per epoch, each of ``fields`` a number.
+
+    A reader that needs fewer fields asks for those: the n-gram baseline and ensembles,
+    which train no epochs, record only ``val_accuracy``.
+    """
     path = Path(run_dir) / HISTORY
     history = read_json(path)
     if not isinstance(history, list) or not history:
@@ -284,10 +288,9 @@ def read_history(run_dir: Path) -> list[dict]:
     for i, row in enumerate(history):
         if not isinstance(row, dict):
             raise CheckpointError(f"{path}: epoch row {i} is a {type(row).__name__}, not an object")
-        for field in HISTORY_FIELDS:
-            _number(row.get(field), f"row {i} {field}", path, low=0.0)
-        for field in ("train_accuracy", "val_accuracy"):
-            _number(row[field], f"row {i} {field}", path, 0.0, 1.0)
+        for field in fields:
+            high = 1.0 if field.endswith("accuracy") else math.inf
+            _number(row.get(field), f"row {i} {field}", path, 0.0, high)
     return history
 
 

@@ -244,7 +244,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--suite",
         default="seed",
         help="comma-separated experiments to run: seed (every model on every seed, the default), "
-        "insights (dropout ablation and hyperparameter grid)",
+        "insights (dropout ablation and hyperparameter grid), accuracy (the n-gram baseline, the best single "
+        "model and the best ensemble, calibrated, with a reliability diagram)",
     )
     p.add_argument("--models", default="rnn,lstm,gru", help="comma-separated cells to compare (default: rnn,lstm,gru)")
     p.add_argument("--seeds", type=int, default=None, help="training seeds 0..N-1 per model (default: 3; --quick: 1)")
@@ -345,14 +346,15 @@ def cmd_train(args) -> int:
 
 
 def _train_preset(args) -> int:
-    folder = resolve_data_dir(args.data_dir)
+    corpus, folder = _load_corpus(args)
     out = args.out or Path("runs") / f"{args.preset}-seed{args.seed}"
     overrides = {"seed": args.seed, "split_seed": args.split_seed, "device": args.device}
-    m = train_preset(args.preset, Corpus.from_folder(folder), out, data_dir=folder, overrides=overrides)
+    m = train_preset(args.preset, corpus, out, data_dir=folder, overrides=overrides, force=args.force)
     print(f"test accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}")
     print(
         f"calibration: temperature {m['temperature']:.3f}, ECE {m['ece_before']:.4f} -> {m['ece_after']:.4f}; "
-        f"{m['coverage_level']:.0%} sets cover {m['coverage']:.1%} of test names, {m['mean_set_size']:.2f} languages on average"
+        f"{m['coverage_level']:.0%} sets cover {m['coverage']:.1%} of test names, "
+        f"{m['mean_set_size']:.2f} languages on average"
     )
     print(f"run written to {out}")
     return 0

@@ -564,6 +564,7 @@ class Experiment:
     log: Callable[[str], None]
     started: float
     trained: dict[str, TrainResult] = field(default_factory=dict)
+    written: set[str] = field(default_factory=set)  # other run folders a suite wrote (ensembles, the n-gram baseline)
     between_epochs: Callable[[], object] = lambda: None
 
     @property
@@ -679,7 +680,8 @@ def warn_stale_runs(experiment: Experiment) -> None:
     runs_dir = experiment.out / "runs"
     if not runs_dir.is_dir():
         return
-    stale = sorted(p.name for p in runs_dir.iterdir() if p.is_dir() and p.name not in experiment.trained)
+    kept = set(experiment.trained) | experiment.written
+    stale = sorted(p.name for p in runs_dir.iterdir() if p.is_dir() and p.name not in kept)
     if stale:
         experiment.log(f"note: {runs_dir} also holds {', '.join(stale)}, left from an earlier compare; "
                        "this report ignores them")
@@ -813,9 +815,11 @@ def suite_registry() -> dict[str, Callable[[Experiment], dict]]:
     :func:`merge_section` adds to ``summary.json``; ``report.SECTIONS`` holds the
     matching renderer under the same name.
     """
-    from .insights import insights_suite  # insights builds on this module, so it is imported when asked for
+    # insights and leaderboard build on this module, so they are imported when asked for
+    from .insights import insights_suite
+    from .leaderboard import accuracy_suite
 
-    return {"seed": seed_suite, "insights": insights_suite}
+    return {"seed": seed_suite, "insights": insights_suite, "accuracy": accuracy_suite}
 
 
 def merge_section(summary: dict, section: dict) -> None:

@@ -41,7 +41,7 @@ from .predict import Predictor
 from .stream import OUTPUT_SUFFIXES, TableOptions, annotate, check_input_columns, write_tables
 from .tables import DELIMITERS, column_names, table_kind
 
-DEFAULT_BLOCKSIZE = "64MB"  # a CSV partition; Parquet partitions are its row groups
+DEFAULT_BLOCKSIZE = "16MB"  # a CSV partition (a 10^6-row table of names is ~27 MB); Parquet: its row groups
 
 def run_files(run_dir: Path | str) -> dict[str, bytes]:
     """The files a Predictor loads (the run folder's top-level files), by name."""
@@ -111,7 +111,9 @@ def start_client(workers: int | None = None, scheduler: str | None = None, threa
         threads_per_worker=threads,
         processes=True,
         host="127.0.0.1",
-        dashboard_address=None,
+        # The scheduler's HTTP server always starts; None would put it on the default port 8787
+        # (of every interface), taken by any other cluster on the machine.
+        dashboard_address="127.0.0.1:0",
         silence_logs=logging.ERROR,
     )
     return Client(cluster)

@@ -6,9 +6,10 @@
 The folder's ``config.json`` says ``"kind": "ensemble"`` and lists its members by
 relative path; each member is a normal run folder (a recurrent model or the n-gram
 baseline) with its own weights, checksum and temperature. The ensemble averages the
-members' *calibrated* probabilities, then applies its own temperature (fitted on the
-validation split like a single model's), so ``--min-confidence`` and ``--coverage``
-work on it as on any run.
+members' *calibrated* probabilities (equally, or with the ``"weights"`` of config.json,
+which :func:`fit_weight` chooses on the validation split), then applies its own
+temperature (fitted on the validation split like a single model's), so
+``--min-confidence`` and ``--coverage`` work on it as on any run.
 """
 
 from __future__ import annotations
@@ -64,6 +65,28 @@ def write_ensemble(folder: Path | str, members: Sequence[Path | str], meta: dict
     return full
 
 
+WEIGHT_GRID = tuple(round(0.1 * k, 1) for k in range(1, 10))
+
+
+def fit_weight(probs: Sequence[torch.Tensor], targets: torch.Tensor, grid: Sequence[float] = WEIGHT_GRID) -> list[float]:
+    """Member weights: the last member gets the grid value with the best accuracy, the others share the rest.
+
+    ``probs`` are the members' calibrated validation probabilities; ties go to the value
+    nearest an equal share.
+    """
+    if len(probs) < 2:
+        return [1.0] * len(probs)
+    rest = sum(probs[:-1]) / (len(probs) - 1)
+    equal = 1.0 / len(probs)
+
+    def accuracy(w: float) -> float:
+        mixed = (1 - w) * rest + w * probs[-1]
+        return float((mixed.argmax(dim=1) == targets).double().mean())
+
+    best = max(grid, key=lambda w: (accuracy(w), -abs(w - equal)))
+    return [(1 - best) / (len(probs) - 1)] * (len(probs) - 1) + [best]
+
+
 class EnsemblePredictor(Predictor):
     """Averages its member predictors' calibrated probabilities."""
 
@@ -82,6 +105,12 @@ class EnsemblePredictor(Predictor):
         calibration = meta.get("calibration") or {}
         self.temperature = float(calibration.get("temperature", 1.0))
         self.conformal_scores = calibration.get("conformal_scores") or []
+        weights = meta.get("weights") or [1.0 / len(self.members)] * len(self.members)
+        if len(weights) != len(self.members) or any(not w >= 0 for w in weights) or not sum(weights) > 0:
+            raise CheckpointError(
+                f"the ensemble's weights {weights} do not fit its {len(self.members)} members; rebuild the ensemble"
+            )
+        self.weights = [float(w) / sum(weights) for w in weights]
 
     @classmethod
     def from_folder(cls, folder: Path | str, device: str | torch.device = "cpu") -> "EnsemblePredictor":
@@ -100,6 +129,6 @@ class EnsemblePredictor(Predictor):
 
     @torch.inference_mode()
     def scores(self, normalized: Sequence[str], batch_size: int = 1024) -> torch.Tensor:
-        """Log of the mean of the members' calibrated probabilities ``(N, C)``."""
-        mean = sum(member.probabilities(normalized, batch_size) for member in self.members) / len(self.members)
+        """Log of the weighted mean of the members' calibrated probabilities ``(N, C)``."""
+        mean = sum(w * m.probabilities(normalized, batch_size) for w, m in zip(self.weights, self.members))
         return mean.clamp_min(1e-12).log()

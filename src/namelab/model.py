@@ -8,8 +8,12 @@ One model, two engines that compute the same function with the same weights::
     model = CharClassifier.from_config(ModelConfig(vocab_size=56, num_classes=18, cell="gru"))
 
 ``hand`` runs namelab's own cells (cells.py); ``fused`` runs torch's
-``nn.RNN``/``nn.LSTM``/``nn.GRU``. The output layer reads the hidden state at each
-name's last real character, so padding never changes a result.
+``nn.RNN``/``nn.LSTM``/``nn.GRU``. By default (the seed experiment's model) the output
+layer reads the hidden state at each name's last real character, so padding never
+changes a result. The accuracy options (``ModelConfig``) add a second cell reading
+right to left (``bidirectional``), pooling over every real step (``pool``) and a
+learned character embedding (``embedding_dim``); tests/test_model_options.py proves
+each equal between the engines and against torch's layers run name by name.
 
 The hand engine has two paths that compute the same function: ``hidden_states``
 steps ``cell.step`` under autograd and keeps every step (for the gradient probe and

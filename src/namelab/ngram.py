@@ -26,7 +26,7 @@ from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
 from .calibrate import calibrate_predictor
-from .checkpoint import CONFIG, METRICS, WEIGHTS, CheckpointError, atomic_write_bytes, read_json, write_json
+from .checkpoint import CONFIG, HISTORY, METRICS, WEIGHTS, CheckpointError, atomic_write_bytes, read_json, write_json
 from .data import Split
 from .metrics import classification_metrics
 from .predict import NgramPredictor
@@ -128,7 +128,9 @@ class NgramModel:
             raise CheckpointError(f"{weights} is missing; the run did not finish saving, train it again")
         blob = weights.read_bytes()
         if hashlib.sha256(blob).hexdigest() != meta.get("weights_sha256"):
-            raise CheckpointError(f"{weights} does not match the checksum in {CONFIG}: the file is truncated or modified")
+            raise CheckpointError(
+                f"{weights} does not match the checksum in {CONFIG}: the file is truncated or modified; train it again"
+            )
         state = load_safetensors(blob)
         try:
             features, labels = meta["features"], meta["labels"]
@@ -136,7 +138,9 @@ class NgramModel:
         except KeyError as err:
             raise CheckpointError(f"{run_dir} is not a complete n-gram run (no {err})") from err
         if coef.shape != (len(labels), len(features)) or idf.shape != (len(features),):
-            raise CheckpointError(f"{weights} disagrees with {CONFIG}: {coef.shape} weights for {len(labels)} languages")
+            raise CheckpointError(
+                f"{weights} disagrees with {CONFIG}: {coef.shape} weights for {len(labels)} languages; train it again"
+            )
         return cls(features, idf, coef, intercept, labels, float(meta["config"].get("C", 0.0))), meta
 
 
@@ -162,4 +166,6 @@ def train_ngram(
     predicted = predictor.scores([e.name for e in split.test]).argmax(dim=1).tolist()
     metrics = {**classification_metrics([e.label for e in split.test], predicted, labels), **calibration}
     write_json(Path(out_dir) / METRICS, metrics)
+    # One "epoch": what the server reads to pick a compare folder's best run of each kind.
+    write_json(Path(out_dir) / HISTORY, [{"epoch": 1, "val_accuracy": full["calibration"]["val_accuracy"]}])
     return metrics

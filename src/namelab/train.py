@@ -72,6 +72,8 @@ class TrainConfig:
         _choice(self, "model", CELLS)
         _choice(self, "impl", IMPLS)
         _choice(self, "device", DEVICES)
+        _choice(self, "pool", POOLS)
+        _whole(self, "embedding_dim", low=0)
         for name in ("hidden_size", "epochs", "batch_size"):
             _whole(self, name, low=1)
         for name in ("seed", "split_seed"):

@@ -45,7 +45,8 @@ def _run_cell(run_dir: Path) -> str:
 
 def best_val_accuracy(run_dir: Path) -> float:
     """The best validation accuracy in a run's ``history.json`` (the epoch whose weights were kept)."""
-    return max(float(row["val_accuracy"]) for row in read_history(run_dir))
+    # val_accuracy only: the n-gram baseline and ensembles record no losses
+    return max(float(row["val_accuracy"]) for row in read_history(run_dir, fields=("val_accuracy",)))
 
 
 def is_unfinished(run_dir: Path) -> bool:

@@ -1,0 +1,175 @@
+"""The accuracy suite: the best recipes and the n-gram baseline beside the seed experiment.
+
+    namelab compare --suite seed,accuracy     # the seed experiment, then this suite, one report
+
+or from Python, on the split and seeds of a compare run::
+
+    section = run_accuracy_suite(base_config, corpus, split, out, seeds=[0, 1, 2], data_dir=folder)
+
+It trains, on the same split and the same seeds as the seed experiment, the best single
+model (``presets.BEST_SINGLE``) and the ``best`` preset's ensemble (that model plus the
+n-gram baseline), and the n-gram baseline itself (deterministic: fitted once). Each is a
+normal run folder under ``OUT/runs/`` that ``predict``, ``evaluate`` and ``serve`` read.
+Its section of ``summary.json`` (key ``"accuracy"``) holds every figure the report's
+accuracy section (report.py) shows, with the seed cells' own calibration read from
+their ``metrics.json``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from .checkpoint import read_json
+from .compare import Experiment, finished_or_trained
+from .data import Corpus, Split
+from .download import dataset_checksum
+from .ngram import train_ngram
+from .presets import MEMBERS, PRESETS, member_name, train_ensemble
+from .train import TrainConfig
+
+NGRAM = "ngram"
+CALIBRATION_FIELDS = ("ece_before", "ece_after", "coverage", "mean_set_size")
+
+
+def _describe(values: Sequence[float]) -> dict:
+    array = np.asarray(values, dtype=float)
+    return {
+        "mean": float(array.mean()),
+        "std": float(array.std(ddof=1)) if len(array) > 1 else None,
+        "values": array.tolist(),
+    }
+
+
+def _row(title: str, metrics: list[dict], seconds: list[float], note: str = "") -> dict:
+    row = {
+        "title": title,
+        "note": note,
+        "test_accuracy": _describe([m["accuracy"] for m in metrics]),
+        "test_macro_f1": _describe([m["macro_f1"] for m in metrics]),
+        "train_seconds": _describe(seconds),
+    }
+    for field in CALIBRATION_FIELDS:
+        if all(field in m for m in metrics):
+            row[field] = _describe([m[field] for m in metrics])
+    return row
+
+
+def run_accuracy_suite(
+    base: TrainConfig,
+    corpus: Corpus,
+    split: Split,
+    out: Path,
+    seeds: Sequence[int],
+    *,
+    data_dir: Path | None = None,
+    seed_models: Sequence[str] = (),
+    quick: bool = False,
+    log: Callable[[str], None] = print,
+) -> dict:
+    """Train the suite under ``out/runs`` and return its summary section (see the module docstring).
+
+    ``quick`` (compare --quick) trains the recurrent model with ``base``'s epochs and hidden size.
+    """
+    out = Path(out)
+    best = PRESETS["best"]
+    (single,) = best.members
+    single = replace(single, split_seed=base.split_seed, device=base.device)
+    if quick:
+        single = replace(single, epochs=base.epochs, hidden_size=base.hidden_size)
+    ngram_dir = out / "runs" / NGRAM
+    total = len(seeds) + 1
+    started = time.perf_counter()
+
+    def progress(step: int, what: str) -> None:
+        elapsed = time.perf_counter() - started
+        eta = f", about {elapsed / (step - 1) * (total - step + 1):.0f} s left" if step > 1 else ""
+        log(f"== accuracy suite {step}/{total}: {what} ({elapsed:.0f} s so far{eta})")
+
+    progress(1, "character n-gram logistic regression")
+    checksum = dataset_checksum(data_dir) if data_dir else None
+    meta = {"config": {"split_seed": base.split_seed}, "vocab": corpus.vocab.chars, "dataset_sha256": checksum}
+    t0 = time.perf_counter()
+    sizes = split.sizes()
+    ngram_metrics = train_ngram(split, corpus.labels, ngram_dir, meta={**meta, **sizes}, c_grid=best.ngram_c)
+    ngram_seconds = time.perf_counter() - t0
+
+    single_metrics, single_seconds, ensemble_metrics, ensemble_seconds = [], [], [], []
+    for step, seed in enumerate(seeds, 2):
+        config = replace(single, seed=seed)
+        folder = out / "runs" / f"best-seed{seed}"
+        progress(step, f"{member_name(config)} + n-gram ensemble -> {folder}")
+        t0 = time.perf_counter()
+        member = folder / MEMBERS / member_name(config)
+        result = finished_or_trained(config, corpus, member, data_dir=data_dir, split=split, log=log)
+        trained = time.perf_counter() - t0
+        single_metrics.append(result.metrics)
+        single_seconds.append(trained)
+        shutil.copytree(ngram_dir, folder / MEMBERS / NGRAM, dirs_exist_ok=True)
+        ensemble_metrics.append(
+            train_ensemble(
+                [],
+                corpus,
+                folder,
+                ngram=False,
+                data_dir=data_dir,
+                split=split,
+                members_ready=[member, folder / MEMBERS / NGRAM],
+                meta={"preset": "best", "description": best.description},
+                log=log,
+            )
+        )
+        ensemble_seconds.append(time.perf_counter() - t0 + ngram_seconds)
+
+    rows = {
+        NGRAM: _row(
+            "char 1–4-gram logistic regression", [ngram_metrics], [ngram_seconds], "deterministic: fitted once"
+        ),
+        "best_single": _row(
+            f"best single: {member_name(single).rsplit('-seed', 1)[0]}", single_metrics, single_seconds
+        ),
+        "best_ensemble": _row("best ensemble (--preset best)", ensemble_metrics, ensemble_seconds),
+    }
+    seed_cells = {}
+    for model in seed_models:
+        runs = [out / "runs" / f"{model}-seed{seed}" / "metrics.json" for seed in seeds]
+        found = [read_json(path) for path in runs if path.is_file()]
+        if found and all(all(f in m for f in CALIBRATION_FIELDS) for m in found):
+            seed_cells[model] = {f: _describe([m[f] for m in found]) for f in CALIBRATION_FIELDS}
+    return {
+        "seeds": list(seeds),
+        "recipe": {"single": member_name(single).rsplit("-seed", 1)[0], "ensemble": best.description},
+        "rows": rows,
+        "seed_cells_calibration": seed_cells,
+        "reliability": {
+            "title": f"best ensemble, seed {seeds[0]}",
+            "before": ensemble_metrics[0]["reliability_before"],
+            "after": ensemble_metrics[0]["reliability"],
+            "temperature": ensemble_metrics[0]["temperature"],
+        },
+        "seconds": time.perf_counter() - started,
+    }
+
+
+def accuracy_suite(experiment: Experiment) -> dict:
+    """The compare suite ``accuracy``: :func:`run_accuracy_suite` on the experiment's split and seeds."""
+    settings = experiment.settings
+    experiment.written |= {NGRAM, *(f"best-seed{seed}" for seed in range(settings.seeds))}
+    return {
+        "accuracy": run_accuracy_suite(
+            settings.config,
+            experiment.corpus,
+            experiment.split,
+            experiment.out,
+            list(range(settings.seeds)),
+            data_dir=experiment.data_dir,
+            seed_models=settings.models if "seed" in settings.suites else (),
+            quick=settings.quick,
+            log=experiment.log,
+        )
+    }
