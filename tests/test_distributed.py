@@ -18,7 +18,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from helpers import make_names_folder, separable_names, train_tiny_run
+from helpers import trained_run_folder
 from namelab.cli import main
 from namelab.distributed import PredictorPlugin, predict_table_dask, run_files, start_client
 from namelab.download import DataError
@@ -31,10 +31,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = make_names_folder(tmp_path_factory.mktemp("names"), separable_names(per_class=20))
-    out = tmp_path_factory.mktemp("runs") / "lstm"
-    train_tiny_run(folder, out, model="lstm", epochs=6)
-    return out
+    return trained_run_folder(tmp_path_factory, "lstm", epochs=6)
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 import pytest
 
-from helpers import make_names_folder, separable_names, train_tiny_run
+from helpers import make_names_folder, separable_names, trained_run_folder
 from namelab.checkpoint import write_manifest
 from namelab.cli import main
 from namelab.data import Corpus
@@ -57,10 +57,7 @@ def names() -> dict[str, list[str]]:
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = make_names_folder(tmp_path_factory.mktemp("names"), separable_names(per_class=20))
-    out = tmp_path_factory.mktemp("runs") / "gru"
-    train_tiny_run(folder, out, model="gru", epochs=6)
-    return out
+    return trained_run_folder(tmp_path_factory, "gru", epochs=6)
 
 
 @pytest.fixture(scope="module")
