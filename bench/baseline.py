@@ -16,10 +16,12 @@ import sys
 import time
 from pathlib import Path
 
+from namelab.checkpoint import CONFIG, HISTORY, CheckpointError, check_complete, read_history, read_json, read_metrics
 from namelab.data import Corpus, Split
 from namelab.download import resolve_data_dir
 from namelab.metrics import classification_metrics
 from namelab.ngram import C_GRID, NgramModel
+from namelab.predict import run_kind
 
 
 def baseline_metrics(split: Split, labels: list[str], c_grid=C_GRID) -> dict:
@@ -29,6 +31,20 @@ def baseline_metrics(split: Split, labels: list[str], c_grid=C_GRID) -> dict:
     return {"C": model.c, **test}
 
 
+def run_row(run: Path, split_seed: int) -> tuple[str, float, float, float]:
+    """A run folder's line of the table: its name, test accuracy, macro-F1 and training seconds."""
+    if run_kind(run) == "recurrent":
+        check_complete(run)  # an unfinished run's files may be an older run's: refuse, saying how to resume
+    config = read_json(run / CONFIG)
+    seed = config.get("config", {}).get("split_seed") if isinstance(config, dict) else None
+    if seed != split_seed:
+        raise CheckpointError(f"{run} used split seed {seed}, not {split_seed}: its test names are other names")
+    metrics = read_metrics(run)
+    # ensembles and the n-gram baseline train no epochs: no history, no seconds to show
+    seconds = sum(row.get("seconds", 0.0) for row in read_history(run)) if (run / HISTORY).is_file() else 0.0
+    return f"{run} ({config['config'].get('model')})", metrics["accuracy"], metrics["macro_f1"], seconds
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path)
@@ -36,6 +52,11 @@ def main(argv=None) -> int:
     parser.add_argument("--runs", type=Path, nargs="*", default=[], help="run folders to list beside the baseline")
     parser.add_argument("--json", type=Path, help="also write the table here")
     args = parser.parse_args(argv)
+    try:  # before the baseline's fit, so a bad folder is named at once
+        run_rows = [run_row(run, args.split_seed) for run in args.runs]
+    except CheckpointError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     corpus = Corpus.from_folder(resolve_data_dir(args.data_dir))
     split = corpus.split(seed=args.split_seed)
     start = time.perf_counter()
@@ -44,15 +65,7 @@ def main(argv=None) -> int:
     majority = max(range(corpus.num_classes), key=[e.label for e in split.train].count)
     always = classification_metrics([e.label for e in split.test], [majority] * len(split.test), corpus.labels)
     rows.append((f"always {corpus.labels[majority]!r}", always["accuracy"], always["macro_f1"], 0.0))
-    for run in args.runs:
-        metrics = json.loads((run / "metrics.json").read_text())
-        config = json.loads((run / "config.json").read_text())
-        if config["config"]["split_seed"] != args.split_seed:
-            print(f"error: {run} used split seed {config['config']['split_seed']}", file=sys.stderr)
-            return 1
-        history = json.loads((run / "history.json").read_text())
-        seconds = sum(row["seconds"] for row in history)
-        rows.append((f"{run} ({config['config']['model']})", metrics["accuracy"], metrics["macro_f1"], seconds))
+    rows += run_rows
     print(f"test split: {len(split.test)} names, split seed {args.split_seed}")
     print(f"{'model':<44} {'accuracy':>8} {'macro-F1':>8} {'train s':>8}")
     for name, acc, f1, seconds in rows:

@@ -269,7 +269,7 @@ async def healthz_under_heavy(base_url: str, repeats: int, interval_s: float = 0
 
 def train_quick_lstm(out_dir: Path, data_dir: str | None) -> Path:
     """The default model: an LSTM, hidden 256, 2 epochs (minutes on two cores)."""
-    from namelab import Corpus, TrainConfig, resolve_data_dir, train
+    from namelab import Corpus, TrainConfig, resolve_data_dir, train  # torch: only when a model must be trained
 
     folder = resolve_data_dir(data_dir)
     run_dir = out_dir / "lstm"

@@ -17,6 +17,7 @@ Only the speed of this loop is used (bench/speed.py): it is not part of namelab.
 from __future__ import annotations
 
 import argparse
+import random
 import time
 from typing import Sequence
 
@@ -157,8 +158,7 @@ def train_names(model: nn.Module, examples: Sequence[tuple[Sequence[int], int]],
 
 
 def main(argv: list[str] | None = None) -> int:
-    import random
-
+    # Only the driver reads the dataset through namelab: the tutorial's loop above stands alone.
     from namelab.data import Corpus
     from namelab.download import resolve_data_dir
 

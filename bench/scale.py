@@ -35,6 +35,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -43,7 +44,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pa_csv
 
+from namelab.checkpoint import CONFIG, read_history, read_json, run_state
 from namelab.data import Corpus
 from namelab.download import resolve_data_dir
 
@@ -102,9 +106,6 @@ class TrigramNames:
 
 def write_table(path: Path, rows: int, model: TrigramNames, seed: int = 0, chunk: int = 100_000) -> dict:
     """Write ``rows`` synthetic rows to ``path`` (CSV: id, name, language); return their distinct-name share."""
-    import pyarrow as pa
-    import pyarrow.csv as pa_csv
-
     rng = np.random.default_rng(seed)
     distinct: set[str] = set()
     schema = pa.schema([("id", pa.int64()), ("name", pa.string()), ("language", pa.string())])
@@ -125,7 +126,7 @@ def write_table(path: Path, rows: int, model: TrigramNames, seed: int = 0, chunk
 
 def measure(argv: list[str], env: dict | None = None, timeout: float | None = None) -> dict:
     """Run ``argv``; its wall time and the peak summed RSS of its process tree (MiB)."""
-    import psutil
+    import psutil  # installed with dask's distributed, not a dependency of namelab itself
 
     start = time.perf_counter()
     child = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -171,8 +172,6 @@ def torchrun(nproc: int, *args: str) -> list[str]:
 
 
 def free_port() -> int:
-    import socket
-
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -209,9 +208,9 @@ def main(argv: list[str] | None = None) -> int:
     data_dir = resolve_data_dir(None)
     generator = TrigramNames(Corpus.from_folder(data_dir))
     run = work / "model"
-    if not (run / "config.json").is_file():
+    if run_state(run) != "complete":  # --force: a run a kill left unfinished is started over
         measure(namelab("train", "--data-dir", str(data_dir), "--epochs", "1", "--hidden-size", str(hidden),
-                        "--out", str(run), "--threads", "1"), env)
+                        "--out", str(run), "--threads", "1", "--force"), env)
 
     results: dict = {
         "note": args.note,
@@ -253,8 +252,8 @@ def main(argv: list[str] | None = None) -> int:
             out = work / "train-run"
             shutil.rmtree(out, ignore_errors=True)
             figures = measure(command(*train_args, "--out", str(out)), env)
-            history = json.loads((out / "history.json").read_text())
-            config = json.loads((out / "config.json").read_text())
+            history = read_history(out)
+            config = read_json(out / CONFIG)
             seconds = history[0]["seconds"]
             entry = {
                 "rows": rows,
@@ -308,7 +307,7 @@ def _report(what: str, rows: int, entry: dict) -> None:
 
 
 def plot(results: dict, path: Path) -> None:
-    import matplotlib
+    import matplotlib  # the backend must be chosen before pyplot is imported
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

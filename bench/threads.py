@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -49,6 +50,7 @@ NEIGHBOUR = "import sys, time\nend = time.monotonic() + float(sys.argv[1])\nwhil
 def child(args: argparse.Namespace) -> None:
     """One measurement, in this process: warm up, then time one (partial) epoch; prints JSON."""
     sys.path.insert(0, str(SRC))
+    # Here, in the child, under the measured configuration's environment (OMP_WAIT_POLICY is read when torch loads).
     import torch
 
     from namelab.data import Corpus
@@ -104,8 +106,6 @@ def with_neighbour(run, seconds: float):
 
 def tiny_names(folder: Path) -> Path:
     """A made-up three-language folder, for --quick where no dataset is at hand."""
-    import random
-
     rng = random.Random(0)
     folder.mkdir(parents=True, exist_ok=True)
     for language, letters in {"Alpha": "aeiou", "Beta": "bdgkt", "Gamma": "lmnrs"}.items():
@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.data_dir is None:
         parser.error("give --data-dir or set NAMELAB_DATA (or --quick, which makes up names)")
     sys.path.insert(0, str(SRC))
-    from namelab.env import machine
+    from namelab.env import machine  # from the path just set
 
     started = machine()
     figures: dict[str, dict[str, dict]] = {}

@@ -13,8 +13,10 @@ layout without ``__init__.py``).
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import random
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -114,3 +116,24 @@ def train_tiny_run(data_dir: Path, out_dir: Path | None, **overrides) -> TrainRe
     corpus = Corpus.from_folder(data_dir)
     with one_thread():
         return train(tiny_config(**overrides), corpus, out_dir, data_dir=Path(data_dir), log=lambda line: None)
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def load_bench(script: str, module: str | None = None):
+    """Import ``bench/<script>.py`` (the benchmarks are scripts, not a package) as ``module``."""
+    module = module or script
+    spec = importlib.util.spec_from_file_location(module, REPO / "bench" / f"{script}.py")
+    loaded = importlib.util.module_from_spec(spec)
+    sys.modules[module] = loaded  # dataclasses and pickling look their module up by name
+    spec.loader.exec_module(loaded)
+    return loaded
+
+
+def trained_run_folder(tmp_path_factory: pytest.TempPathFactory, model: str, epochs: int) -> Path:
+    """A tiny run of ``model`` on separable names, in a fresh temporary folder (for module-scoped fixtures)."""
+    folder = make_names_folder(tmp_path_factory.mktemp("names"), separable_names(per_class=20))
+    out = tmp_path_factory.mktemp("runs") / model
+    train_tiny_run(folder, out, model=model, epochs=epochs)
+    return out

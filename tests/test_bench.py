@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import json
+import shutil
 import statistics
 import sys
 from pathlib import Path
@@ -150,3 +151,20 @@ def test_speed_bench_writes_every_figure(tmp_path, capsys, monkeypatch):
     for cell, figures in results["cells"].items():
         row = next(line for line in printed.splitlines() if line.startswith(f"{cell} ") and "%" in line)
         assert f"{figures['hand_over_loop']:8.1f}x" in row and f"{figures['hand_over_fused']:9.2f}x" in row
+
+
+def test_baseline_lists_finished_runs_and_refuses_unfinished_ones(tmp_path, tiny_runs, tiny_names_dir, capsys):
+    from namelab.checkpoint import read_metrics
+
+    baseline = load_bench("baseline")
+    table = tmp_path / "table.json"
+    assert baseline.main(["--data-dir", str(tiny_names_dir), "--runs", str(tiny_runs["gru"]), "--json", str(table)]) == 0
+    listed = json.loads(table.read_text())[-1]
+    assert listed["model"] == f"{tiny_runs['gru']} (gru)"
+    assert listed["accuracy"] == read_metrics(tiny_runs["gru"])["accuracy"]
+    assert listed["seconds"] > 0
+
+    unfinished = shutil.copytree(tiny_runs["gru"], tmp_path / "gru")
+    (unfinished / "manifest.json").unlink()
+    assert baseline.main(["--data-dir", str(tiny_names_dir), "--runs", str(unfinished)]) == 1
+    assert "unfinished run" in capsys.readouterr().err

@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -13,21 +12,15 @@ import numpy as np
 import pyarrow.csv as pa_csv
 import pytest
 
-from helpers import REAL_NAMES, SEPARABLE_ALPHABETS, make_names_folder, requires_real_data, separable_names
+from helpers import REAL_NAMES, SEPARABLE_ALPHABETS, load_bench, make_names_folder, requires_real_data, separable_names
 from namelab.data import Corpus
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
-def load_bench():
-    spec = importlib.util.spec_from_file_location("bench_scale", ROOT / "bench" / "scale.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_synthetic_names_follow_their_language(tmp_path: Path) -> None:
-    scale = load_bench()
+    scale = load_bench("scale", "bench_scale")
     corpus = Corpus.from_folder(make_names_folder(tmp_path / "names", separable_names(per_class=30)))
     model = scale.TrigramNames(corpus)
     table = tmp_path / "names.csv"
@@ -47,7 +40,7 @@ def test_synthetic_names_follow_their_language(tmp_path: Path) -> None:
 @requires_real_data
 def test_quick_run_writes_figures_and_a_plot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NAMELAB_DATA", str(REAL_NAMES))
-    scale = load_bench()
+    scale = load_bench("scale", "bench_scale")
     out, plot = tmp_path / "scale.json", tmp_path / "scale.png"
     argv = ["--quick", "--sizes", "1000,3000", "--modes", "one", "--out", str(out), "--plot", str(plot)]
     assert scale.main(argv) == 0

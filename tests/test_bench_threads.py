@@ -5,26 +5,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
-from helpers import make_names_folder, separable_names
-
-REPO = Path(__file__).resolve().parents[1]
+from helpers import load_bench, make_names_folder, separable_names
 
 
-def load_bench():
-    spec = importlib.util.spec_from_file_location("threads_bench", REPO / "bench" / "threads.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+
 
 
 def test_ratios_compare_each_default_with_the_idle_one_thread_epoch() -> None:
-    bench = load_bench()
+    bench = load_bench("threads", "threads_bench")
     figures = {
         "torch-default": {"idle": {"seconds": 1.6}, "neighbour": {"seconds": 5.2}},
         "one-thread": {"idle": {"seconds": 2.0}, "neighbour": {"seconds": 2.3}},
@@ -38,7 +31,7 @@ def test_ratios_compare_each_default_with_the_idle_one_thread_epoch() -> None:
 
 
 def test_quick_run_writes_figures_for_every_configuration_and_condition(tmp_path: Path, capsys) -> None:
-    bench = load_bench()
+    bench = load_bench("threads", "threads_bench")
     names = make_names_folder(tmp_path / "names", separable_names(per_class=30))
     out = tmp_path / "threads.json"
     argv = ["--quick", "--data-dir", str(names), "--batches", "2", "--hidden-size", "8",
@@ -58,5 +51,5 @@ def test_quick_run_writes_figures_for_every_configuration_and_condition(tmp_path
 
 def test_unknown_configuration_is_a_usage_error(capsys) -> None:
     with pytest.raises(SystemExit):
-        load_bench().main(["--quick", "--configs", "turbo"])
+        load_bench("threads", "threads_bench").main(["--quick", "--configs", "turbo"])
     assert "turbo" in capsys.readouterr().err

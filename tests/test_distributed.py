@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import stat
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 
-from helpers import make_names_folder, separable_names, train_tiny_run
+from helpers import trained_run_folder
 from namelab.cli import main
 from namelab.distributed import PredictorPlugin, predict_table_dask, run_files, start_client
 from namelab.download import DataError
@@ -29,10 +31,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = make_names_folder(tmp_path_factory.mktemp("names"), separable_names(per_class=20))
-    out = tmp_path_factory.mktemp("runs") / "lstm"
-    train_tiny_run(folder, out, model="lstm", epochs=6)
-    return out
+    return trained_run_folder(tmp_path_factory, "lstm", epochs=6)
 
 
 @pytest.fixture(scope="module")
@@ -128,3 +127,28 @@ def test_dask_refuses_a_non_empty_output_folder_and_both_cluster_options(tmp_pat
     assert main(["predict", str(run_dir), "Aeiou", "--workers", "2"]) == 2
     assert "need a table" in capsys.readouterr().err
     assert json.loads((run_dir / "config.json").read_text())["labels"]  # the run is untouched
+
+
+def test_dask_follows_a_symlinked_output_and_keeps_its_mode(tmp_path: Path, run_dir: Path, client) -> None:
+    source = write_table(tmp_path / "people.csv", people(40, seed=5))
+    target = tmp_path / "real.jsonl"
+    target.write_text("old\n")
+    target.chmod(0o640)
+    link = tmp_path / "out.jsonl"
+    link.symlink_to(target)
+    predict_table_dask(run_dir, source, link, TableOptions("surname"), client=client)
+    assert link.is_symlink() and link.resolve() == target
+    assert stat.S_IMODE(os.stat(target).st_mode) == 0o640
+    assert [row["surname"] for row in read_rows(target)] == [row["surname"] for row in people(40, seed=5)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.jsonl", "people.csv", "real.jsonl"]
+
+
+def test_dask_refuses_an_output_that_is_its_input_before_starting(tmp_path: Path, run_dir: Path, monkeypatch) -> None:
+    source = write_table(tmp_path / "people.csv", people(10))
+    before = source.read_bytes()
+    alias = tmp_path / "alias.csv"
+    alias.symlink_to(source)
+    monkeypatch.setattr("namelab.distributed.start_client", lambda *a, **k: pytest.fail("a cluster was started"))
+    with pytest.raises(ValueError, match="is the --input file"):
+        predict_table_dask(run_dir, source, alias, TableOptions("surname"), workers=2)
+    assert source.read_bytes() == before

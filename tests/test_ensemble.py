@@ -95,6 +95,19 @@ def test_ensemble_metrics_are_what_evaluate_recomputes(ensemble_dir: Path, tiny_
     assert {"ece_before", "ece_after", "coverage", "mean_set_size"} <= set(saved)
 
 
+def test_a_folder_of_member_runs_serves_the_ngram_beside_the_best_recurrent_run(ensemble_dir: Path):
+    from namelab.checkpoint import read_history
+    from namelab.serve import find_runs, load_served_models
+
+    members = ensemble_dir / "members"
+    runs = find_runs(members)  # read as a compare folder: the best run of each kind
+    assert [r.name for r in runs][-1] == "ngram" and len(runs) == 2
+    ngram_history = read_history(members / "ngram", fields=("val_accuracy",))  # no losses: no epochs trained
+    models = {m.run_dir.name: m for m in load_served_models([members])}
+    assert models["ngram"].best_val_accuracy == ngram_history[0]["val_accuracy"]
+    assert models["ngram"].test_metrics["accuracy"] == read_json(members / "ngram" / "metrics.json")["accuracy"]
+
+
 def test_ensemble_is_served_like_any_run(ensemble_dir: Path):
     from namelab.serve import create_app, load_served_models
 

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from helpers import make_names_folder, separable_names, train_tiny_run
+from helpers import trained_run_folder
 from namelab import Predictor
 from namelab.cli import format_predictions, main, predict_rows, read_names_file
 from namelab.data import MAX_NAME_LENGTH
@@ -25,10 +25,7 @@ from namelab.data import MAX_NAME_LENGTH
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    names = make_names_folder(tmp_path_factory.mktemp("names"), separable_names(per_class=20))
-    out = tmp_path_factory.mktemp("runs") / "gru"
-    train_tiny_run(names, out, model="gru", epochs=2)
-    return out
+    return trained_run_folder(tmp_path_factory, "gru", epochs=2)
 
 
 @pytest.fixture(scope="module")

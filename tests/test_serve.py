@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 import shutil
 import socket
@@ -28,7 +29,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from namelab import Predictor, cli
-from namelab.checkpoint import CheckpointError, write_manifest
+from namelab.checkpoint import CheckpointError, save_checkpoint, write_manifest
 from namelab.serve import (
     MAX_BODY_BYTES,
     MAX_EXPLAIN_CHARACTERS,
@@ -396,6 +397,68 @@ def test_a_compare_folder_without_history_is_refused(compare_dir: Path):
     (compare_dir / "runs" / "gru-seed0" / "history.json").unlink()
     with pytest.raises(CheckpointError, match="history.json is missing"):
         find_runs(compare_dir)
+
+
+def make_unfinished(run_dir: Path, *, keep_config: bool) -> str:
+    """Turn a finished run into one stopped after epoch 2 of 6; returns the resume command."""
+    command = f"namelab train --out {run_dir} --resume"
+    (run_dir / "manifest.json").unlink()
+    if not keep_config:  # a run still in its first epochs has only its checkpoint
+        for name in ("config.json", "model.safetensors", "history.json", "metrics.json"):
+            (run_dir / name).unlink()
+    save_checkpoint(run_dir, {"step": torch.zeros(1)}, {"epoch": 2, "config": {"epochs": 6}, "command": command})
+    return command
+
+
+@pytest.mark.parametrize("keep_config", [True, False])
+def test_a_compare_folder_skips_unfinished_runs_and_says_how_to_resume(compare_dir: Path, keep_config, caplog):
+    best_lstm = compare_dir / "runs" / "lstm-seed1"
+    command = make_unfinished(best_lstm, keep_config=keep_config)
+    with caplog.at_level(logging.WARNING, logger="namelab.serve.runs"):
+        runs = find_runs(compare_dir)
+    assert [r.name for r in runs] == ["rnn-seed0", "lstm-seed0", "gru-seed0"]
+    assert len(caplog.records) == 1
+    message = caplog.records[0].getMessage()
+    assert str(best_lstm) in message and "stopped after epoch 2 of 6" in message and command in message
+    models = load_served_models([compare_dir])
+    assert [(m.name, m.run_dir.name) for m in models] == [("rnn", "rnn-seed0"), ("lstm", "lstm-seed0"), ("gru", "gru-seed0")]
+
+
+@pytest.mark.parametrize("keep_config", [True, False])
+def test_an_unfinished_run_folder_given_itself_is_refused(tmp_path: Path, tiny_runs, keep_config, capsys):
+    run = shutil.copytree(tiny_runs["gru"], tmp_path / "gru")
+    command = make_unfinished(run, keep_config=keep_config)
+    with pytest.raises(CheckpointError, match="unfinished run") as info:
+        find_runs(run)
+    assert command in str(info.value)
+    assert cli.main(["serve", str(run)]) == 1
+    assert command in capsys.readouterr().err
+
+
+def test_a_compare_folder_of_unfinished_runs_is_refused(compare_dir: Path):
+    for run in sorted((compare_dir / "runs").iterdir()):
+        make_unfinished(run, keep_config=True)
+    with pytest.raises(CheckpointError, match="holds no finished run") as info:
+        find_runs(compare_dir)
+    assert str(info.value).count("--resume") == 4
+
+
+def test_a_damaged_history_is_refused_by_its_reader(compare_dir: Path):
+    history_path = compare_dir / "runs" / "gru-seed0" / "history.json"
+    history = json.loads(history_path.read_text())
+    history[-1]["val_accuracy"] = 1.5
+    history_path.write_text(json.dumps(history))
+    write_manifest(history_path.parent)
+    with pytest.raises(CheckpointError, match="val_accuracy must be a number between 0 and 1"):
+        find_runs(compare_dir)
+
+
+def test_a_metrics_file_that_is_no_object_is_refused(tmp_path: Path, tiny_runs):
+    run = shutil.copytree(tiny_runs["gru"], tmp_path / "gru")
+    (run / "metrics.json").write_text("[0.9]")
+    write_manifest(run)
+    with pytest.raises(CheckpointError, match="metrics.json must hold a JSON object"):
+        load_served_models([run])
 
 
 # -- a server that one request cannot freeze ------------------------------------------------

@@ -6,8 +6,11 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 import shutil
+import stat
+import threading
 from pathlib import Path
 
 import pyarrow as pa
@@ -15,7 +18,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 import pytest
 
-from helpers import make_names_folder, separable_names, train_tiny_run
+from helpers import make_names_folder, separable_names, trained_run_folder
 from namelab.checkpoint import write_manifest
 from namelab.cli import main
 from namelab.data import Corpus
@@ -54,10 +57,7 @@ def names() -> dict[str, list[str]]:
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = make_names_folder(tmp_path_factory.mktemp("names"), separable_names(per_class=20))
-    out = tmp_path_factory.mktemp("runs") / "gru"
-    train_tiny_run(folder, out, model="gru", epochs=6)
-    return out
+    return trained_run_folder(tmp_path_factory, "gru", epochs=6)
 
 
 @pytest.fixture(scope="module")
@@ -314,6 +314,77 @@ def test_resume_command_of_a_table_run_names_the_table_and_its_columns(tmp_path:
     assert Corpus.from_folder(make_names_folder(tmp_path / "folder", names)).columns is None
 
 
+# -- what sits at a table's --output is never destroyed (the rules of namelab.output) -------
+
+
+def test_a_symlinked_table_output_is_followed(tmp_path: Path, run_dir: Path) -> None:
+    source = write_table(tmp_path / "people.csv", people(12))
+    target = tmp_path / "real" / "predictions.csv"
+    target.parent.mkdir()
+    target.write_text("old\n")
+    link = tmp_path / "out.csv"
+    link.symlink_to(target)
+    assert main(["predict", str(run_dir), "--input", str(source), "--name-column", "surname",
+                 "--output", str(link), "--threads", "1"]) == 0
+    assert link.is_symlink() and link.resolve() == target
+    assert len(read_rows(target)) == 12
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.csv", "people.csv", "real"]
+    assert [p.name for p in target.parent.iterdir()] == ["predictions.csv"]
+
+
+@pytest.mark.parametrize("how", ["same-path", "symlink", "hard-link"])
+def test_a_table_output_equal_to_its_input_is_refused(tmp_path: Path, run_dir: Path, capsys, how: str) -> None:
+    source = write_table(tmp_path / "people.csv", people(5))
+    before = source.read_bytes()
+    output = {"same-path": source, "symlink": tmp_path / "alias.csv", "hard-link": tmp_path / "hard.csv"}[how]
+    if how == "symlink":
+        output.symlink_to(source)
+    elif how == "hard-link":
+        os.link(source, output)
+    assert main(["predict", str(run_dir), "--input", str(source), "--name-column", "surname",
+                 "--output", str(output)]) == 1
+    assert "is the --input file" in capsys.readouterr().err
+    assert source.read_bytes() == before
+
+
+@pytest.mark.parametrize("mode", [0o640, 0o604])
+@pytest.mark.parametrize("suffix", [".parquet", ".jsonl"])
+def test_an_existing_table_output_keeps_its_mode(tmp_path: Path, predictor: Predictor, mode: int, suffix: str) -> None:
+    source = write_table(tmp_path / "people.csv", people(6))
+    out = tmp_path / f"out{suffix}"
+    out.write_text("old\n")
+    out.chmod(mode)
+    predict_table(predictor, source, out, TableOptions("surname"), progress=False)
+    assert stat.S_IMODE(os.stat(out).st_mode) == mode and len(read_rows(out)) == 6
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_a_new_table_output_gets_the_umask_mode(tmp_path: Path, predictor: Predictor, umask: int) -> None:
+    source = write_table(tmp_path / "people.csv", people(6))
+    old = os.umask(umask)
+    try:
+        predict_table(predictor, source, tmp_path / "new.csv", TableOptions("surname"), progress=False)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(tmp_path / "new.csv").st_mode) == 0o666 & ~umask
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl", ".parquet"])
+def test_a_fifo_table_output_is_written_through_not_replaced(tmp_path: Path, predictor: Predictor, suffix: str) -> None:
+    source = write_table(tmp_path / "people.csv", people(9))
+    fifo = tmp_path / f"out{suffix}"
+    os.mkfifo(fifo)
+    received: list[bytes] = []
+    # daemon: should the FIFO be replaced, the reader blocks forever and must not hold up the exit
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()), daemon=True)
+    reader.start()
+    predict_table(predictor, source, fifo, TableOptions("surname"), progress=False)
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+    reader.join(timeout=30)
+    copy = tmp_path / f"copy{suffix}"
+    copy.write_bytes(received[0])
+    assert [row["surname"] for row in read_rows(copy)] == [row["surname"] for row in people(9)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["people.csv", fifo.name, copy.name])
 def test_output_through_a_symlink_replaces_its_target_and_keeps_the_link(tmp_path: Path, predictor: Predictor) -> None:
     source = write_table(tmp_path / "people.csv", people(12))
     target = tmp_path / "real.jsonl"

@@ -29,13 +29,14 @@ import math
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
+from .data import Vocab
 from .model import CharClassifier
 
 CONFIG = "config.json"
@@ -244,8 +245,6 @@ def load_run(run_dir: Path | str, device: str | torch.device = "cpu") -> tuple[C
         state = load_safetensors(blob)
     except (SafetensorError, ValueError) as err:
         raise CheckpointError(f"{weights_path} is not a valid safetensors file ({err})") from err
-    from .data import Vocab
-
     try:
         model = model_from_config(config, len(Vocab(vocab)), len(labels))
     except (KeyError, TypeError, ValueError) as err:
@@ -276,8 +275,12 @@ def _number(value, what: str, path: Path, low: float = -math.inf, high: float = 
 HISTORY_FIELDS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
 
 
-def read_history(run_dir: Path) -> list[dict]:
-    """``history.json``: a non-empty list of one object per epoch, every figure a number."""
+def read_history(run_dir: Path, fields: Sequence[str] = HISTORY_FIELDS) -> list[dict]:
+    """``history.json``: a non-empty list of one object per epoch, each of ``fields`` a number.
+
+    A reader that needs fewer fields asks for those: the n-gram baseline and ensembles,
+    which train no epochs, record only ``val_accuracy``.
+    """
     path = Path(run_dir) / HISTORY
     history = read_json(path)
     if not isinstance(history, list) or not history:
@@ -285,10 +288,9 @@ def read_history(run_dir: Path) -> list[dict]:
     for i, row in enumerate(history):
         if not isinstance(row, dict):
             raise CheckpointError(f"{path}: epoch row {i} is a {type(row).__name__}, not an object")
-        for field in HISTORY_FIELDS:
-            _number(row.get(field), f"row {i} {field}", path, low=0.0)
-        for field in ("train_accuracy", "val_accuracy"):
-            _number(row[field], f"row {i} {field}", path, 0.0, 1.0)
+        for field in fields:
+            high = 1.0 if field.endswith("accuracy") else math.inf
+            _number(row.get(field), f"row {i} {field}", path, 0.0, high)
     return history
 
 

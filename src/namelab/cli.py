@@ -17,21 +17,27 @@ import csv
 import io
 import json
 import os
-import secrets
 import shlex
-import stat
 import sys
-from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
-from typing import Iterator, Sequence, TextIO
+from typing import Sequence
+
+import torch
 
 from . import __version__
 from .cells import CELLS
-from .checkpoint import CheckpointError
+from .checkpoint import CheckpointError, checkpoint_info
 from .data import MAX_INPUT_LENGTH, MAX_NAME_LENGTH, Corpus
-from .download import DataError, resolve_data_dir
+from .download import DataError, dataset_checksum, is_official, resolve_data_dir
+from .env import AdaptiveThreads
+from .evaluate import evaluate_run
+from .metrics import format_metrics
 from .model import IMPLS, POOLS
-from .presets import PRESETS
+from .output import open_output
+from .predict import Predictor
+from .presets import PRESETS, train_preset
+from .train import TrainConfig, resolve_device, train
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
@@ -58,7 +64,7 @@ def _data_path(args) -> Path:
     if args.data is not None and args.data_dir is not None:
         raise DataError("give --data or --data-dir, not both (--data takes a folder too)")
     if args.data is not None:
-        from .tables import is_table
+        from .tables import is_table  # pyarrow: imported when a table is read
 
         if not args.data.exists():
             raise DataError(f"--data {args.data} does not exist; give a names folder or a .csv, .tsv or .parquet file")
@@ -103,8 +109,6 @@ def _add_threads(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .train import TrainConfig
-
     defaults = TrainConfig()
     parser = argparse.ArgumentParser(prog="namelab", description="Classify surnames by language with RNN, LSTM and GRU.")
     parser.add_argument("--version", action="version", version=f"namelab {__version__}")
@@ -264,8 +268,6 @@ def cmd_data(args) -> int:
     corpus, folder = _load_corpus(args)
     stats = corpus.stats
     split = corpus.split(seed=args.split_seed)
-    from .download import dataset_checksum, is_official
-
     if folder.is_dir():
         print(f"data folder: {folder}")
         print(f"dataset sha256: {dataset_checksum(folder)}  (official archive: {'yes' if is_official(folder) else 'no'})")
@@ -297,9 +299,6 @@ def cmd_data(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from .checkpoint import checkpoint_info
-    from .train import TrainConfig, train
-
     if args.preset:
         return _train_preset(args)
     config = TrainConfig(
@@ -347,8 +346,6 @@ def cmd_train(args) -> int:
 
 
 def _train_preset(args) -> int:
-    from .presets import train_preset
-
     corpus, folder = _load_corpus(args)
     out = args.out or Path("runs") / f"{args.preset}-seed{args.seed}"
     overrides = {"seed": args.seed, "split_seed": args.split_seed, "device": args.device}
@@ -364,9 +361,6 @@ def _train_preset(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from .evaluate import evaluate_run
-    from .metrics import format_metrics
-
     metrics, warning = evaluate_run(
         args.run_dir, _data_path(args), name_column=args.name_column, label_column=args.label_column
     )
@@ -484,63 +478,8 @@ def format_predictions(results: list[dict], fmt: str, top_k: int) -> str:
     return out.getvalue()
 
 
-@contextmanager
-def open_output(path: Path | None, *, input_path: Path | None = None, binary: bool = False) -> Iterator[TextIO]:
-    """A text stream (a byte stream with ``binary``) for results that never destroys what is at ``path``.
-
-    None is standard output. A symlink is followed to its target. A FIFO or a
-    character device (``/dev/null``, a terminal) is written through, never replaced;
-    other special files and folders are refused. A regular file is written to a
-    temporary file beside it and renamed over it when the block ends without an
-    error (so a failure leaves the old file whole), keeping the old file's mode; a new
-    file gets the mode the umask gives. ``input_path`` names a file that must not be
-    overwritten (the one the results are read from).
-    """
-    if path is None:
-        yield sys.stdout.buffer if binary else sys.stdout
-        return
-    target = Path(os.path.realpath(path))
-    if input_path is not None and _same_file(input_path, target):
-        raise ValueError(f"--output {path} is the --input file; write the results to another file")
-    try:
-        status = os.stat(target)
-    except FileNotFoundError:
-        status = None
-    if status is not None and not stat.S_ISREG(status.st_mode):
-        if stat.S_ISFIFO(status.st_mode) or stat.S_ISCHR(status.st_mode):
-            with open(target, "wb") if binary else open(target, "w", encoding="utf-8", newline="") as handle:
-                yield handle
-            return
-        kind = "a folder" if stat.S_ISDIR(status.st_mode) else "a special file (socket or block device)"
-        raise ValueError(f"--output {path} is {kind}; give the path of a file to write")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.parent / f".{target.name}.{secrets.token_hex(4)}.tmp"
-    # The kernel applies the umask to 0o666, as for any new file; an existing file's mode is copied exactly.
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666 if status is None else 0o600)
-    try:
-        if status is not None:
-            os.fchmod(fd, stat.S_IMODE(status.st_mode))
-        with open(fd, "wb") if binary else open(fd, "w", encoding="utf-8", newline="") as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return False
-
-
 def cmd_predict(args) -> int:
-    from .predict import Predictor
-    from .tables import is_table
-    from .train import resolve_device
+    from .tables import is_table  # pyarrow: imported when a file is read
 
     if bool(args.names) == bool(args.input):
         print("error: give names as arguments or --input FILE (one of the two)", file=sys.stderr)
@@ -572,7 +511,7 @@ def cmd_predict(args) -> int:
 
 def _predict_table(args) -> int:
     """A table in, the same rows with their predictions out: streamed, or on Dask."""
-    from .stream import TableOptions, predict_table
+    from .stream import TableOptions, predict_table  # pyarrow: imported for tables only
 
     if args.format is not None:
         print("error: --format is for names; a table's output format follows --output's suffix", file=sys.stderr)
@@ -583,31 +522,26 @@ def _predict_table(args) -> int:
     options = TableOptions(args.name_column, args.top_k or 1, args.min_confidence, args.coverage)
     log = lambda line: print(line, file=sys.stderr)  # noqa: E731  standard output may hold the table
     if args.workers or args.scheduler:
-        from .distributed import predict_table_dask
+        from .distributed import predict_table_dask  # dask: imported when asked for
 
         predict_table_dask(
             args.run_dir, args.input, args.output, options, workers=args.workers, scheduler=args.scheduler, log=log
         )
         return 0
-    from .predict import Predictor
-    from .train import resolve_device
-
     predictor = Predictor.from_run(args.run_dir, device=resolve_device(args.device))
     predict_table(predictor, args.input, args.output, options, chunk_rows=args.chunk_rows, log=log)
     return 0
 
 
 def cmd_serve(args) -> int:
-    from .serve import serve
+    from .serve import serve  # fastapi and uvicorn: imported for the server only
 
     serve(args.run_dirs, host=args.host, port=args.port, min_confidence=args.min_confidence)
     return 0
 
 
 def cmd_compare(args) -> int:
-    from dataclasses import replace
-
-    from .compare import (
+    from .compare import (  # matplotlib (through the report): imported for the experiment only
         DEFAULT_SEEDS,
         QUICK_EPOCHS,
         QUICK_HIDDEN_SIZE,
@@ -618,7 +552,6 @@ def cmd_compare(args) -> int:
         parse_suites,
         run_compare,
     )
-    from .train import TrainConfig
 
     def pick(given, quick, default):
         return given if given is not None else quick if args.quick else default
@@ -681,12 +614,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.argv = argv
     args.adapt_threads = lambda: None
     if getattr(args, "threads", None):
-        import torch
-
         torch.set_num_threads(args.threads)
     elif hasattr(args, "threads"):
-        from .env import AdaptiveThreads
-
         threads = AdaptiveThreads()
         threads.start()
         args.adapt_threads = threads.update

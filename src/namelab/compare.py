@@ -463,9 +463,9 @@ def mean_curves(histories: list[list[dict]]) -> dict:
     """Per-epoch mean, min, max and std over seeds of every history field."""
     epochs = min(len(h) for h in histories)
     out: dict = {"epoch": list(range(1, epochs + 1))}
-    for field in ("train_loss", "train_accuracy", "val_loss", "val_accuracy"):
-        array = np.asarray([[row[field] for row in h[:epochs]] for h in histories], dtype=float)  # (S, E)
-        out[field] = {
+    for name in ("train_loss", "train_accuracy", "val_loss", "val_accuracy"):
+        array = np.asarray([[row[name] for row in h[:epochs]] for h in histories], dtype=float)  # (S, E)
+        out[name] = {
             "mean": array.mean(axis=0).tolist(),
             "min": array.min(axis=0).tolist(),
             "max": array.max(axis=0).tolist(),

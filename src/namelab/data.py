@@ -183,7 +183,7 @@ class Corpus:
         skipped and listed (with its line) like a folder's; a row with a missing field is
         an error that gives the first few lines.
         """
-        from .tables import read_labelled
+        from .tables import read_labelled  # pyarrow: imported when a table is read
 
         rows = read_labelled(path, name_column, label_column)
         lines: dict[str, list[tuple[str, str]]] = defaultdict(list)
@@ -208,7 +208,7 @@ class Corpus:
     @classmethod
     def load(cls, path: Path | str, name_column: str = "name", label_column: str = "language") -> "Corpus":
         """A names folder, or a ``.csv``/``.tsv``/``.parquet`` table with the given columns."""
-        from .tables import is_table
+        from .tables import is_table  # pyarrow: imported when a table is read
 
         if Path(path).is_dir() or not is_table(path):
             return cls.from_folder(path)

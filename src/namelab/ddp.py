@@ -23,7 +23,9 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel
 
 
 @dataclass(frozen=True)
@@ -55,8 +57,6 @@ def init_process_group(device: torch.device) -> ProcessGroup:
     """
     if not launched_by_torchrun():
         return SINGLE
-    import torch.distributed as dist
-
     group = ProcessGroup(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ.get("LOCAL_RANK", 0)))
     if not dist.is_initialized():
         if device.type == "cuda":
@@ -75,8 +75,6 @@ def rank_device(device: torch.device, group: ProcessGroup) -> torch.device:
 
 
 def close_process_group() -> None:
-    import torch.distributed as dist
-
     if dist.is_initialized():
         dist.destroy_process_group()
 
@@ -85,8 +83,6 @@ def wrap(model: torch.nn.Module, group: ProcessGroup, device: torch.device) -> t
     """The model DistributedDataParallel averages the gradients of (the model itself for one process)."""
     if not group.distributed:
         return model
-    from torch.nn.parallel import DistributedDataParallel
-
     return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
 
@@ -141,8 +137,6 @@ def on_main(group: ProcessGroup, device: torch.device, step: Callable[[], bool])
     """
     if not group.distributed:
         return step()
-    import torch.distributed as dist
-
     flags = torch.zeros(2, dtype=torch.float64, device=device)  # failed, result
     error = None
     if group.is_main:
@@ -162,8 +156,6 @@ def all_reduce_sums(values: Sequence[float], group: ProcessGroup, device: torch.
     """The sum over ranks of each value (float64), the values themselves for one process."""
     if not group.distributed:
         return list(values)
-    import torch.distributed as dist
-
     tensor = torch.tensor(list(values), dtype=torch.float64, device=device)
     dist.all_reduce(tensor)
     return tensor.tolist()

@@ -21,15 +21,23 @@ Training on several processes or machines is torchrun's job (ddp.py).
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
-from distributed import WorkerPlugin
+import dask.dataframe as dd
+import pandas as pd
+import pyarrow as pa
+import torch
+from distributed import Client, LocalCluster, WorkerPlugin, get_worker
 
+from .checkpoint import CONFIG, read_json
 from .download import DataError
+from .output import check_not_input
+from .predict import Predictor
 from .stream import OUTPUT_SUFFIXES, TableOptions, annotate, check_input_columns, write_tables
 from .tables import DELIMITERS, column_names, table_kind
 
@@ -55,10 +63,6 @@ class PredictorPlugin(WorkerPlugin):
         self.loads = 0
 
     def setup(self, worker) -> None:
-        import torch
-
-        from .predict import Predictor
-
         torch.set_num_threads(self.threads)  # a worker per core: torch's own threads would only compete
         folder = Path(worker.local_directory) / self.name
         folder.mkdir(parents=True, exist_ok=True)
@@ -70,13 +74,8 @@ class PredictorPlugin(WorkerPlugin):
 
 def _annotate_frame(frame, options: TableOptions, plugin_name: str):
     """One partition (pandas) with its predictions, as Arrow-typed pandas columns (the same in every partition)."""
-    import pandas as pd
-    import pyarrow as pa
-
     predictor = None
     if len(frame):
-        from distributed import get_worker
-
         predictor = get_worker().plugins[plugin_name].predictor
     table = annotate(predictor, pa.Table.from_pandas(frame, preserve_index=False), options)
     return table.to_pandas(types_mapper=pd.ArrowDtype)
@@ -84,8 +83,6 @@ def _annotate_frame(frame, options: TableOptions, plugin_name: str):
 
 def read_partitions(path: Path | str, *, blocksize: str | int = DEFAULT_BLOCKSIZE):
     """A dask DataFrame of the table: every CSV/TSV column as text (as stream.py reads them), Parquet as typed."""
-    import dask.dataframe as dd
-
     kind = table_kind(path)
     if kind == "parquet":
         return dd.read_parquet(str(path), split_row_groups=True)
@@ -107,10 +104,6 @@ class DaskSummary:
 
 def start_client(workers: int | None = None, scheduler: str | None = None, threads: int = 1):
     """A dask Client: of an existing scheduler, or of a new LocalCluster of worker processes on 127.0.0.1."""
-    import logging
-
-    from distributed import Client, LocalCluster
-
     if scheduler:
         return Client(scheduler)
     cluster = LocalCluster(
@@ -144,14 +137,14 @@ def predict_table_dask(
     one table, ``None`` for CSV on standard output. ``client``: an open Client to use
     (then ``workers`` and ``scheduler`` are ignored and the client is left open).
     """
-    from .checkpoint import read_json
-
-    labels = read_json(Path(run_dir) / "config.json")["labels"]
+    labels = read_json(Path(run_dir) / CONFIG)["labels"]
     options = TableOptions(
         options.name_column, max(1, min(options.top_k, len(labels))), options.min_confidence, options.coverage
     )
     check_input_columns(input_path, column_names(input_path), options)
     single_file = output is None or Path(output).suffix.lower() in OUTPUT_SUFFIXES
+    if single_file and output is not None:
+        check_not_input(output, input_path)  # before a cluster starts; write_tables applies the other rules
     if not single_file:
         out_dir = Path(output)
         if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
@@ -167,8 +160,6 @@ def predict_table_dask(
         )
         partitions = annotated.npartitions
         if single_file:
-            import pyarrow as pa
-
             schema = pa.Table.from_pandas(annotated._meta, preserve_index=False).schema
             tables = _in_order(client, annotated.to_delayed(), window=2 * max(1, len(client.scheduler_info()["workers"])))
             write_tables((pa.Table.from_pandas(part, preserve_index=False).cast(schema) for part in tables), output,

@@ -173,16 +173,12 @@ def dataset_checksum(folder: Path) -> str:
 
 
 def _want_progressbar() -> bool:
-    try:
-        import tqdm  # noqa: F401
-    except ImportError:
-        return False
     stream = sys.stderr
     return stream is not None and hasattr(stream, "isatty") and stream.isatty()
 
 
 def _download(url: str, dest: Path) -> None:
-    import pooch
+    import pooch  # deferred, as in default_cache_dir: only a download needs it
     import requests
 
     downloader = pooch.HTTPDownloader(progressbar=_want_progressbar(), timeout=_TIMEOUT_S)

@@ -21,6 +21,8 @@ import platform
 import time
 from pathlib import Path
 
+import torch
+
 from . import __version__
 
 
@@ -45,8 +47,6 @@ def usable_cpus() -> int:
 
 def environment() -> dict:
     """What a run folder records about where it was trained."""
-    import torch
-
     return {
         "cpu": cpu_name(),
         "namelab": __version__,
@@ -104,9 +104,6 @@ class AdaptiveThreads:
     """
 
     def __init__(self, window: float = 0.1):
-        import torch
-
-        self.torch = torch
         self.window = window
         self.cpus = set(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else set(range(os.cpu_count() or 1))
         self.most = max(1, min(torch.get_num_threads(), len(self.cpus)))
@@ -119,7 +116,7 @@ class AdaptiveThreads:
 
     def start(self) -> int:
         if self.most == 1 or "OMP_NUM_THREADS" in os.environ:
-            return self.torch.get_num_threads()  # one CPU, or the user chose: nothing to adapt
+            return torch.get_num_threads()  # one CPU, or the user chose: nothing to adapt
         self._mark = self._sample()
         if self._mark is not None:
             time.sleep(self.window)
@@ -128,13 +125,13 @@ class AdaptiveThreads:
     def update(self) -> int:
         now = self._sample()
         if now is None or self._mark is None:
-            return self.torch.get_num_threads()  # nothing to measure with: leave torch's choice
+            return torch.get_num_threads()  # nothing to measure with: leave torch's choice
         wall = now[0] - self._mark[0]
         if wall > 0:
             others = (now[1] - self._mark[1]) - (now[2] - self._mark[2])
             self.neighbours = max(0.0, others / wall)
         self._mark = now
         threads = max(1, min(self.most, math.floor(len(self.cpus) - self.neighbours + 0.25)))
-        if threads != self.torch.get_num_threads():
-            self.torch.set_num_threads(threads)
+        if threads != torch.get_num_threads():
+            torch.set_num_threads(threads)
         return threads

@@ -25,7 +25,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .checkpoint import read_json
+from .checkpoint import METRICS, read_json
 from .compare import Experiment, finished_or_trained
 from .data import Corpus, Split
 from .download import dataset_checksum
@@ -137,7 +137,7 @@ def run_accuracy_suite(
     }
     seed_cells = {}
     for model in seed_models:
-        runs = [out / "runs" / f"{model}-seed{seed}" / "metrics.json" for seed in seeds]
+        runs = [out / "runs" / f"{model}-seed{seed}" / METRICS for seed in seeds]
         found = [read_json(path) for path in runs if path.is_file()]
         if found and all(all(f in m for f in CALIBRATION_FIELDS) for m in found):
             seed_cells[model] = {f: _describe([m[f] for m in found]) for f in CALIBRATION_FIELDS}

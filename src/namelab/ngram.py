@@ -25,9 +25,11 @@ import torch
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
-from .checkpoint import CONFIG, WEIGHTS, CheckpointError, atomic_write_bytes, read_json, write_json
+from .calibrate import calibrate_predictor
+from .checkpoint import CONFIG, HISTORY, METRICS, WEIGHTS, CheckpointError, atomic_write_bytes, read_json, write_json
 from .data import Split
 from .metrics import classification_metrics
+from .predict import NgramPredictor
 
 KIND = "ngram"
 C_GRID = (1.0, 3.0, 10.0, 30.0)
@@ -36,7 +38,7 @@ ANALYZER = "char_wb"  # n-grams inside word boundaries, each word padded with a 
 
 
 def _counter(vocabulary: dict[str, int] | None = None):
-    from sklearn.feature_extraction.text import CountVectorizer
+    from sklearn.feature_extraction.text import CountVectorizer  # scikit-learn is slow to import: on use only
 
     return CountVectorizer(analyzer=ANALYZER, ngram_range=NGRAM_RANGE, lowercase=True, vocabulary=vocabulary)
 
@@ -53,7 +55,7 @@ class NgramModel:
     @classmethod
     def fit(cls, split: Split, labels: Sequence[str], c_grid: Sequence[float] = C_GRID) -> "NgramModel":
         """Fit on the train split; ``C`` is the grid value with the best validation accuracy."""
-        from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.feature_extraction.text import TfidfVectorizer  # on use only, as in _counter
         from sklearn.linear_model import LogisticRegression
 
         vectorizer = TfidfVectorizer(analyzer=ANALYZER, ngram_range=NGRAM_RANGE, sublinear_tf=True, lowercase=True)
@@ -154,9 +156,6 @@ def train_ngram(
 
     ``meta`` joins config.json (the split seed under ``config``, the dataset checksum...).
     """
-    from .calibrate import calibrate_predictor
-    from .predict import NgramPredictor
-
     started = time.perf_counter()
     model = NgramModel.fit(split, labels, c_grid)
     seconds = time.perf_counter() - started
@@ -166,7 +165,7 @@ def train_ngram(
     write_json(Path(out_dir) / CONFIG, full)
     predicted = predictor.scores([e.name for e in split.test]).argmax(dim=1).tolist()
     metrics = {**classification_metrics([e.label for e in split.test], predicted, labels), **calibration}
-    write_json(Path(out_dir) / "metrics.json", metrics)
+    write_json(Path(out_dir) / METRICS, metrics)
     # One "epoch": what the server reads to pick a compare folder's best run of each kind.
-    write_json(Path(out_dir) / "history.json", [{"epoch": 1, "val_accuracy": full["calibration"]["val_accuracy"]}])
+    write_json(Path(out_dir) / HISTORY, [{"epoch": 1, "val_accuracy": full["calibration"]["val_accuracy"]}])
     return metrics

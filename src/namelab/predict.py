@@ -96,7 +96,7 @@ class Predictor:
         """The predictor of any run folder: a recurrent model, the n-gram baseline or an ensemble."""
         kind = run_kind(run_dir)
         if kind == "ensemble":
-            from .ensemble import EnsemblePredictor
+            from .ensemble import EnsemblePredictor  # ensemble imports this module
 
             return EnsemblePredictor.from_folder(run_dir, device=device)
         if kind == "ngram":
@@ -219,7 +219,7 @@ class NgramPredictor(Predictor):
 
     @classmethod
     def from_folder(cls, run_dir: Path | str) -> "NgramPredictor":
-        from .ngram import NgramModel
+        from .ngram import NgramModel  # ngram imports this module
 
         ngram, meta = NgramModel.load(run_dir)
         return cls(ngram, meta)

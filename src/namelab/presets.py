@@ -19,7 +19,7 @@ from typing import Callable, Sequence
 import torch
 
 from .calibrate import calibrate_predictor
-from .checkpoint import CONFIG, read_json, write_json
+from .checkpoint import CONFIG, HISTORY, METRICS, read_json, write_json
 from .data import Corpus, Split
 from .download import dataset_checksum
 from .ensemble import EnsemblePredictor, fit_weight, write_ensemble
@@ -112,9 +112,9 @@ def train_ensemble(
     write_json(out / CONFIG, config)
     predicted = predictor.scores([e.name for e in split.test]).argmax(dim=1).tolist()
     metrics = {**classification_metrics([e.label for e in split.test], predicted, corpus.labels), **calibration}
-    write_json(out / "metrics.json", metrics)
+    write_json(out / METRICS, metrics)
     # One "epoch": what the server reads to pick a compare folder's best run of each kind.
-    write_json(out / "history.json", [{"epoch": 1, "val_accuracy": config["calibration"]["val_accuracy"]}])
+    write_json(out / HISTORY, [{"epoch": 1, "val_accuracy": config["calibration"]["val_accuracy"]}])
     return metrics
 
 

@@ -9,8 +9,9 @@ The input is read one chunk at a time (tables.iter_batches) and each chunk is wr
 before the next is read, so memory holds one chunk whatever the file's size. Rows out
 = rows in, in order: a row whose name cannot be classified keeps its place, with an
 ``error`` and empty prediction fields. The output format follows the output's suffix:
-``.parquet``, ``.csv``, ``.tsv`` or ``.jsonl``; it is written to a temporary file beside
-it and renamed into place at the end, so a failed run never leaves half a table.
+``.parquet``, ``.csv``, ``.tsv`` or ``.jsonl``. A regular file is written to a temporary
+file beside it and renamed into place at the end, so a failed run never leaves half a
+table; a symlink, a FIFO or a device at ``--output`` is kept (see output.py).
 
 Appended columns (:func:`output_fields`): ``normalized``, ``predicted_language``,
 ``probability``, then ``predicted_language_K``/``probability_K`` for K = 2..top-k,
@@ -31,9 +32,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
+from tqdm import tqdm
 
 from .data import UnusableName, normalize
 from .download import DataError
+from .output import open_output
 from .tables import DELIMITERS, check_columns, column_names, iter_batches, num_rows, table_kind
 
 OUTPUT_SUFFIXES = (".parquet", ".csv", ".tsv", ".jsonl")
@@ -178,24 +181,19 @@ def output_kind(path: Path | str) -> str:
 
 
 def write_tables(tables: Iterable[pa.Table], output: Path | str | None, schema: pa.Schema, *, input_path=None) -> None:
-    """Write ``tables`` in order to ``output`` in the format of its suffix, or as CSV to standard output.
+    """Write ``tables`` in order to ``output``, or CSV to standard output, by :func:`~namelab.output.open_output`'s rules.
 
-    Through the CLI's ``open_output``: a regular file is replaced whole only once every
-    table is written (a failure leaves the old file as it was), a symlink is followed, a
-    FIFO is written through, and the input file is never the output.
+    A regular file is replaced atomically once every table is written; a FIFO or a
+    device is written through (Parquet too: its writer never seeks back).
     """
-    from .cli import open_output
-
     kind = "csv" if output is None else output_kind(output)
-    target = Path(output) if output is not None else None
-    with open_output(target, input_path=Path(input_path) if input_path else None, binary=True) as handle:
+    with open_output(output, input_path=input_path, binary=True) as handle:
         writer = _Writer(handle, schema, kind)
         try:
             for table in tables:
                 writer.write(table)
         finally:
             writer.close()  # also on failure, while the file is open: a writer left open fails later
-        handle.flush()
 
 
 def input_schema(path: Path | str) -> pa.Schema:
@@ -269,6 +267,4 @@ def predict_table(
 def _progress_bar(total: int | None, wanted: bool | None):
     if wanted is False or (wanted is None and not sys.stderr.isatty()):
         return None
-    from tqdm import tqdm
-
     return tqdm(total=total, unit=" rows", unit_scale=True, dynamic_ncols=True, file=sys.stderr)

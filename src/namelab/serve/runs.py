@@ -6,17 +6,28 @@
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 from ..cells import CELLS
-from ..checkpoint import CONFIG, CheckpointError, read_json
-from ..predict import Predictor
+from ..checkpoint import (
+    CHECKPOINT,
+    CONFIG,
+    HISTORY,
+    METRICS,
+    CheckpointError,
+    read_history,
+    read_json,
+    read_metrics,
+    run_state,
+    unfinished_message,
+)
+from ..predict import Predictor, run_kind
 
-HISTORY = "history.json"
-METRICS = "metrics.json"
+_log = logging.getLogger(__name__)
 
 
 def _cell_of(meta: dict) -> str:
@@ -34,11 +45,16 @@ def _run_cell(run_dir: Path) -> str:
 
 def best_val_accuracy(run_dir: Path) -> float:
     """The best validation accuracy in a run's ``history.json`` (the epoch whose weights were kept)."""
-    history = read_json(run_dir / HISTORY)
-    try:
-        return max(float(row["val_accuracy"]) for row in history)
-    except (KeyError, TypeError, ValueError):
-        raise CheckpointError(f"{run_dir / HISTORY} has no val_accuracy per epoch; the run folder is damaged") from None
+    # val_accuracy only: the n-gram baseline and ensembles record no losses
+    return max(float(row["val_accuracy"]) for row in read_history(run_dir, fields=("val_accuracy",)))
+
+
+def is_unfinished(run_dir: Path) -> bool:
+    """A recurrent run without its manifest: training was stopped, or is still running.
+
+    Ensembles and n-gram baselines are written without a manifest; their loaders check them.
+    """
+    return run_kind(run_dir) == "recurrent" and run_state(run_dir) != "complete"
 
 
 def find_runs(path: Path | str) -> list[Path]:
@@ -47,7 +63,10 @@ def find_runs(path: Path | str) -> list[Path]:
     A folder with ``config.json`` is one run. A folder without one whose subfolders (one
     or two levels down) hold runs is a compare output: its runs are grouped by cell and
     the one with the best *validation* accuracy of each cell is kept (choosing by test
-    accuracy would tune on the test split). Anything else raises :class:`CheckpointError`.
+    accuracy would tune on the test split). Unfinished runs in a compare output are skipped
+    with a logged warning that says how to resume them; an unfinished run folder given
+    itself, a compare output with no finished run, or anything else raises
+    :class:`CheckpointError`.
     """
     path = Path(path)
     if not path.is_dir():
@@ -55,14 +74,30 @@ def find_runs(path: Path | str) -> list[Path]:
         raise CheckpointError(
             f"{path} {what}; give a run folder (written by `namelab train`) or a compare output folder"
         )
-    if (path / CONFIG).is_file():
+    if (path / CONFIG).is_file() or (path / CHECKPOINT).is_file():
+        if is_unfinished(path):
+            raise CheckpointError(unfinished_message(path))
         return [path]
-    candidates = sorted({p.parent for p in [*path.glob(f"*/{CONFIG}"), *path.glob(f"*/*/{CONFIG}")]})
-    if not candidates:
+    # A run being trained has a checkpoint and perhaps no config.json yet: found, to say why it is skipped.
+    found = sorted(
+        {p.parent for pattern in (CONFIG, CHECKPOINT) for p in [*path.glob(f"*/{pattern}"), *path.glob(f"*/*/{pattern}")]}
+    )
+    if not found:
         raise CheckpointError(
             f"{path} is neither a run folder (it has no {CONFIG}) nor a compare output folder "
             f"(no run folder in its subfolders, two levels down); give a folder written by `namelab train` "
             f"or `namelab compare`"
+        )
+    candidates = []
+    for run_dir in found:
+        if is_unfinished(run_dir):
+            # One run still training (or killed) must not keep the finished ones from being served.
+            _log.warning("not serving an unfinished run: %s", unfinished_message(run_dir))
+        else:
+            candidates.append(run_dir)
+    if not candidates:
+        raise CheckpointError(
+            f"{path} holds no finished run: " + "; ".join(unfinished_message(run_dir) for run_dir in found)
         )
     by_cell: dict[str, list[Path]] = {}
     for run_dir in candidates:
@@ -148,8 +183,8 @@ def load_served_models(paths: Sequence[Path | str]) -> list[ServedModel]:
     for name, run_dir, predictor in zip(_unique_names(run_dirs, cells), run_dirs, predictors):
         test = None
         if (run_dir / METRICS).is_file():
-            metrics = read_json(run_dir / METRICS)
-            test = {key: metrics.get(key) for key in ("accuracy", "macro_f1", "n")}
+            metrics = read_metrics(run_dir)
+            test = {key: metrics[key] for key in ("accuracy", "macro_f1", "n")}
         best_val = best_val_accuracy(run_dir) if (run_dir / HISTORY).is_file() else None
         models.append(ServedModel(name, run_dir, predictor, test, best_val))
     return models
