@@ -1,6 +1,6 @@
 """How fast namelab trains and predicts, against the original one-name-at-a-time loop.
 
-    NAMELAB_DATA=/work/shared/data/names python bench/speed.py          # all three cells, ~5-7 min
+    NAMELAB_DATA=/work/shared/data/names python bench/speed.py          # all three cells, ~3-5 min
     python bench/speed.py --cells lstm --repeats 5 --threads 1           # one cell, one core
     python bench/speed.py --batch-size 128                               # default: train's batch size
 
