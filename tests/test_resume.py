@@ -32,8 +32,12 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 # Dropout on, so the random generators matter as well as the weights and the optimizer.
 OPTIONS = dict(model="lstm", hidden_size=16, epochs=3, batch_size=8, lr=0.03, dropout=0.3, device="cpu")
 CHILD = r"""
-import importlib, os, sys, time
+import importlib, os, signal, sys, time
 from namelab import cli
+
+# A shell starts background jobs with SIGINT ignored, and Python then keeps ignoring it;
+# the test plays a user at a terminal pressing Ctrl-C, so Python's own handler is put back.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 train_module = importlib.import_module("namelab.train")  # the module, not the function namelab exports
 
@@ -147,7 +151,12 @@ def test_ctrl_c_prints_one_line_exits_130_and_keeps_the_last_epoch(names_dir, un
     out = tmp_path / "run"
     child, _ = start_child(names_dir, out, tmp_path, pause_epoch=3)
     child.send_signal(signal.SIGINT)
-    stdout, stderr = child.communicate(timeout=60)
+    try:
+        stdout, stderr = child.communicate(timeout=60)
+    finally:
+        if child.poll() is None:  # never leave a training child behind, whatever failed
+            child.kill()
+            child.communicate()
     assert child.returncode == 130
     assert "Traceback" not in stderr
     lines = stderr.strip().splitlines()
