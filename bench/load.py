@@ -28,7 +28,6 @@ import asyncio
 import importlib.util
 import json
 import os
-import platform
 import random
 import re
 import resource
@@ -201,6 +200,13 @@ async def send_all(
         "errors": len(errors),
         "first_errors": errors[:5],
     }
+
+
+def machine() -> dict:
+    """The machine's facts as every benchmark records them (namelab.env)."""
+    from namelab.env import machine as env_machine
+
+    return env_machine()
 
 
 # The heaviest requests the server accepts (see namelab.serve.schemas): 1,000 names of 64
@@ -393,12 +399,7 @@ def main(argv: list[str] | None = None) -> int:
             "client": args.client,
             "server": server_stack(),
         },
-        "machine": {
-            "cpus": os.cpu_count(),
-            "load_average_at_start": [round(x, 2) for x in load_at_start],
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-        },
+        "machine": {**machine(), "load_average_at_start": [round(x, 2) for x in load_at_start]},
         "rounds": [{k: v for k, v in r.items() if k != "first_errors"} for r in rounds],
         "median": median,
         "healthz_under_heavy": {k: v for k, v in heavy.items() if k != "first_errors"} if heavy else None,

@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import random
 import statistics
 import sys
@@ -55,7 +54,7 @@ from namelab.engine import pack  # noqa: E402
 from namelab.download import resolve_data_dir  # noqa: E402
 from namelab.model import CharClassifier  # noqa: E402
 from namelab.predict import Predictor  # noqa: E402
-from namelab.env import cpu_name  # noqa: E402
+from namelab.env import machine as env_machine  # noqa: E402
 from namelab.train import TrainConfig, train  # noqa: E402
 
 CELLS = tuple(CELL_CLASSES)
@@ -63,14 +62,7 @@ GATES = {name: cell.num_gates for name, cell in CELL_CLASSES.items()}
 
 
 def machine(threads: int) -> dict:
-    return {
-        "cpu": cpu_name(),
-        "cpus": os.cpu_count(),
-        "threads": threads,
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "load_average_start": round(os.getloadavg()[0], 2),
-    }
+    return {**env_machine(), "threads": threads, "load_average_start": round(os.getloadavg()[0], 2)}
 
 
 def loop_rates(cell: str, examples: list, corpus: Corpus, hidden_size: int, repeats: int) -> list[float]:

@@ -5,8 +5,10 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
+import statistics
 import sys
 from pathlib import Path
 
@@ -14,6 +16,7 @@ import pytest
 import torch
 
 from helpers import make_names_folder
+from namelab.data import Corpus
 
 CELL_NAMES = ("rnn", "lstm", "gru")
 VOCAB, CLASSES, HIDDEN = 9, 4, 6
@@ -50,23 +53,63 @@ def test_loop_reference_takes_the_tutorials_sgd_step():
     assert h_next.abs().max() > 1  # tanh would keep it within (-1, 1)
 
 
-def test_speed_bench_writes_every_figure(tmp_path, capsys):
+GATES = {"rnn": 1, "lstm": 4, "gru": 3}
+CELL_KEYS = {
+    "hand_names_per_s", "hand_runs", "fused_names_per_s", "fused_runs", "hand_over_fused", "hand_gflops",
+    "matmul_peak_gflops", "matmul_median_gflops", "replay_gflops", "replay_share_of_hand_epoch",
+    "hand_peak_fraction", "loop_names_per_s", "loop_runs", "hand_over_loop",
+}
+
+
+def test_speed_bench_writes_every_figure(tmp_path, capsys, monkeypatch):
     speed = load_bench("speed")
+    # One burst per matmul-peak sample, not three: the samples would take most of the test.
+    monkeypatch.setattr(speed.MatmulPeak, "sample", functools.partialmethod(speed.MatmulPeak.sample, bursts=1))
     data = make_names_folder(tmp_path / "names", NAMES)
     out = tmp_path / "results.json"
-    argv = ["--data-dir", str(data), "--hidden-size", "8", "--loop-names", "4", "--repeats", "1"]
+    hidden, repeats = 8, 3  # an odd count: the median is one of the runs
+    argv = ["--data-dir", str(data), "--hidden-size", str(hidden), "--loop-names", "4", "--repeats", str(repeats)]
     argv += ["--predict-names", "50", "--latency-calls", "3", "--out", str(out)]
     assert speed.main(argv) == 0
     results = json.loads(out.read_text())
-    assert set(results["cells"]) == set(CELL_NAMES)
+    assert set(results) == {"machine", "settings", "cells"}
+    train_split = Corpus.from_folder(data).split(seed=0).train
+    settings = results["settings"]
+    assert settings["hidden_size"] == hidden and settings["repeats"] == repeats and settings["loop_names"] == 4
+    assert settings["train_names"] == len(train_split)
+    assert settings["train_config"]["hidden_size"] == hidden and settings["train_config"]["epochs"] == 1
+    assert list(results["cells"]) == list(CELL_NAMES)
     for cell, figures in results["cells"].items():
+        assert set(figures) == CELL_KEYS | ({"predict_names_per_s", "predict_latency_ms"} if cell == "lstm" else set())
         for key in ("loop_names_per_s", "hand_names_per_s", "fused_names_per_s", "hand_gflops", "matmul_peak_gflops"):
             assert figures[key] > 0, (cell, key)
         assert figures["matmul_peak_gflops"] >= figures["matmul_median_gflops"] > 0
         assert figures["replay_gflops"] > 0 and figures["replay_share_of_hand_epoch"] > 0
         assert figures["hand_over_loop"] == pytest.approx(figures["hand_names_per_s"] / figures["loop_names_per_s"])
+        # Every summary is the median of the runs it summarises, one run per repeat.
+        for engine in ("hand", "fused", "loop"):
+            runs = figures[f"{engine}_runs"]
+            assert len(runs) == repeats and all(rate > 0 for rate in runs), (cell, engine)
+            assert figures[f"{engine}_names_per_s"] == pytest.approx(statistics.median(runs)), (cell, engine)
+            assert figures[f"{engine}_names_per_s"] in runs, (cell, engine)
+        # hand/fused: the median of the ratios within each repeat (time of fused over time of hand).
+        within = [hand / fused for hand, fused in zip(figures["hand_runs"], figures["fused_runs"])]
+        assert figures["hand_over_fused"] == pytest.approx(statistics.median(within))
+        assert min(within) <= figures["hand_over_fused"] <= max(within)
+        # The FLOP count of the documented convention, counted here name by name: per
+        # character after the first 2·H·G·H forward and twice that backward, per name 2·H·C × 3.
+        flops = sum(3 * (len(e.name) - 1) * 2 * hidden * GATES[cell] * hidden + 3 * 2 * hidden * 2 for e in train_split)
+        hand_seconds = len(train_split) / figures["hand_names_per_s"]
+        assert figures["hand_gflops"] == pytest.approx(flops / hand_seconds / 1e9)
+        # The replay does the same FLOPs: its rate over the epoch's is the epoch share it takes.
+        assert figures["hand_gflops"] / figures["replay_gflops"] == pytest.approx(figures["replay_share_of_hand_epoch"])
+        assert figures["hand_peak_fraction"] == pytest.approx(figures["hand_gflops"] / figures["matmul_peak_gflops"])
     assert results["cells"]["lstm"]["predict_names_per_s"] > 0
     assert results["cells"]["lstm"]["predict_latency_ms"] > 0
     assert results["machine"]["torch"] == torch.__version__
     printed = capsys.readouterr().out
     assert "hand/loop" in printed and "lstm" in printed
+    # The table printed is the file's figures.
+    for cell, figures in results["cells"].items():
+        row = next(line for line in printed.splitlines() if line.startswith(f"{cell} ") and "%" in line)
+        assert f"{figures['hand_over_loop']:8.1f}x" in row and f"{figures['hand_over_fused']:9.2f}x" in row

@@ -108,4 +108,6 @@ def test_real_data_tests_fail_in_ci_without_the_data(tmp_path: Path) -> None:
     argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "tests/test_data.py", "-k", "real_data"]
     result = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 1, result.stdout
-    assert "2 errors" in result.stdout and "CI=true and the real-data tests cannot run" in result.stdout
+    summary = result.stdout.strip().splitlines()[-1]
+    assert " error" in summary and " passed" not in summary and " skipped" not in summary, summary
+    assert "CI=true and the real-data tests cannot run" in result.stdout

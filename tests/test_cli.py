@@ -308,7 +308,7 @@ def test_predict_output_file(capsys, run_dir: Path, input_file: Path, tmp_path: 
     target = tmp_path / "out" / f"predictions.{fmt}"
     code, out, err = run_cli(capsys, "predict", run_dir, "--input", input_file, "--format", fmt, "--output", target)
     assert code == 0 and out == "" and err == ""
-    assert target.read_text(encoding="utf-8") == expected
+    assert target.read_bytes().decode("utf-8") == expected  # bytes: csv records end in CRLF
     assert [p.name for p in target.parent.iterdir()] == [target.name]  # no temporary file left behind
 
 

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import train_tiny_run
+from helpers import make_names_folder, train_tiny_run
 from namelab.checkpoint import load_run
 from namelab.cli import main
 from namelab.compare import (
@@ -53,14 +53,14 @@ FIGURES = {"loss", "accuracy", "f1", "gradient-flow", "cost"} | {
 def write_fake_names(folder: Path, per_language: int = 24) -> Path:
     """Three made-up languages with their own letters; a few names are long enough for the probe."""
     rng = random.Random(7)
-    folder.mkdir(parents=True, exist_ok=True)
+    languages: dict[str, list[str]] = {}
     for language, letters in {"Alpha": "abdo", "Beta": "klmi", "Gamma": "xyzu"}.items():
         names: set[str] = set()
         while len(names) < per_language:
             length = rng.choice([3, 4, 5, 6, 7, 13, 14])
             names.add("".join(rng.choice(letters) for _ in range(length)).capitalize())
-        (folder / f"{language}.txt").write_text("\n".join(sorted(names)) + "\n", encoding="utf-8")
-    return folder
+        languages[language] = sorted(names)
+    return make_names_folder(folder, languages)
 
 
 @pytest.fixture(scope="module")

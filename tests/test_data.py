@@ -14,6 +14,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 import torch
 
 from helpers import make_names_folder, requires_real_data
@@ -396,3 +398,11 @@ def test_real_data_split(real_corpus: Corpus) -> None:
     other = real_corpus.split(1)
     assert _names(other.test) != _names(split.test)
     assert_name_disjoint_partition(real_corpus, other)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.characters(max_codepoint=127), max_size=30))
+def test_ascii_fast_path_normalizes_like_the_general_path(text: str) -> None:
+    from namelab.data import _to_letters, _to_letters_any
+
+    assert _to_letters(text) == _to_letters_any(text)

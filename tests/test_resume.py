@@ -152,7 +152,7 @@ def test_ctrl_c_prints_one_line_exits_130_and_keeps_the_last_epoch(names_dir, un
     assert "Traceback" not in stderr
     lines = stderr.strip().splitlines()
     assert len(lines) == 1, stderr
-    assert f"keeps epoch 2 of 3" in lines[0] and "--resume" in lines[0] and str(out) in lines[0]
+    assert "keeps epoch 2 of 3" in lines[0] and "--resume" in lines[0] and str(out) in lines[0]
     assert checkpoint.checkpoint_info(out)["epoch"] == 2
     assert not list(out.glob(".*.tmp"))
     assert resume_in_process(names_dir, out, capsys) == 0
@@ -263,3 +263,26 @@ def test_a_file_changed_after_the_manifest_is_refused(uninterrupted, tmp_path) -
     (out / "history.json").write_text(json.dumps(history))
     with pytest.raises(CheckpointError, match="history.json does not match its checksum in manifest.json"):
         load_run(out)
+
+
+def test_the_resume_command_is_the_users_own(names_dir, tmp_path, capsys) -> None:
+    out = tmp_path / "run"
+    argv = [*cli_options(names_dir, out), "--threads", "1", "--force"]
+    child_free = [a for a in argv if a != "--force"]
+    from namelab.cli import resume_command
+
+    assert resume_command(argv, out) == "namelab " + " ".join(child_free) + " --resume"
+    assert resume_command(["train", "--epochs", "2"], Path("runs/lstm-seed0")) == (
+        "namelab train --epochs 2 --out runs/lstm-seed0 --resume"
+    )
+
+
+def test_resume_on_another_dataset_is_refused(names_dir, tmp_path, capsys) -> None:
+    out = tmp_path / "run"
+    with one_thread(), pytest.raises(KeyboardInterrupt):
+        train(TrainConfig(**OPTIONS), Corpus.from_folder(names_dir), out, data_dir=names_dir, log=_stop_at_epoch_2)
+    other = make_names_folder(tmp_path / "other", separable_names(per_class=20, seed=1))
+    with one_thread():
+        assert cli.main([*cli_options(other, out), "--resume"]) == 1
+    assert "dataset differs" in capsys.readouterr().err
+    assert checkpoint.checkpoint_info(out)["epoch"] == 1  # the checkpoint is left as it was

@@ -121,6 +121,16 @@ def test_row_without_label_is_reported_by_line_and_blank_lines_are_skipped(tmp_p
         Corpus.from_table(path)
 
 
+def test_a_table_that_is_not_utf8_is_a_data_error_that_says_so(tmp_path: Path, predictor: Predictor) -> None:
+    path = tmp_path / "names.csv"
+    path.write_bytes(b"name,language\nAe\xffiou,Alpha\nBdkgt,Beta\n")
+    with pytest.raises(DataError, match="is not UTF-8 text.*save it as UTF-8"):
+        Corpus.from_table(path)
+    with pytest.raises(DataError, match="is not UTF-8 text.*save it as UTF-8"):
+        predict_table(predictor, path, tmp_path / "out.csv", TableOptions(), progress=False)
+    assert not (tmp_path / "out.csv").exists() and not list(tmp_path.glob(".*.tmp"))
+
+
 def test_one_label_is_not_a_classifier(tmp_path: Path) -> None:
     path = write_table(tmp_path / "names.parquet", [{"name": "Aeiou", "language": "Alpha"}])
     with pytest.raises(DataError, match="1 distinct value.*at least two languages"):
@@ -288,3 +298,17 @@ def test_csv_to_stdout(tmp_path: Path, run_dir: Path, capsysbinary: pytest.Captu
     lines = capsysbinary.readouterr().out.decode().splitlines()
     assert lines[0].startswith('"id","surname","city","normalized","predicted_language","probability"')
     assert len(lines) == 6
+
+
+def test_resume_command_of_a_table_run_names_the_table_and_its_columns(tmp_path: Path, names: dict) -> None:
+    import shlex
+
+    from namelab.cli import build_parser
+    from namelab.train import TrainConfig, train_command
+
+    table = write_table(tmp_path / "names.csv", labelled_rows(names))
+    corpus = Corpus.from_table(table, name_column="surname", label_column="country")
+    words = shlex.split(train_command(TrainConfig(epochs=3), tmp_path / "run", table, corpus.columns))
+    args = build_parser().parse_args(words[1:])
+    assert (args.data, args.name_column, args.label_column, args.resume) == (table, "surname", "country", True)
+    assert Corpus.from_folder(make_names_folder(tmp_path / "folder", names)).columns is None

@@ -21,7 +21,7 @@ from safetensors.torch import load_file
 
 from helpers import make_names_folder, one_thread, separable_names, tiny_config, train_tiny_run
 from namelab import __version__
-from namelab.data import Corpus, Vocab
+from namelab.data import Corpus, Split, Vocab
 from namelab.download import dataset_checksum
 from namelab.model import CharClassifier
 from namelab.metrics import classification_metrics
@@ -136,7 +136,20 @@ def test_metrics_are_those_of_the_kept_model_on_the_test_split(run, corpus: Corp
     assert result.metrics == classification_metrics(targets, predictions, corpus.labels)
 
 
-def test_the_best_validation_epoch_is_kept(names_dir: Path, corpus: Corpus, tmp_path: Path) -> None:
+def test_the_test_metrics_are_read_on_the_test_split(corpus: Corpus) -> None:
+    # The default split gives validation and test the same size, and on separable names
+    # the same perfect scores: a smaller validation set tells the two apart.
+    full = corpus.split(seed=0)
+    split = Split(full.train, full.val[:3], full.test)
+    with one_thread():
+        result = train(tiny_config(epochs=1), corpus, None, split=split, log=lambda line: None)
+    assert (result.meta["n_val"], result.meta["n_test"]) == (3, len(split.test)) and len(split.test) > 3
+    assert result.metrics["n"] == len(split.test)
+    _, predictions, targets = predict_examples(result.model, split.test, corpus.vocab, torch.device("cpu"))
+    assert result.metrics == classification_metrics(targets, predictions, corpus.labels)
+
+
+def test_the_best_validation_epoch_is_kept(corpus: Corpus, tmp_path: Path) -> None:
     # On separable names every epoch validates at (nearly) 1.0, so a train that kept the
     # last weights would pass unnoticed. Here the last epoch's validation runs on a model
     # whose output rows were rotated (every class answered as another): its accuracy

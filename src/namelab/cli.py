@@ -16,14 +16,19 @@ import argparse
 import csv
 import io
 import json
+import os
+import secrets
+import shlex
+import stat
 import sys
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence, TextIO
 
 from . import __version__
 from .cells import CELLS
 from .checkpoint import CheckpointError
-from .data import Corpus
+from .data import MAX_INPUT_LENGTH, MAX_NAME_LENGTH, Corpus
 from .download import DataError, resolve_data_dir
 from .model import IMPLS
 
@@ -90,8 +95,9 @@ def _add_threads(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--threads",
         type=_positive_int,
-        help="CPU threads for torch (default: torch's, one per core). When other programs keep a core busy, "
-        "--threads 1 is often faster: torch's threads wait for each other at every step",
+        help="CPU threads for torch (default: one per core that other programs leave free, checked at the start "
+        "and after every training epoch; OMP_NUM_THREADS, when set, is used as it is). A fixed count makes "
+        "training reproducible bit for bit across machines' loads",
     )
 
 
@@ -147,7 +153,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the metrics object as JSON")
     _add_threads(p)
 
-    p = sub.add_parser("predict", help="top-k languages of names given as arguments, in a file or in a table")
+    p = sub.add_parser(
+        "predict",
+        help="top-k languages of names given as arguments, in a file or in a table",
+        description="Top-k languages of each name. " + LINE_RULE + f" A name longer than {MAX_NAME_LENGTH} "
+        "characters once normalized, or not valid UTF-8, gets an error row of its own.",
+    )
     p.add_argument("run_dir", type=Path)
     p.add_argument("names", nargs="*")
     p.add_argument(
@@ -159,7 +170,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--output",
         type=Path,
         help="write here instead of standard output; for a table, the suffix sets the format (.parquet, .csv, .tsv, "
-        ".jsonl), and with --workers/--scheduler a path without one is a folder of Parquet parts",
+        ".jsonl), and with --workers/--scheduler a path without one is a folder of Parquet parts. For names, a "
+        "file is replaced whole when done (its mode kept), a symlink is followed, a FIFO or device is written "
+        "through, and the --input file is refused",
     )
     p.add_argument("--top-k", type=int, default=None, help="languages per name (default: 3; for a table: 1)")
     p.add_argument("--format", choices=["text", "csv", "json"], default=None, help="for names (default: text)")
@@ -278,7 +291,10 @@ def cmd_train(args) -> int:
     corpus, folder = _load_corpus(args)
     out = args.out or Path("runs") / f"{args.model}-seed{args.seed}"
     try:
-        result = train(config, corpus, out, data_dir=folder, resume=args.resume, force=args.force)
+        result = train(
+            config, corpus, out, data_dir=folder, resume=args.resume, force=args.force,
+            between_epochs=args.adapt_threads, command=resume_command(args.argv, out),
+        )  # fmt: skip
     except KeyboardInterrupt:
         info = checkpoint_info(out)
         if info is None:
@@ -289,6 +305,8 @@ def cmd_train(args) -> int:
                 file=sys.stderr,
             )
         return EXIT_INTERRUPTED
+    if not result.is_main:
+        return 0  # under torchrun, rank 0 reports
     m = result.metrics
     print(f"test accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}  (best epoch {result.meta['best_epoch']})")
     print(f"run written to {out}")
@@ -309,7 +327,7 @@ def cmd_evaluate(args) -> int:
 
 
 def read_names_file(path: Path) -> list[str]:
-    """One name per line, every line kept (blank ones too) so output rows line up with input lines."""
+    """One name per line (see :data:`LINE_RULE`), every line kept, blank ones too, so rows line up with lines."""
     try:
         text = path.read_bytes().decode("utf-8-sig")
     except FileNotFoundError:
@@ -321,16 +339,71 @@ def read_names_file(path: Path) -> list[str]:
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()  # the newline that ends the last line does not start another
-    return [line.rstrip("\r") for line in lines]
+    return [line.removesuffix("\r") for line in lines]
+
+
+LINE_RULE = (
+    "A line of --input ends at LF (\\n) only; one CR just before it is dropped (CRLF files), and any other "
+    "character (a lone CR, U+2028, U+0085, form feed) stays part of the name. Every line gives exactly one "
+    "output row, in order: csv follows RFC 4180 (CRLF records, fields with CR, LF, quotes or commas quoted); "
+    "json gives one object per LF-ended line, with U+2028, U+2029 and U+0085 escaped; text escapes tabs and "
+    "line-breaking characters as \\t, \\r, \\u2028 and so on."
+)
+
+
+def _shown(name: str) -> str:
+    """``name`` as printable text: bytes that were not UTF-8 (or lone surrogates) as backslash escapes."""
+    try:
+        return os.fsencode(name).decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:
+        return name.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def name_error(name: str) -> str | None:
+    """Why ``name`` is refused before it is even normalized, or None (the predictor checks the normalized form)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return "is not valid UTF-8 text (an undecodable byte or a lone surrogate); pass the name as UTF-8"
+    if len(name) > MAX_INPUT_LENGTH:
+        return f"is {len(name):,} characters long; a name may have at most {MAX_NAME_LENGTH} once normalized"
+    return None
+
+
+def predict_rows(predictor, names: Sequence[str], top_k: int, **options) -> list[dict]:
+    """One row per name, in order: its prediction, or an error for that name alone (``options``: Predictor.predict's)."""
+    rows: list[dict | None] = [None] * len(names)
+    todo = []
+    for i, name in enumerate(names):
+        error = name_error(name)
+        if error:
+            rows[i] = {"name": _shown(name), "error": error}
+        else:
+            todo.append(i)
+    predicted = predictor.predict([names[i] for i in todo], top_k=top_k, max_length=MAX_NAME_LENGTH, **options)
+    for i, row in zip(todo, predicted):
+        rows[i] = row
+    return rows
+
+
+# Characters that str.splitlines() (and many readers) take as the end of a line.
+_LINE_BREAKS = {
+    "\t": "\\t", "\n": "\\n", "\r": "\\r", "\x0b": "\\x0b", "\x0c": "\\x0c", "\x1c": "\\x1c",
+    "\x1d": "\\x1d", "\x1e": "\\x1e", "\x85": "\\x85", "\u2028": "\\u2028", "\u2029": "\\u2029",
+}  # fmt: skip
+_TEXT_ESCAPES = str.maketrans({"\\": "\\\\", **_LINE_BREAKS})
+# JSON leaves these three unescaped, and JavaScript and str.splitlines() break lines at them.
+_JSON_ESCAPES = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
 
 
 def format_predictions(results: list[dict], fmt: str, top_k: int) -> str:
     out = io.StringIO()
     if fmt == "json":
         for row in results:
-            out.write(json.dumps(row, ensure_ascii=False) + "\n")
+            out.write(json.dumps(row, ensure_ascii=False).translate(_JSON_ESCAPES) + "\n")
     elif fmt == "csv":
-        writer = csv.writer(out, lineterminator="\n")
+        # RFC 4180: CRLF ends a record, so a field holding CR or LF is quoted.
+        writer = csv.writer(out, lineterminator="\r\n")
         header = ["name", "normalized"]
         for k in range(1, top_k + 1):
             header += [f"language_{k}", f"probability_{k}"]
@@ -343,20 +416,72 @@ def format_predictions(results: list[dict], fmt: str, top_k: int) -> str:
             writer.writerow(cells + [row.get("error", "")])
     else:
         for row in results:
+            name = row["name"].translate(_TEXT_ESCAPES)
             if "error" in row:
-                out.write(f"{row['name']}\terror: {row['error']}\n")
+                out.write(f"{name}\terror: {row['error'].translate(_TEXT_ESCAPES)}\n")
             else:
                 ranked = ", ".join(f"{p['language']} {p['probability']:.3f}" for p in row["predictions"])
-                out.write(f"{row['name']}\t({row['normalized']})\t{ranked}\n")
+                out.write(f"{name}\t({row['normalized']})\t{ranked}\n")
     return out.getvalue()
 
 
-def cmd_predict(args) -> int:
-    from .checkpoint import atomic_write_bytes
-    from .predict import Predictor
-    from .train import resolve_device
+@contextmanager
+def open_output(path: Path | None, *, input_path: Path | None = None) -> Iterator[TextIO]:
+    """A text stream for results that never destroys what is at ``path``.
 
+    None is standard output. A symlink is followed to its target. A FIFO or a
+    character device (``/dev/null``, a terminal) is written through, never replaced;
+    other special files and folders are refused. A regular file is written to a
+    temporary file beside it and renamed over it when the block ends without an
+    error (so a failure leaves the old file whole), keeping the old file's mode; a new
+    file gets the mode the umask gives. ``input_path`` names a file that must not be
+    overwritten (the one the results are read from).
+    """
+    if path is None:
+        yield sys.stdout
+        return
+    target = Path(os.path.realpath(path))
+    if input_path is not None and _same_file(input_path, target):
+        raise ValueError(f"--output {path} is the --input file; write the results to another file")
+    try:
+        status = os.stat(target)
+    except FileNotFoundError:
+        status = None
+    if status is not None and not stat.S_ISREG(status.st_mode):
+        if stat.S_ISFIFO(status.st_mode) or stat.S_ISCHR(status.st_mode):
+            with open(target, "w", encoding="utf-8", newline="") as handle:
+                yield handle
+            return
+        kind = "a folder" if stat.S_ISDIR(status.st_mode) else "a special file (socket or block device)"
+        raise ValueError(f"--output {path} is {kind}; give the path of a file to write")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.parent / f".{target.name}.{secrets.token_hex(4)}.tmp"
+    # The kernel applies the umask to 0o666, as for any new file; an existing file's mode is copied exactly.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666 if status is None else 0o600)
+    try:
+        if status is not None:
+            os.fchmod(fd, stat.S_IMODE(status.st_mode))
+        with open(fd, "w", encoding="utf-8", newline="") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def cmd_predict(args) -> int:
+    from .predict import Predictor
     from .tables import is_table
+    from .train import resolve_device
 
     if bool(args.names) == bool(args.input):
         print("error: give names as arguments or --input FILE (one of the two)", file=sys.stderr)
@@ -372,12 +497,11 @@ def cmd_predict(args) -> int:
     top_k = args.top_k or 3
     names = read_names_file(args.input) if args.input else args.names
     predictor = Predictor.from_run(args.run_dir, device=resolve_device(args.device))
-    results = predictor.predict(names, top_k=top_k, min_confidence=args.min_confidence, coverage=args.coverage)
-    text = format_predictions(results, args.format or "text", min(top_k, len(predictor.labels)))
-    if args.output:
-        atomic_write_bytes(args.output, text.encode("utf-8"))
-    else:
-        sys.stdout.write(text)
+    with open_output(args.output, input_path=args.input) as output:
+        results = predict_rows(
+            predictor, names, top_k, min_confidence=args.min_confidence, coverage=args.coverage
+        )
+        output.write(format_predictions(results, args.format or "text", min(top_k, len(predictor.labels))))
     return 0
 
 
@@ -453,7 +577,15 @@ def cmd_compare(args) -> int:
         suites=suites,
     )
     corpus, folder = _load_corpus(args)
-    summary = run_compare(settings, folder, corpus=corpus)
+    try:
+        summary = run_compare(settings, folder, corpus=corpus, between_epochs=args.adapt_threads)
+    except KeyboardInterrupt:
+        print(
+            f"interrupted: the finished runs in {args.out / 'runs'} are kept and the report is gone; "
+            "run the same command again to go on (finished runs are reused, an unfinished one resumes)",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
     for finding in summary["findings"]:
         print(f"{finding['verdict']:>13}  {finding['claim']}")
     print(f"report: {args.out / 'report.html'}")
@@ -470,12 +602,29 @@ COMMANDS = {
 }
 
 
+def resume_command(argv: Sequence[str], out: Path) -> str:
+    """The user's own ``namelab train`` command, with ``--resume`` (and ``--out``, if it was left to its default)."""
+    words = [word for word in argv if word not in ("--resume", "--force")]
+    if not any(word == "--out" or word.startswith("--out=") for word in words):
+        words += ["--out", str(out)]
+    return shlex.join(["namelab", *words, "--resume"])
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv
+    args.adapt_threads = lambda: None
     if getattr(args, "threads", None):
         import torch
 
         torch.set_num_threads(args.threads)
+    elif hasattr(args, "threads"):
+        from .env import AdaptiveThreads
+
+        threads = AdaptiveThreads()
+        threads.start()
+        args.adapt_threads = threads.update
     try:
         return COMMANDS[args.command](args)
     except (DataError, CheckpointError, ValueError, RuntimeError, OSError) as err:

@@ -2,6 +2,7 @@
 
     namelab compare                                  # rnn, lstm, gru × 3 seeds -> reports/compare
     namelab compare --quick --data-dir D --out /tmp/c   # 2 epochs, 1 seed, small cells: a smoke test
+    namelab compare --suite insights --out reports/insights   # dropout ablation + hyperparameter grid
 
 or from Python::
 
@@ -13,8 +14,15 @@ Every run trains on the same name-disjoint split (``split_seed`` fixed) with the
 budget; only the training seed varies, so runs with the same seed form pairs and
 rankings are judged on paired differences. Each run is a normal run folder
 (``OUT/runs/<model>-seed<k>``) usable by ``namelab predict`` and ``namelab evaluate``.
+A rerun reuses every finished run whose configuration and data match, resumes unfinished
+ones, and trains the rest; the report is removed first and rebuilt from the runs present.
 ``OUT/summary.json`` holds every number the report shows; :mod:`namelab.report`
 draws the figures and writes ``report.html`` and ``report.md`` from it alone.
+
+``--suite`` picks the experiments (:func:`suite_registry`): ``seed`` is the one above;
+``insights`` (:mod:`namelab.insights`) checks the original report's closing lessons.
+Every suite shares one :class:`Experiment` (data, split, output folder) and trains
+through :func:`train_run`, so a configuration two suites need is trained once.
 """
 
 from __future__ import annotations
@@ -30,7 +38,7 @@ import numpy as np
 import torch
 
 from .cells import CELLS
-from .checkpoint import write_json
+from .checkpoint import CheckpointError, checkpoint_info, load_run, read_history, read_metrics, run_state, write_json
 from .data import Corpus, Example, Split
 from .download import dataset_checksum
 from .model import CharClassifier
@@ -48,7 +56,7 @@ QUICK_HIDDEN_SIZE = 32
 DEFAULT_SEEDS = 3
 DEFAULT_MODELS = ("rnn", "lstm", "gru")
 DEFAULT_SUITES = ("seed",)
-# The insights suite trains three times as many runs as the seed experiment: fewer epochs keep it within budget.
+# The insights suite trains several times the seed experiment's runs: fewer epochs keep it affordable on a CPU.
 SUITE_EPOCHS = {"insights": 10}
 
 # -- how findings are judged: every threshold in one place, quoted by the report ---------
@@ -501,6 +509,48 @@ def _confusions(
     return out
 
 
+REPORT_FILES = ("summary.json", "report.html", "report.md")
+
+
+def finished_or_trained(
+    config: TrainConfig,
+    corpus: Corpus,
+    run_dir: Path,
+    *,
+    data_dir: Path,
+    split: Split,
+    log: Callable[[str], None],
+    between_epochs: Callable[[], object] = lambda: None,
+) -> TrainResult:
+    """The run in ``run_dir`` when it is complete and was trained with ``config`` on this data; else train it.
+
+    An unfinished run with the same configuration is resumed from its checkpoint; any
+    other content of ``run_dir`` (another configuration, a damaged run) is replaced.
+    """
+    device = resolve_device(config.device)
+    wanted = {k: v for k, v in asdict(config).items() if k != "device"}  # where it ran does not change the run
+    state = run_state(run_dir)
+    if state == "complete":
+        try:
+            model, meta = load_run(run_dir, device=device)
+            history, metrics = read_history(run_dir), read_metrics(run_dir)
+        except CheckpointError as err:
+            log(f"   {err}; training it again")
+        else:
+            same_config = {k: v for k, v in meta["config"].items() if k != "device"} == wanted
+            same_data = meta.get("dataset_sha256") == dataset_checksum(data_dir) and meta.get("n_test") == len(split.test)
+            if same_config and same_data:
+                log(f"   reusing the finished run in {run_dir}")
+                return TrainResult(model=model, history=history, metrics=metrics, meta=meta)
+            log(f"   {run_dir} holds a run of other settings or data; training it again")
+    info = checkpoint_info(run_dir) if state == "unfinished" else None
+    resume = info is not None and {k: v for k, v in info.get("config", {}).items() if k != "device"} == wanted
+    return train(
+        config, corpus, run_dir, data_dir=data_dir, split=split, log=log, resume=resume, force=not resume,
+        between_epochs=between_epochs,
+    )  # fmt: skip
+
+
 @dataclass
 class Experiment:
     """What every phase of a compare shares: the data, one split, the output folder, the runs trained so far."""
@@ -514,6 +564,7 @@ class Experiment:
     log: Callable[[str], None]
     started: float
     trained: dict[str, TrainResult] = field(default_factory=dict)
+    between_epochs: Callable[[], object] = lambda: None
 
     @property
     def labels(self) -> list[str]:
@@ -535,6 +586,10 @@ def prepare(
     out = Path(settings.out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file; give a folder for the report")
+    # The old report may describe runs this compare replaces: it goes before any run changes,
+    # so an interrupted compare leaves no report rather than a wrong one.
+    for name in REPORT_FILES:
+        (out / name).unlink(missing_ok=True)
     device = resolve_device(settings.config.device)
     return Experiment(settings, data_dir, corpus, split, device, out, log, started)
 
@@ -542,9 +597,10 @@ def prepare(
 def train_run(experiment: Experiment, config: TrainConfig, name: str) -> TrainResult:
     """Train ``config`` into ``OUT/runs/<name>``, once per compare: a name asked for again returns the same run."""
     if name not in experiment.trained:
-        experiment.trained[name] = train(
+        experiment.trained[name] = finished_or_trained(
             config, experiment.corpus, experiment.out / "runs" / name,
             data_dir=experiment.data_dir, split=experiment.split, log=experiment.log,
+            between_epochs=experiment.between_epochs,
         )
     return experiment.trained[name]
 
@@ -781,9 +837,14 @@ def run_compare(
     *,
     corpus: Corpus | None = None,
     log: Callable[[str], None] = print,
+    between_epochs: Callable[[], object] = lambda: None,
 ) -> dict:
-    """Run every suite of ``settings`` on one split, judge, and write the report; returns the summary."""
+    """Run every suite of ``settings`` on one split, judge, and write the report; returns the summary.
+
+    ``between_epochs`` runs between the epochs of every training (the CLI adapts torch's threads there).
+    """
     experiment = prepare(settings, data_dir, corpus, log)
+    experiment.between_epochs = between_epochs
     suites = suite_registry()
     summary = {
         "schema": SCHEMA,

@@ -34,11 +34,12 @@ from .compare import (
     Experiment,
     describe,
     paired_difference,
+    predictions_in_order,
     run_name,
     train_run,
     verdict_of,
 )
-from .train import TrainConfig, TrainResult, predict_examples
+from .train import TrainConfig, TrainResult
 
 GRID_SEEDS = 2
 GRID_LR_FACTORS = (1 / 3, 1.0, 3.0)
@@ -85,8 +86,8 @@ def _key(value: float) -> str:
 
 def _record(experiment: Experiment, config: TrainConfig, name: str, result: TrainResult) -> dict:
     """What the insights keep of one run: its settings, test metrics, curves and its accuracy on its training names."""
-    _, predicted, targets = predict_examples(result.model, experiment.split.train, experiment.corpus.vocab,
-                                             experiment.device)
+    train_names = experiment.split.train
+    predicted, _ = predictions_in_order(result.model, train_names, experiment.corpus.vocab, experiment.labels)
     val_accuracy = [row["val_accuracy"] for row in result.history]
     return {
         "model": config.model,
@@ -99,7 +100,7 @@ def _record(experiment: Experiment, config: TrainConfig, name: str, result: Trai
         "test_macro_f1": result.metrics["macro_f1"],
         "best_val_accuracy": max(val_accuracy),
         # The kept weights in eval mode, on the names they were trained on: the train side of the gap.
-        "kept_train_accuracy": float(np.mean(np.asarray(predicted) == np.asarray(targets))),
+        "kept_train_accuracy": float(np.mean(np.asarray(predicted) == np.asarray([e.label for e in train_names]))),
         "seconds_per_epoch": float(np.mean([row["seconds"] for row in result.history])),
         "history": [
             {k: row[k] for k in ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy")}

@@ -97,7 +97,6 @@ class Predictor:
         logits = logits_in_order(self.model, normalized, self.vocab, batch_size)
         return (logits / self.temperature).softmax(dim=-1)
 
-
     def describe(
         self, probs: torch.Tensor, top_k: int = 3, *, min_confidence: float | None = None, coverage: float | None = None
     ) -> list[dict]:
@@ -121,8 +120,10 @@ class Predictor:
         *,
         min_confidence: float | None = None,
         coverage: float | None = None,
+        max_length: int | None = None,
     ) -> list[dict]:
-        results, usable, normalized = prepare(names)
+        """One row per name, in order (see :func:`prepare` for ``max_length``)."""
+        results, usable, normalized = prepare(names, max_length)
         if usable:
             described = self.describe(
                 self.probabilities(normalized), top_k, min_confidence=min_confidence, coverage=coverage

@@ -8,6 +8,10 @@ no global figure state). ``report.html`` is one self-contained file: its images 
 the same PNG bytes as ``figures/*.png``, embedded as base64 data URIs, with inline
 CSS and no script, so it opens offline. ``report.md`` links the PNG files. Both are
 rendered from one list of blocks, so they always say the same thing.
+
+Each suite of ``namelab compare`` has a :class:`Section` in :data:`SECTIONS` (its title,
+figures, blocks and judging rules); the findings keep numbers only, and
+:func:`finding_evidence` puts them into words.
 """
 
 from __future__ import annotations
@@ -676,7 +680,7 @@ def figure_dropout_scores(summary: dict) -> bytes:
     x = np.arange(len(models))
     for ax, measure, label in ((axes[0], "test_accuracy", "test accuracy (%)"),
                                (axes[1], "test_macro_f1", "test macro-F1 (%)")):
-        low = []
+        low, high = [], []
         for k, value in enumerate(values):
             stats = [dropout["results"][m][f"{value:g}"][measure] for m in models]
             offset = x + (k - (len(values) - 1) / 2) * width
@@ -685,11 +689,14 @@ def figure_dropout_scores(summary: dict) -> bytes:
             for xi, s in zip(offset, stats):
                 ax.scatter([xi] * len(s["values"]), [v * 100 for v in s["values"]], color="black", s=8, zorder=3)
                 low.append(min(s["values"]) * 100)
+                high.append(max(s["values"]) * 100)
         ax.set_xticks(x, [model_title(m) for m in models])
         ax.set_ylabel(label)
-        ax.set_ylim(max(0.0, min(low) - 5), None)  # the differences are a few points: do not start at 0
+        # The differences are a few points: the axis starts near the lowest run, with room for the legend on top.
+        bottom = max(0.0, min(low) - 5)
+        ax.set_ylim(bottom, max(high) + 0.25 * (max(high) - bottom) + 1)
         ax.grid(axis="y", alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, ncols=len(values), loc="upper center")
     fig.suptitle("Test scores by dropout (bar: mean over seeds; dots: one run each)", fontsize=10)
     return _png(fig)
 

@@ -28,7 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
@@ -81,35 +83,48 @@ def annotate(predictor, table: pa.Table | pa.RecordBatch, options: TableOptions)
     """
     if isinstance(table, pa.RecordBatch):
         table = pa.Table.from_batches([table])
-    names = table.column(options.name_column).cast(pa.string()).to_pylist()
-    n = len(names)
-    normalized: list[str | None] = [None] * n
-    errors: list[str | None] = [None] * n
-    usable: list[int] = []
-    for i, name in enumerate(names):
+    names = pc.fill_null(table.column(options.name_column).cast(pa.string()), "")
+    # Tables of people repeat names (a surname is shared by many rows): each distinct name
+    # is normalized once, each distinct normalized name predicted once, and the columns
+    # are built per distinct name, then spread over the rows with one ``take``.
+    encoded = pc.dictionary_encode(names.combine_chunks())
+    uniques = encoded.dictionary.to_pylist()
+    normalized_of: list[str | None] = [None] * len(uniques)
+    error_of: list[str | None] = [None] * len(uniques)
+    slot_of = np.full(len(uniques), -1, dtype=np.int64)  # row of the distinct normalized name, -1: error
+    distinct: dict[str, int] = {}
+    for u, name in enumerate(uniques):
         try:
-            normalized[i] = normalize(name if name is not None else "")
-            usable.append(i)
+            normalized_of[u] = normalize(name)
         except UnusableName as err:
-            errors[i] = str(err)
-    columns: dict[str, list] = {field.name: [None] * n for field in output_fields(options)}
-    columns["normalized"], columns["error"] = normalized, errors
-    if usable:
-        probs = predictor.probabilities([normalized[i] for i in usable])
+            error_of[u] = str(err)
+        else:
+            slot_of[u] = distinct.setdefault(normalized_of[u], len(distinct))
+    per_distinct: dict[str, list] = {field.name: [] for field in output_fields(options)}
+    if distinct:
+        probs = predictor.probabilities(list(distinct))
         described = predictor.describe(
             probs, options.top_k, min_confidence=options.min_confidence, coverage=options.coverage
         )
-        for i, row in zip(usable, described):
-            for k, guess in enumerate(row["predictions"], start=1):
-                suffix = "" if k == 1 else f"_{k}"
-                columns[f"predicted_language{suffix}"][i] = guess["language"]
-                columns[f"probability{suffix}"][i] = guess["probability"]
-            if "uncertain" in row:
-                columns["uncertain"][i] = row["uncertain"]
-            if "coverage_set" in row:
-                columns["coverage_set"][i] = row["coverage_set"]
+        for k in range(options.top_k):
+            suffix = "" if k == 0 else f"_{k + 1}"
+            per_distinct[f"predicted_language{suffix}"] = [row["predictions"][k]["language"] for row in described]
+            per_distinct[f"probability{suffix}"] = [row["predictions"][k]["probability"] for row in described]
+        for key in ("uncertain", "coverage_set"):
+            if key in per_distinct:
+                per_distinct[key] = [row[key] for row in described]
+    rows = encoded.indices
+    to_unique = pa.array(slot_of, mask=slot_of < 0)
+    columns: dict[str, pa.Array] = {}
     for field in output_fields(options):
-        table = table.append_column(field, pa.array(columns[field.name], type=field.type))
+        if field.name == "normalized":
+            columns[field.name] = pa.array(normalized_of, type=field.type).take(rows)
+        elif field.name == "error":
+            columns[field.name] = pa.array(error_of, type=field.type).take(rows)
+        else:
+            columns[field.name] = pa.array(per_distinct[field.name], type=field.type).take(to_unique).take(rows)
+    for field in output_fields(options):
+        table = table.append_column(field, columns[field.name])
     return table
 
 

@@ -151,7 +151,7 @@ def read_labelled(path: Path | str, name_column: str, label_column: str) -> list
                     )
                 )
     except (pa.ArrowInvalid, OSError) as err:
-        raise DataError(f"cannot read table {path}: {err}") from None
+        raise _read_error(path, err) from None
     names = table.column(name_column).cast(pa.string()).to_pylist()
     labels = table.column(label_column).cast(pa.string()).to_pylist()
     rows: list[LabelledRow] = []
@@ -201,5 +201,13 @@ def iter_batches(path: Path | str, chunk_rows: int = 65_536) -> Iterator[pa.Reco
                 for start in range(0, batch.num_rows, chunk_rows):
                     yield batch.slice(start, chunk_rows)
     except pa.ArrowInvalid as err:
-        raise DataError(f"cannot read table {path}: {err}; fix the file (every row needs the header's fields)") from None
+        raise _read_error(path, err) from None
+
+
+def _read_error(path: Path, err: Exception) -> DataError:
+    if "UTF8" in str(err):
+        return DataError(f"table {path} is not UTF-8 text ({err}); save it as UTF-8")
+    return DataError(
+        f"cannot read table {path}: {err}; every row needs the header's fields (quote a field that holds the delimiter)"
+    )
 

@@ -28,10 +28,11 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from . import checkpoint
+from . import checkpoint, ddp
 from .cells import CELLS
 from .checkpoint import CheckpointError
 from .data import PAD_ID, UNKNOWN_ID, Corpus, Example, Split, Vocab, batches
+from .ddp import SINGLE, ProcessGroup, all_reduce_sums, rank_share, share_batch, share_loss
 from .download import dataset_checksum
 from .env import environment
 from .metrics import classification_metrics
@@ -128,6 +129,7 @@ class TrainResult:
     history: list[dict]
     metrics: dict
     meta: dict = field(default_factory=dict)
+    is_main: bool = True  # False on every torchrun rank but 0, which alone writes
 
 
 def resolve_device(name: str) -> torch.device:
@@ -165,30 +167,43 @@ def train_epoch(
     weights: torch.Tensor,
     epoch: int,
     on_step: Callable[[], None] = lambda: None,
+    group: ProcessGroup = SINGLE,
 ) -> tuple[float, float]:
-    """One pass over ``examples``; mean (unweighted) loss and accuracy of the training batches."""
+    """One pass over ``examples``; mean (unweighted) loss and accuracy of the training batches.
+
+    Under torchrun (``group``), each rank trains on its share of every batch (ddp.py)
+    and the returned figures are over all ranks.
+    """
     model.train()
     device = weights.device
     fused = device.type in ("cpu", "cuda")
     loss_sum, correct, seen = 0.0, 0, 0
     # Seeded by epoch, not by a running generator: a resumed epoch sees the same batches.
-    for ids, lengths, targets in batches(examples, vocab, config.batch_size, shuffle=True, seed=config.seed * 100_003 + epoch):
+    for ids, lengths, batch_targets in batches(
+        examples, vocab, config.batch_size, shuffle=True, seed=config.seed * 100_003 + epoch
+    ):
+        ids, lengths, targets, scale = share_batch(ids, lengths, batch_targets, group)
         ids, lengths, targets = ids.to(device), lengths.to(device), targets.to(device)
         if config.char_dropout > 0:
             hidden = (torch.rand(ids.shape, device=device) < config.char_dropout) & (ids != PAD_ID)
             ids = ids.masked_fill(hidden, UNKNOWN_ID)
         logits = model(ids, lengths)
-        loss = F.cross_entropy(logits, targets, weight=weights, label_smoothing=config.label_smoothing)
+        if group.distributed:
+            batch_targets = batch_targets.to(device)
+            loss = share_loss(logits, targets, batch_targets, weights, config.label_smoothing, group, scale)
+        else:
+            loss = F.cross_entropy(logits, targets, weight=weights, label_smoothing=config.label_smoothing)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_norm, foreach=fused or None)
         optimizer.step()
         scheduler.step()
         with torch.no_grad():
-            loss_sum += F.cross_entropy(logits, targets, reduction="sum").item()
-            correct += (logits.argmax(dim=1) == targets).sum().item()
-        seen += len(targets)
+            loss_sum += scale * F.cross_entropy(logits, targets, reduction="sum").item()
+            correct += scale * (logits.argmax(dim=1) == targets).sum().item()
+        seen += scale * len(targets)  # 0 for a rank left without a name
         on_step()
+    loss_sum, correct, seen = all_reduce_sums([loss_sum, correct, seen], group, device)
     return loss_sum / seen, correct / seen
 
 
@@ -201,6 +216,19 @@ def predict_examples(
     targets = torch.tensor([e.label for e in examples], dtype=torch.int64)
     loss = F.cross_entropy(logits, targets, reduction="sum").item() if examples else 0.0
     return loss / max(len(examples), 1), logits.argmax(dim=1).tolist(), targets.tolist()
+
+
+def validate(
+    model: CharClassifier, examples: Sequence[Example], vocab: Vocab, device: torch.device, group: ProcessGroup = SINGLE
+) -> tuple[float, float]:
+    """Mean loss and accuracy of ``examples``; under torchrun each rank reads its share, the sums all-reduced."""
+    share = rank_share(examples, group)
+    loss, predicted, true = predict_examples(model, share, vocab, device)
+    if not group.distributed:
+        return loss, float(np.mean(np.asarray(predicted) == np.asarray(true)))
+    correct = sum(p == t for p, t in zip(predicted, true))
+    loss_sum, correct, seen = all_reduce_sums([loss * len(share), correct, len(share)], group, device)
+    return loss_sum / seen, correct / seen
 
 
 # -- the driver ------------------------------------------------------------------------------
@@ -216,9 +244,31 @@ def train(
     log: Callable[[str], None] = print,
     resume: bool = False,
     force: bool = False,
+    between_epochs: Callable[[], object] = lambda: None,
+    command: str | None = None,
 ) -> TrainResult:
-    """Train, checkpointing each epoch into ``out_dir``; see :func:`prepare_run_folder` for resume/force."""
-    device = resolve_device(config.device)
+    """Train, checkpointing each epoch into ``out_dir``; see :func:`prepare_run_folder` for resume/force.
+
+    ``between_epochs`` runs before each epoch after the first (the CLI adapts torch's
+    thread count to the machine's load there). ``command`` is what messages tell the user
+    to run to resume (default: a ``namelab train`` line built from ``config``).
+
+    Launched by torchrun, it trains data-parallel (ddp.py): every rank runs this with the
+    same arguments, and rank 0 alone writes ``out_dir``.
+    """
+    group = ddp.init_process_group(resolve_device(config.device))
+    try:
+        return _train(config, corpus, out_dir, data_dir, split, log, resume, force, between_epochs, command, group)
+    finally:
+        ddp.close_process_group()
+
+
+def _train(
+    config, corpus, out_dir, data_dir, split, log, resume, force, between_epochs, command, group: ProcessGroup
+) -> TrainResult:
+    device = ddp.rank_device(resolve_device(config.device), group)
+    if not group.is_main:
+        log = lambda line: None  # noqa: E731  one log, rank 0's
     split = split or corpus.split(seed=config.split_seed)
     if not split.train or not split.val:
         raise ValueError("the dataset is too small to split into train and validation sets; add names")
@@ -226,6 +276,9 @@ def train(
     dataset_sha256 = dataset_checksum(data_dir) if data_dir else None
     seed_everything(config.seed)
     model = build_model(config, len(vocab), corpus.num_classes).to(device)
+    trained = ddp.wrap(model, group, device)  # the model itself, or DDP averaging the ranks' gradients
+    if group.distributed:
+        torch.manual_seed(config.seed * 1_000_003 + group.rank)  # the same weights, each rank its own dropout
     fused = device.type in ("cpu", "cuda")  # one kernel for the whole AdamW update
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=fused or None
@@ -240,25 +293,32 @@ def train(
     weights = class_weights(split.train, corpus.num_classes, config.class_weight_power).to(device)
     progress = {"history": [], "best_state": None, "best_accuracy": -1.0, "best_epoch": 0}
     out = Path(out_dir) if out_dir is not None else None
-    command = train_command(config, out, data_dir) if out is not None else ""
+    command = command or (train_command(config, out, data_dir, corpus.columns) if out is not None else "")
     first_epoch = 1
     if out is not None:
-        info = prepare_run_folder(out, config, resume=resume, force=force, dataset_sha256=dataset_sha256, log=log)
-        if info is not None:
+        info = ddp.on_main(
+            group, device, lambda: prepare_run_folder(
+                out, config, resume=resume, force=force, dataset_sha256=dataset_sha256, log=log
+            ) is not None
+        )
+        if info:
             first_epoch = _restore(out, model, optimizer, scheduler, progress, device) + 1
             log(f"resuming {out} after epoch {first_epoch - 1} of {config.epochs}")
+        if not group.is_main:
+            out = None  # rank 0 alone writes
     bar = tqdm(total=total_steps, initial=(first_epoch - 1) * steps_per_epoch, leave=False, dynamic_ncols=True,
-               disable=None)  # None: shown on a terminal only
+               disable=None if group.is_main else True)  # None: shown on a terminal only
     say = bar.write if not bar.disable else log
     try:
         for epoch in range(first_epoch, config.epochs + 1):
+            if epoch > first_epoch:
+                between_epochs()
             start = time.perf_counter()
             train_loss, train_accuracy = train_epoch(
-                model, optimizer, scheduler, split.train, vocab, config, weights, epoch, lambda: bar.update(1)
+                trained, optimizer, scheduler, split.train, vocab, config, weights, epoch, lambda: bar.update(1), group
             )
             seconds = time.perf_counter() - start
-            val_loss, val_pred, val_true = predict_examples(model, split.val, vocab, device)
-            val_accuracy = float(np.mean(np.asarray(val_pred) == np.asarray(val_true)))
+            val_loss, val_accuracy = validate(model, split.val, vocab, device, group)
             progress["history"].append(
                 {
                     "epoch": epoch,
@@ -293,18 +353,21 @@ def train(
         "best_epoch": progress["best_epoch"],
         "parameters": model.num_parameters(),
         "device": str(device),
+        "processes": group.world_size,
         "versions": environment(),
     }
     if out is not None:
         checkpoint.save_run(out, model, meta, history, metrics)
         (out / checkpoint.CHECKPOINT).unlink(missing_ok=True)  # the manifest is written: nothing left to resume
-    return TrainResult(model=model.eval(), history=history, metrics=metrics, meta=meta)
+    return TrainResult(model=model.eval(), history=history, metrics=metrics, meta=meta, is_main=group.is_main)
 
 
 # -- run folders: refuse, resume, start over ------------------------------------------------
 
 
-def train_command(config: TrainConfig, out: Path | None, data_dir: Path | None) -> str:
+def train_command(
+    config: TrainConfig, out: Path | None, data_dir: Path | None, columns: tuple[str, str] | None = None
+) -> str:
     """The ``namelab train`` command that resumes this run (options that differ from the defaults)."""
     defaults = TrainConfig()
     words = ["namelab", "train"]
@@ -313,7 +376,9 @@ def train_command(config: TrainConfig, out: Path | None, data_dir: Path | None) 
         if value != getattr(defaults, f.name):
             words += [f"--{f.name.replace('_', '-')}", str(value)]
     if data_dir is not None:
-        words += ["--data-dir", str(data_dir)]
+        words += ["--data", str(data_dir)]
+        if columns is not None:  # a table
+            words += ["--name-column", columns[0], "--label-column", columns[1]]
     if out is not None:
         words += ["--out", str(out)]
     return shlex.join(words + ["--resume"])

@@ -1,0 +1,93 @@
+"""Rerunning ``namelab compare``: finished runs are reused, an interrupted rerun leaves no stale report.
+
+    .venv/bin/python -m pytest tests/test_compare_rerun.py -q
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from helpers import make_names_folder, one_thread, separable_names
+from namelab.cli import main
+
+compare_module = importlib.import_module("namelab.compare")
+
+
+@pytest.fixture(scope="module")
+def names_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_names_folder(tmp_path_factory.mktemp("names"), separable_names(per_class=20))
+
+
+def compare(names_dir: Path, out: Path, *extra: str) -> int:
+    argv = ["compare", "--quick", "--models", "rnn,gru", "--data-dir", str(names_dir), "--out", str(out),
+            "--hidden-size", "8", "--epochs", "2", "--device", "cpu", *extra]  # fmt: skip
+    with one_thread():
+        return main(argv)
+
+
+def weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    from namelab.checkpoint import load_run
+
+    return load_run(run_dir)[0].state_dict()
+
+
+def test_a_rerun_reuses_finished_runs_and_rebuilds_the_same_report(names_dir, tmp_path, monkeypatch, capsys) -> None:
+    out = tmp_path / "c"
+    assert compare(names_dir, out) == 0
+    first = json.loads((out / "summary.json").read_text())
+    trained = {p.name: weights(p) for p in (out / "runs").iterdir()}
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished run with the same settings was trained again")
+
+    monkeypatch.setattr(compare_module, "train", no_training)
+    capsys.readouterr()
+    assert compare(names_dir, out) == 0
+    assert capsys.readouterr().out.count("reusing the finished run") == 2
+    again = json.loads((out / "summary.json").read_text())
+    assert again["runs"] == first["runs"]  # history, metrics and timings read back from the run folders
+    assert [f["verdict"] for f in again["findings"]] == [f["verdict"] for f in first["findings"]]
+    for name, state in trained.items():
+        for key, tensor in weights(out / "runs" / name).items():
+            assert torch.equal(tensor, state[key])
+
+
+def test_an_interrupted_rerun_leaves_no_report_of_other_runs(names_dir, tmp_path, monkeypatch) -> None:
+    out = tmp_path / "c"
+    assert compare(names_dir, out) == 0
+    assert (out / "summary.json").is_file()
+    real_train = compare_module.train
+    calls = []
+
+    def interrupted_second(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_train(*args, **kwargs)
+
+    monkeypatch.setattr(compare_module, "train", interrupted_second)
+    assert compare(names_dir, out, "--epochs", "3") == 130  # other settings: every run is trained again
+    assert not any((out / name).exists() for name in ("summary.json", "report.html", "report.md"))
+    monkeypatch.undo()
+    # The next rerun keeps the run already retrained with 3 epochs and trains the other.
+    assert compare(names_dir, out, "--epochs", "3") == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert {r["model"]: r["epochs"] for r in summary["runs"]} == {"rnn": 3, "gru": 3}
+    for run in summary["runs"]:
+        assert len(json.loads((out / run["run_dir"] / "history.json").read_text())) == 3
+
+
+def test_a_damaged_run_is_trained_again(names_dir, tmp_path, capsys) -> None:
+    out = tmp_path / "c"
+    assert compare(names_dir, out) == 0
+    (out / "runs" / "rnn-seed0" / "model.safetensors").write_bytes(b"garbage")
+    capsys.readouterr()
+    assert compare(names_dir, out) == 0
+    log = capsys.readouterr().out
+    assert "training it again" in log and log.count("reusing the finished run") == 1
+    weights(out / "runs" / "rnn-seed0")  # loads again
