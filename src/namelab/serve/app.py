@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from contextlib import asynccontextmanager
 from importlib import resources
 from typing import Sequence
 
+import torch
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
@@ -263,13 +265,20 @@ def create_app(
                     ) from None
         confidence = min_confidence if body.min_confidence is None else body.min_confidence
         try:
-            return JSONResponse(
-                await answer(batcher, asked, body.names, body.top_k, body.explain, confidence, body.coverage)
-            )
+            content = await answer(batcher, asked, body.names, body.top_k, body.explain, confidence, body.coverage)
         except Busy as err:
             raise HTTPException(503, str(err), headers={"Retry-After": "1"}) from None
+        if len(body.names) <= INLINE_NAMES and not body.explain:
+            return JSONResponse(content)
+        return await asyncio.to_thread(JSONResponse, content)  # encoding a large answer takes a while too
 
     return app
+
+
+# Requests with more names than this (or with explain) are prepared and read out on a worker
+# thread, like the model pass: normalizing, ranking and encoding 1,000 names on the event loop
+# would hold up every other route, /healthz included, for that long.
+INLINE_NAMES = 100
 
 
 async def answer(
@@ -283,8 +292,11 @@ async def answer(
 ) -> dict:
     """The body of a ``POST /api/predict`` answer: :func:`namelab.predict.prepare`, one batched
     pass per model, then each model's ``Predictor.describe`` of its rows."""
-    results, usable, normalized = prepare(names, MAX_NAME_LENGTH)
-    model_names = [m.name for m in models]
+    inline = len(names) <= INLINE_NAMES and not explain
+    if inline:
+        results, usable, normalized = prepare(names, MAX_NAME_LENGTH)
+    else:
+        results, usable, normalized = await asyncio.to_thread(prepare, names, MAX_NAME_LENGTH)
     if usable:
         if explain:  # each name followed by its occluded copies, all in the same forward pass
             characters = sum(map(len, normalized))
@@ -297,22 +309,39 @@ async def answer(
             texts, starts = occlusion_variants(normalized), variant_starts(normalized)
         else:
             texts, starts = normalized, list(range(len(normalized)))
-        probs = await batcher.probabilities(texts, model_names)
+        probs = await batcher.probabilities(texts, [m.name for m in models])
         rows = [results[i] for i in usable]
-        fields = ["predictions"]
-        fields += ["uncertain"] if min_confidence is not None else []
-        fields += ["coverage_set"] if coverage is not None else []
-        for row in rows:
+        arguments = (models, rows, probs, starts, normalized, top_k, explain, min_confidence, coverage)
+        if inline:
+            _read_out(*arguments)
+        else:
+            await asyncio.to_thread(_read_out, *arguments)
+    return {"models": [m.name for m in models], "results": results}
+
+
+def _read_out(
+    models: Sequence[ServedModel],
+    rows: list[dict],
+    probs: dict[str, torch.Tensor],
+    starts: list[int],
+    normalized: list[str],
+    top_k: int,
+    explain: bool,
+    min_confidence: float | None,
+    coverage: float | None,
+) -> None:
+    """Fill each usable row with every model's answer (in place)."""
+    fields = ["predictions"]
+    fields += ["uncertain"] if min_confidence is not None else []
+    fields += ["coverage_set"] if coverage is not None else []
+    for row in rows:
+        for field in fields:
+            row[field] = {}
+    for m in models:
+        described = m.predictor.describe(probs[m.name][starts], top_k, min_confidence=min_confidence, coverage=coverage)
+        for row, one in zip(rows, described):
             for field in fields:
-                row[field] = {}
-        for m in models:
-            described = m.predictor.describe(
-                probs[m.name][starts], top_k, min_confidence=min_confidence, coverage=coverage
-            )
-            for row, one in zip(rows, described):
-                for field in fields:
-                    row[field][m.name] = one[field]
-            if explain:
-                for row, explanation in zip(rows, read_occlusion(probs[m.name], normalized, m.predictor.labels)):
-                    row.setdefault("explanations", {})[m.name] = explanation
-    return {"models": model_names, "results": results}
+                row[field][m.name] = one[field]
+        if explain:
+            for row, explanation in zip(rows, read_occlusion(probs[m.name], normalized, m.predictor.labels)):
+                row.setdefault("explanations", {})[m.name] = explanation

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ..data import MAX_NAME_LENGTH  # the models' limit on a name: the server checks it as sent and as normalized
+
 # The limits bound the work one request may ask for. A name's length is checked as sent and
 # again once normalized (transliteration turns U+FDFA into 29 letters). A plain request is at
 # most 1,000 names of 64 characters: 64,000 character steps per model. Occlusion runs each name
 # once more per character, so explain is bounded by characters too: 1,000 normalized
 # characters in all cost at most about the same, 15 names of 64 letters each running 65 times.
 MAX_NAMES = 1000
-MAX_NAME_LENGTH = 64  # the models' limit on a name, as sent and as normalized
 MAX_EXPLAIN_NAMES = 100
 MAX_EXPLAIN_CHARACTERS = 1000
 
