@@ -603,13 +603,13 @@ def live_server(app, **config) -> Iterator[tuple[str, int]]:
         sock.close()
 
 
-def read_until_closed(conn: socket.socket, limit_s: float = 10.0) -> tuple[bytes, float]:
-    """Everything the server sends until it closes the connection, and how long that took."""
+def read_until_closed(conn: socket.socket, limit_s: float = 10.0) -> bytes:
+    """Everything the server sends until it closes the connection (a server that never closes fails the read)."""
     conn.settimeout(limit_s)
-    start, data = time.monotonic(), b""
+    data = b""
     while chunk := conn.recv(4096):
         data += chunk
-    return data, time.monotonic() - start
+    return data
 
 
 @pytest.mark.parametrize(
@@ -629,14 +629,13 @@ def test_a_half_sent_request_is_cut_off(served, sent: bytes, what: str):
     with live_server(create_app(served), header_timeout=0.5, body_timeout=0.5) as address:
         with socket.create_connection(address, timeout=10) as conn:
             conn.sendall(sent)
-            data, seconds = read_until_closed(conn)
+            data = read_until_closed(conn)  # the 408 says the deadline, not the client's patience, closed it
         assert data.startswith(b"HTTP/1.1 408 "), data
         assert f"the request {what} did not arrive within 0.5 seconds".encode() in data
-        assert seconds < 8  # closed by the deadline, not by the client's patience
         # the server still answers whole requests, on a fresh connection
         with socket.create_connection(address, timeout=10) as conn:
             conn.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            data, _ = read_until_closed(conn)
+            data = read_until_closed(conn)
         assert data.startswith(b"HTTP/1.1 200 ") and b'"status":"ok"' in data
 
 
