@@ -102,9 +102,6 @@ class EnsemblePredictor(Predictor):
         self.vocab = None
         self.meta = meta
         self.device = self.members[0].device
-        calibration = meta.get("calibration") or {}
-        self.temperature = float(calibration.get("temperature", 1.0))
-        self.conformal_scores = calibration.get("conformal_scores") or []
         weights = meta.get("weights") or [1.0 / len(self.members)] * len(self.members)
         if len(weights) != len(self.members) or any(not w >= 0 for w in weights) or not sum(weights) > 0:
             raise CheckpointError(

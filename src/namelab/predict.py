@@ -78,9 +78,15 @@ class Predictor:
         self.labels = labels
         self.meta = meta or {}
         self.device = next(model.parameters()).device
-        calibration = self.meta.get("calibration") or {}
-        self.temperature = float(calibration.get("temperature", 1.0))
-        self.conformal_scores = calibration.get("conformal_scores") or []
+
+    @property
+    def temperature(self) -> float:
+        """The temperature fitted on the validation split (1.0 for a run written without one)."""
+        return float((self.meta.get("calibration") or {}).get("temperature", 1.0))
+
+    @property
+    def conformal_scores(self) -> list[float]:
+        return (self.meta.get("calibration") or {}).get("conformal_scores") or []
 
     def coverage_threshold(self, coverage: float) -> float:
         """The calibrated cumulative probability that a ``coverage`` set must reach."""
@@ -213,9 +219,6 @@ class NgramPredictor(Predictor):
         self.labels = list(ngram.labels)
         self.meta = meta
         self.device = torch.device("cpu")
-        calibration = meta.get("calibration") or {}
-        self.temperature = float(calibration.get("temperature", 1.0))
-        self.conformal_scores = calibration.get("conformal_scores") or []
 
     @classmethod
     def from_folder(cls, run_dir: Path | str) -> "NgramPredictor":
