@@ -23,10 +23,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Sequence
 
-import numpy as np
 
 from .checkpoint import METRICS, read_json
-from .compare import Experiment, finished_or_trained
+from .compare import Experiment, describe, finished_or_trained
 from .data import Corpus, Split
 from .download import dataset_checksum
 from .ngram import train_ngram
@@ -37,26 +36,17 @@ NGRAM = "ngram"
 CALIBRATION_FIELDS = ("ece_before", "ece_after", "coverage", "mean_set_size")
 
 
-def _describe(values: Sequence[float]) -> dict:
-    array = np.asarray(values, dtype=float)
-    return {
-        "mean": float(array.mean()),
-        "std": float(array.std(ddof=1)) if len(array) > 1 else None,
-        "values": array.tolist(),
-    }
-
-
 def _row(title: str, metrics: list[dict], seconds: list[float], note: str = "") -> dict:
     row = {
         "title": title,
         "note": note,
-        "test_accuracy": _describe([m["accuracy"] for m in metrics]),
-        "test_macro_f1": _describe([m["macro_f1"] for m in metrics]),
-        "train_seconds": _describe(seconds),
+        "test_accuracy": describe([m["accuracy"] for m in metrics]),
+        "test_macro_f1": describe([m["macro_f1"] for m in metrics]),
+        "train_seconds": describe(seconds),
     }
     for field in CALIBRATION_FIELDS:
         if all(field in m for m in metrics):
-            row[field] = _describe([m[field] for m in metrics])
+            row[field] = describe([m[field] for m in metrics])
     return row
 
 
@@ -140,7 +130,7 @@ def run_accuracy_suite(
         runs = [out / "runs" / f"{model}-seed{seed}" / METRICS for seed in seeds]
         found = [read_json(path) for path in runs if path.is_file()]
         if found and all(all(f in m for f in CALIBRATION_FIELDS) for m in found):
-            seed_cells[model] = {f: _describe([m[f] for m in found]) for f in CALIBRATION_FIELDS}
+            seed_cells[model] = {f: describe([m[f] for m in found]) for f in CALIBRATION_FIELDS}
     return {
         "seeds": list(seeds),
         "recipe": {"single": member_name(single).rsplit("-seed", 1)[0], "ensemble": best.description},
