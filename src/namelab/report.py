@@ -26,6 +26,7 @@ from typing import Callable, Iterable
 import numpy as np
 
 from .cells import CELLS
+from .checkpoint import atomic_write_bytes
 
 MODEL_TITLES = {name: cell.title for name, cell in CELLS.items()}
 # One colour per model in every figure (Okabe–Ito palette, readable with colour blindness).
@@ -1136,8 +1137,6 @@ def render_html(blocks: list[tuple], figure_png: dict[str, bytes]) -> str:
 
 def write_report(summary: dict, out_dir: Path) -> dict:
     """Write ``figures/*.png``, ``report.md`` and ``report.html`` under ``out_dir``; returns their relative paths."""
-    from .checkpoint import atomic_write_bytes
-
     out_dir = Path(out_dir)
     figure_dir = out_dir / "figures"
     figure_dir.mkdir(parents=True, exist_ok=True)
