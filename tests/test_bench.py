@@ -124,7 +124,9 @@ def test_speed_bench_writes_every_figure(tmp_path, capsys, monkeypatch):
         # hand/fused: the median of the ratios within each repeat (time of fused over time of hand).
         within = [hand / fused for hand, fused in zip(figures["hand_runs"], figures["fused_runs"])]
         assert figures["hand_over_fused"] == pytest.approx(statistics.median(within))
-        assert min(within) <= figures["hand_over_fused"] <= max(within)
+        # With an odd count of repeats the median is one of the ratios (up to rounding:
+        # the bench divides times, this test divides rates).
+        assert any(figures["hand_over_fused"] == pytest.approx(ratio) for ratio in within)
         # The FLOP count of the documented convention, counted here name by name: per
         # character after the first 2·H·G·H forward and twice that backward, per name 2·H·C × 3.
         flops = sum(3 * (len(e.name) - 1) * 2 * hidden * GATES[cell] * hidden + 3 * 2 * hidden * 2 for e in train_split)
