@@ -60,7 +60,9 @@ def preset(name: str) -> Preset:
 def member_name(config: TrainConfig) -> str:
     shape = "bi" if config.bidirectional else ""
     pool = "" if config.pool == "last" else f"-{config.pool}"
-    return f"{shape}{config.model}{pool}-h{config.hidden_size}-seed{config.seed}"
+    embedding = f"-emb{config.embedding_dim}" if config.embedding_dim else ""
+    ngram = f"-ngram{config.ngram_buckets}" if config.ngram_buckets else ""
+    return f"{shape}{config.model}{pool}{embedding}{ngram}-h{config.hidden_size}-seed{config.seed}"
 
 
 def train_ensemble(
