@@ -125,6 +125,22 @@ def test_train_passes_label_smoothing_and_char_dropout(capsys, names_dir: Path, 
     assert config["label_smoothing"] == 0.1 and config["char_dropout"] == 0.05
 
 
+def test_train_builds_the_accuracy_options_and_the_run_predicts_with_them(capsys, names_dir: Path, tmp_path: Path):
+    out_dir = tmp_path / "run"
+    with one_thread():
+        code, _, _ = run_cli(
+            capsys, "train", "--data-dir", names_dir, "--out", out_dir, "--epochs", "2", "--hidden-size", "8",
+            "--device", "cpu", "--model", "gru", "--bidirectional", "--embedding-dim", "4", "--ngram-buckets", "64",
+        )  # fmt: skip
+    assert code == 0
+    config = json.loads((out_dir / "config.json").read_text())["config"]
+    assert (config["bidirectional"], config["embedding_dim"], config["ngram_buckets"]) == (True, 4, 64)
+    predictor = Predictor.from_run(out_dir)
+    model = predictor.model
+    assert model.config.ngram_buckets == 64 and model.ngram.table.weight.abs().sum() > 0  # the channel learned
+    assert len(predictor.predict(["Nakamura"], top_k=3)[0]["predictions"]) == 3
+
+
 @pytest.mark.parametrize(
     ("option", "value", "message"),
     [
@@ -135,6 +151,7 @@ def test_train_passes_label_smoothing_and_char_dropout(capsys, names_dir: Path, 
         ("--dropout", "1", "--dropout must be a number from 0 up to (not including) 1"),
         ("--weight-decay", "-1", "--weight-decay must be a number of at least 0"),
         ("--label-smoothing", "2", "--label-smoothing must be"),
+        ("--ngram-buckets", "-1", "--ngram-buckets must be at least 0, got -1"),
     ],
 )
 def test_train_refuses_bad_numbers_with_a_message(capsys, names_dir: Path, tmp_path: Path, option, value, message) -> None:
