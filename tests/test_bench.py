@@ -106,6 +106,7 @@ def test_speed_bench_writes_every_figure(tmp_path, capsys, monkeypatch):
     settings = results["settings"]
     assert settings["hidden_size"] == hidden and settings["repeats"] == repeats and settings["loop_names"] == 4
     assert settings["train_names"] == len(train_split)
+    assert settings["lstm_kernel"] in ("cpp", "torch")
     assert settings["train_config"]["hidden_size"] == hidden and settings["train_config"]["epochs"] == 1
     assert list(results["cells"]) == list(CELL_NAMES)
     for cell, figures in results["cells"].items():
