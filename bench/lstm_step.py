@@ -9,7 +9,14 @@ Two figures per thread count, each the median of ``--repeats`` interleaved runs
 * ``gate math``: one forward step's elementwise work alone on ``(batch, 4H)`` gates
   (what the C++ ``lstm_forward_step`` replaces: a sigmoid, the g fix-up, c, tanh(c), h);
 * ``fwd+bwd per step``: engine.py's whole LSTM forward and backward (products
-  included) over ``batch`` names of ``--length`` characters, divided by the length.
+  included) over ``batch`` names of ``--length`` characters, divided by the length;
+
+and one figure for a whole training batch (``CharClassifier`` forward, cross-entropy,
+backward, AdamW step; batches of 4-5, 6-7, 8-9 and 10-11 characters, as length-sorted
+batches are; dropout 0.5, 57 letters, 18 classes)
+for the hand engine on each kernel and for torch's fused ``nn.LSTM``, interleaved
+likewise: the ratios hand/fused are what bench/speed.py's hand/fused measures, with
+many short repeats, whose medians a busy neighbour disturbs less than a few epochs.
 
 Nothing here passes or fails on time; on a shared machine quote only ratios, and say so.
 """
@@ -103,6 +110,41 @@ def engine_variants(batch: int, hidden: int, length: int, vocab: int = 60):
     return {"torch": with_kernel("torch"), "cpp": with_kernel("cpp")}
 
 
+TRAIN_BATCHES = 4  # training batches per timed run
+
+
+def training_variants(batch: int, hidden: int, vocab: int = 57, classes: int = 18):
+    from namelab.model import CharClassifier
+
+    gen = torch.Generator().manual_seed(2)
+    data = []
+    for shortest in range(4, 4 + 2 * TRAIN_BATCHES, 2):  # length-sorted batches, as data.batches makes them
+        lengths = torch.randint(shortest, shortest + 2, (batch,), generator=gen)
+        ids = torch.randint(1, vocab, (batch, int(lengths.max())), generator=gen)
+        data.append((ids, lengths, torch.randint(0, classes, (batch,), generator=gen)))
+    torch.manual_seed(0)
+    hand = CharClassifier(vocab, classes, "lstm", hidden, "hand", dropout=0.5)
+    fused = hand.with_impl("fused")
+
+    def trainer(model, kernel: str):
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, fused=True)
+
+        def run_once():
+            os.environ[native.ENV_VAR] = kernel
+            try:
+                for ids, lengths, targets in data:
+                    loss = torch.nn.functional.cross_entropy(model(ids, lengths), targets)
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+            finally:
+                os.environ.pop(native.ENV_VAR)
+
+        return run_once
+
+    return {"torch": trainer(hand, "torch"), "cpp": trainer(hand, "cpp"), "fused": trainer(fused, "torch")}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch-size", type=int, default=128)
@@ -116,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     native.lstm_ops(torch.empty(0))
     os.environ.pop(native.ENV_VAR)
     print(f"batch {args.batch_size}, hidden {args.hidden_size}; medians of {args.repeats} interleaved runs, µs")
+    training = {}
     print("threads | gate math torch | gate math C++ | ratio | fwd+bwd/step torch | fwd+bwd/step C++ | ratio")
     for threads in [int(n) for n in args.threads.split(",")]:
         torch.set_num_threads(threads)
@@ -131,6 +174,16 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"{threads} | {gate_torch:.1f} | {gate_cpp:.1f} | {gate_torch / gate_cpp:.2f}x | "
             f"{step_torch:.1f} | {step_cpp:.1f} | {step_torch / step_cpp:.2f}x"
+        )
+        tv = training_variants(args.batch_size, args.hidden_size)
+        interleaved(tv, 3)
+        training[threads] = interleaved(tv, args.repeats)
+    print("threads | training batch, ms: hand (torch) | hand (C++) | fused | hand/fused: torch | C++")
+    for threads, t in training.items():
+        n = TRAIN_BATCHES
+        print(
+            f"{threads} | {t['torch'] / n * 1e3:.2f} | {t['cpp'] / n * 1e3:.2f} | {t['fused'] / n * 1e3:.2f} | "
+            f"{t['fused'] / t['torch']:.2f}x | {t['fused'] / t['cpp']:.2f}x"
         )
     return 0
 
