@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import stat
 from pathlib import Path
 
@@ -19,9 +20,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from helpers import trained_run_folder
+from namelab.checkpoint import CHECKPOINT
 from namelab.cli import main
 from namelab.distributed import PredictorPlugin, predict_table_dask, run_files, start_client
 from namelab.download import DataError
+from namelab.ensemble import write_ensemble
 from namelab.predict import Predictor
 from namelab.stream import TableOptions, predict_table
 from test_tables import people, read_rows, write_table
@@ -152,3 +155,22 @@ def test_dask_refuses_an_output_that_is_its_input_before_starting(tmp_path: Path
     with pytest.raises(ValueError, match="is the --input file"):
         predict_table_dask(run_dir, source, alias, TableOptions("surname"), workers=2)
     assert source.read_bytes() == before
+
+
+def test_an_ensemble_runs_on_dask_with_its_members(tmp_path: Path, tiny_runs, client) -> None:
+    folder = tmp_path / "ensemble"
+    members = []
+    for cell in ("gru", "rnn"):
+        members.append(folder / "members" / cell)
+        shutil.copytree(tiny_runs[cell], members[-1])
+    write_ensemble(folder, members)
+    files = run_files(folder)
+    # The members' weights travel with the ensemble's config; training checkpoints never do.
+    assert {"config.json", "members/gru/model.safetensors", "members/rnn/config.json"} <= set(files)
+    assert not any(name.endswith(CHECKPOINT) for name in files)
+    source = write_table(tmp_path / "people.csv", people(500, seed=4))
+    options = TableOptions("surname", top_k=2)
+    predict_table(Predictor.from_run(folder), source, tmp_path / "single.parquet", options, progress=False)
+    predict_table_dask(folder, source, tmp_path / "dask.parquet", options, client=client, blocksize=4_000)
+    want = pq.read_table(tmp_path / "single.parquet").to_pylist()
+    assert_same_rows(pq.read_table(tmp_path / "dask.parquet").to_pylist(), want)

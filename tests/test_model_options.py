@@ -1,4 +1,4 @@
-"""The accuracy options (bidirectional, pooling, embeddings) compute what their references compute.
+"""The accuracy options (bidirectional, pooling, embeddings, n-gram channel) compute what their references compute.
 
     .venv/bin/python -m pytest tests/test_model_options.py -q
 
@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from namelab.engine import padded_rows, run_cell_states
-from namelab.model import POOLS, CharClassifier, ModelConfig, reverse_within
+from namelab.model import POOLS, CharClassifier, ModelConfig, ngram_bag, reverse_within
 
 # Every test runs on both LSTM kernels (conftest.kernel): torch's operators and the C++ pass.
 pytestmark = pytest.mark.usefixtures("kernel")
@@ -144,3 +144,53 @@ def test_model_config_refuses_unknown_options_and_old_runs_load_as_trained():
     assert config.is_seed_shape
     wide = ModelConfig(VOCAB, CLASSES, "gru", 8, bidirectional=True, pool="meanmax")
     assert CharClassifier.from_config(wide).out.in_features == 4 * 8 == wide.features
+
+
+# -- the character n-gram channel ------------------------------------------------------
+
+
+def reference_bag(name_ids: list[int], vocab_size: int, buckets: int) -> list[int]:
+    """The buckets of one name's framed 1- to 4-grams, one n-gram at a time in plain Python."""
+    framed = [vocab_size, *name_ids, vocab_size + 1]
+    found = []
+    for n in (1, 2, 3, 4):
+        for start in range(len(framed) - n + 1):
+            key = n
+            for symbol in framed[start : start + n]:
+                key = key * (vocab_size + 2) + symbol
+            found.append(((key * 2654435761) % 2**32) * buckets // 2**32)
+    return sorted(found)
+
+
+@pytest.mark.parametrize("buckets", [1, 7, 1000, 2**20])
+def test_ngram_bag_holds_every_framed_ngram_once_and_padding_never(buckets):
+    lengths = [1, 4, 2, 6]
+    ids, lengths_t = padded_batch(lengths, seed=3)
+    wider = torch.cat([ids, torch.full((len(lengths), 2), 5)], dim=1)  # junk past every end
+    for batch in (ids, wider):
+        index, weights = ngram_bag(batch, lengths_t, VOCAB, buckets)
+        for row, length in enumerate(lengths):
+            real = weights[row] > 0
+            assert sorted(index[row][real].tolist()) == reference_bag(ids[row, :length].tolist(), VOCAB, buckets)
+            assert (index[row][~real] == buckets).all()  # padding points at the zero row
+            # the bag at unit length, whatever the name's length
+            torch.testing.assert_close((weights[row] ** 2).sum(), torch.tensor(1.0))
+
+
+def test_ngram_channel_adds_to_the_logits_equally_in_both_engines_and_learns():
+    torch.manual_seed(0)
+    model = CharClassifier(VOCAB, CLASSES, "gru", HIDDEN, ngram_buckets=50).double()
+    ids, lengths = padded_batch(MIXED)
+    plain = model(ids, lengths)
+    assert model.ngram.table.weight.abs().sum() == 0  # starts as the recurrent model alone
+    with torch.no_grad():
+        model.ngram.table.weight[:50].normal_()
+    with_channel = model(ids, lengths)
+    torch.testing.assert_close(with_channel - plain, model.ngram(ids, lengths))
+    assert not torch.allclose(with_channel, plain)
+    torch.testing.assert_close(model.with_impl("fused")(ids, lengths), with_channel)
+    with_channel.sum().backward()
+    grad = model.ngram.table.weight.grad
+    assert grad[:50].abs().sum() > 0 and grad[50].abs().sum() == 0  # padding's row never learns
+    with pytest.raises(ValueError, match="ngram_buckets"):
+        ModelConfig(VOCAB, CLASSES, ngram_buckets=-1)

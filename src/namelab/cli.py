@@ -154,6 +154,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--embedding-dim", type=int, default=defaults.embedding_dim, help="learned character embedding (0: one-hot)"
     )
+    p.add_argument(
+        "--ngram-buckets",
+        type=int,
+        default=defaults.ngram_buckets,
+        help="a character 1-4-gram channel hashed into this many buckets, learned with the model (0: none)",
+    )
     p.add_argument("--seed", type=int, default=defaults.seed)
     p.add_argument("--split-seed", type=int, default=defaults.split_seed)
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default=defaults.device)
@@ -316,6 +322,7 @@ def cmd_train(args) -> int:
         bidirectional=args.bidirectional,
         pool=args.pool,
         embedding_dim=args.embedding_dim,
+        ngram_buckets=args.ngram_buckets,
         seed=args.seed,
         split_seed=args.split_seed,
         device=args.device,

@@ -34,8 +34,9 @@ import pyarrow as pa
 import torch
 from distributed import Client, LocalCluster, WorkerPlugin, get_worker
 
-from .checkpoint import CONFIG, read_json
+from .checkpoint import CHECKPOINT, CONFIG, read_json
 from .download import DataError
+from .ensemble import KIND as ENSEMBLE
 from .output import check_not_input
 from .predict import Predictor
 from .stream import OUTPUT_SUFFIXES, TableOptions, annotate, check_input_columns, write_tables
@@ -44,11 +45,26 @@ from .tables import DELIMITERS, column_names, table_kind
 DEFAULT_BLOCKSIZE = "16MB"  # a CSV partition (a 10^6-row table of names is ~27 MB); Parquet: its row groups
 
 def run_files(run_dir: Path | str) -> dict[str, bytes]:
-    """The files a Predictor loads (the run folder's top-level files), by name."""
+    """The files a Predictor loads, by path relative to the run folder.
+
+    A run's top-level files; for an ensemble also each member folder's (its weights,
+    config and checksums), never the training checkpoints, which a prediction never reads.
+    """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise DataError(f"run folder {run_dir} does not exist; train one with `namelab train --out {run_dir}`")
-    return {path.name: path.read_bytes() for path in sorted(run_dir.iterdir()) if path.is_file()}
+    folders = [run_dir]
+    config = run_dir / CONFIG
+    if config.is_file():
+        meta = read_json(config)
+        if isinstance(meta, dict) and meta.get("kind") == ENSEMBLE:
+            folders += [run_dir / member for member in meta.get("members", [])]
+    files = {}
+    for folder in folders:
+        for path in sorted(folder.iterdir()):
+            if path.is_file() and path.name != CHECKPOINT:
+                files[path.relative_to(run_dir).as_posix()] = path.read_bytes()
+    return files
 
 
 class PredictorPlugin(WorkerPlugin):
@@ -67,7 +83,9 @@ class PredictorPlugin(WorkerPlugin):
         folder = Path(worker.local_directory) / self.name
         folder.mkdir(parents=True, exist_ok=True)
         for name, data in self.files.items():
-            (folder / name).write_bytes(data)
+            path = folder / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
         self.predictor = Predictor.from_run(folder)
         self.loads += 1
 

@@ -7,7 +7,7 @@ or from Python, on the split and seeds of a compare run::
     section = run_accuracy_suite(base_config, corpus, split, out, seeds=[0, 1, 2], data_dir=folder)
 
 It trains, on the same split and the same seeds as the seed experiment, the best single
-model (``presets.BEST_SINGLE``) and the ``best`` preset's ensemble (that model plus the
+model (the ``best`` preset's recurrent member) and the ``best`` preset's ensemble (that model plus the
 n-gram baseline), and the n-gram baseline itself (deterministic: fitted once). Each is a
 normal run folder under ``OUT/runs/`` that ``predict``, ``evaluate`` and ``serve`` read.
 Its section of ``summary.json`` (key ``"accuracy"``) holds every figure the report's

@@ -36,7 +36,7 @@ from .cells import cell_class
 from .engine import check_batch, padded_rows, run_cell, run_cell_states
 
 IMPLS = ("hand", "fused")
-OPTIONS = ("bidirectional", "pool", "embedding_dim")  # ModelConfig fields beyond the seed experiment's
+OPTIONS = ("bidirectional", "pool", "embedding_dim", "ngram_buckets")  # ModelConfig fields beyond the seed experiment's
 POOLS = ("last", "mean", "max", "meanmax")
 # The four recurrent tensors under engine-neutral names (torch's own names).
 WEIGHT_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
@@ -60,6 +60,7 @@ class ModelConfig:
     bidirectional: bool = False  # a second cell of the same kind reads the name right to left
     pool: str = "last"  # what the output layer reads: last | mean | max | meanmax over the real steps
     embedding_dim: int = 0  # 0: one-hot characters; else a learned embedding of this size
+    ngram_buckets: int = 0  # 0: none; else a character n-gram channel hashed into this many buckets
 
     def __post_init__(self) -> None:
         cell_class(self.cell)
@@ -69,6 +70,8 @@ class ModelConfig:
             raise ValueError(f"unknown pool {self.pool!r}; choose one of {', '.join(POOLS)}")
         if self.embedding_dim < 0:
             raise ValueError(f"embedding_dim must be 0 (one-hot) or positive, got {self.embedding_dim}")
+        if self.ngram_buckets < 0:
+            raise ValueError(f"ngram_buckets must be 0 (no n-gram channel) or positive, got {self.ngram_buckets}")
 
     @classmethod
     def from_run_config(cls, config: Mapping, vocab_size: int, num_classes: int) -> "ModelConfig":
@@ -90,7 +93,7 @@ class ModelConfig:
 
     @property
     def is_seed_shape(self) -> bool:
-        """The seed experiment's model: one-hot, one direction, last state."""
+        """The seed experiment's recurrent part: one-hot, one direction, last state."""
         return not self.bidirectional and self.pool == "last" and self.embedding_dim == 0
 
     @property
@@ -117,6 +120,59 @@ def pool_steps(states: torch.Tensor, lengths: torch.Tensor, pool: str) -> torch.
     return torch.cat(parts, dim=1)
 
 
+NGRAM_ORDERS = (1, 2, 3, 4)
+_HASH_MULTIPLIER = 2654435761  # Knuth's multiplicative hash: its high bits mix every bit of the key
+
+
+def ngram_bag(ids: torch.Tensor, lengths: torch.Tensor, vocab_size: int, buckets: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The hashed character n-grams of each name: bucket indices and weights, both ``(B, K)``.
+
+    Every 1- to 4-gram of the name framed by a start and an end mark (``^ab$`` gives
+    ``^ a b $ ^a ab b$ ^ab ab$ ^ab$``) is hashed into one of ``buckets`` rows; padding
+    gets row ``buckets`` and weight 0. Each real n-gram weighs ``1 / sqrt(count)`` (the
+    name's bag at unit length, as the n-gram baseline's TF-IDF rows are). Pure integer
+    arithmetic on ``ids``: the same buckets on every machine and in every process.
+    """
+    lengths = lengths.to(ids.device)
+    batch, width = ids.shape
+    base = vocab_size + 2  # the characters, the start mark and the end mark
+    steps = torch.arange(width + 2, device=ids.device)
+    framed = torch.cat([ids.new_full((batch, 1), vocab_size), ids, ids.new_zeros(batch, 1)], dim=1)
+    framed = torch.where(steps == lengths[:, None] + 1, vocab_size + 1, framed)  # (B, T + 2)
+    indices, valid = [], []
+    for n in NGRAM_ORDERS:
+        starts = width + 3 - n
+        key = framed.new_full((batch, starts), n)  # the order leads the key: "a" and "^a" differ
+        for k in range(n):
+            key = key * base + framed[:, k : k + starts]
+        mixed = (key * _HASH_MULTIPLIER) & 0xFFFFFFFF
+        indices.append((mixed * buckets) >> 32)
+        valid.append(steps[:starts] + n <= lengths[:, None] + 2)
+    index, mask = torch.cat(indices, dim=1), torch.cat(valid, dim=1)
+    counts = (lengths + 2) * len(NGRAM_ORDERS) - sum(range(len(NGRAM_ORDERS)))  # n-grams in the framed name
+    weights = mask / counts.to(torch.get_default_dtype())[:, None].sqrt()
+    return index.masked_fill(~mask, buckets), weights
+
+
+class NgramChannel(nn.Module):
+    """A linear model on the name's hashed character n-grams; its logits join the recurrent part's.
+
+    The wide half of a wide-and-deep classifier: the n-gram baseline's evidence (whole
+    1- to 4-grams, weighed at once) learned jointly with the recurrent model, inside one
+    model and one run folder. Starts at zero, so training begins from the recurrent model.
+    """
+
+    def __init__(self, vocab_size: int, num_classes: int, buckets: int):
+        super().__init__()
+        self.vocab_size, self.buckets = vocab_size, buckets
+        self.table = nn.EmbeddingBag(buckets + 1, num_classes, mode="sum", padding_idx=buckets)
+        nn.init.zeros_(self.table.weight)
+
+    def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        index, weights = ngram_bag(ids, lengths, self.vocab_size, self.buckets)
+        return self.table(index, per_sample_weights=weights.to(self.table.weight.dtype))
+
+
 class CharClassifier(nn.Module):
     def __init__(
         self,
@@ -130,10 +186,11 @@ class CharClassifier(nn.Module):
         bidirectional: bool = False,
         pool: str = "last",
         embedding_dim: int = 0,
+        ngram_buckets: int = 0,
     ):
         super().__init__()
         config = ModelConfig(
-            vocab_size, num_classes, cell, hidden_size, impl, dropout, bidirectional, pool, embedding_dim
+            vocab_size, num_classes, cell, hidden_size, impl, dropout, bidirectional, pool, embedding_dim, ngram_buckets
         )
         self.config = config
         self.vocab_size = vocab_size
@@ -154,6 +211,8 @@ class CharClassifier(nn.Module):
             self.rnn = cell_type.fused(input_size, hidden_size, batch_first=True, bidirectional=bidirectional)
         self.dropout = nn.Dropout(dropout)
         self.out = nn.Linear(config.features, num_classes)
+        if ngram_buckets:
+            self.ngram = NgramChannel(vocab_size, num_classes, ngram_buckets)
 
     @classmethod
     def from_config(cls, config: ModelConfig) -> "CharClassifier":
@@ -167,6 +226,7 @@ class CharClassifier(nn.Module):
             bidirectional=config.bidirectional,
             pool=config.pool,
             embedding_dim=config.embedding_dim,
+            ngram_buckets=config.ngram_buckets,
         )
 
     def hidden_states(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -241,7 +301,10 @@ class CharClassifier(nn.Module):
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Logits over the classes, ``(B, C)``: the loss and the probabilities normalize them once."""
         h = self.dropout(self.features(ids, lengths))
-        return self.out(h)
+        logits = self.out(h)
+        if self.config.ngram_buckets:
+            logits = logits + self.ngram(ids, lengths)
+        return logits
 
     # -- moving weights between engines -------------------------------------------------
 
@@ -272,6 +335,8 @@ class CharClassifier(nn.Module):
             other.out.load_state_dict(self.out.state_dict())
             if self.config.embedding_dim:
                 other.embed.load_state_dict(self.embed.state_dict())
+            if self.config.ngram_buckets:
+                other.ngram.load_state_dict(self.ngram.state_dict())
         other.train(self.training)
         return other
 

@@ -66,6 +66,7 @@ class TrainConfig:
     bidirectional: bool = False
     pool: str = "last"
     embedding_dim: int = 0
+    ngram_buckets: int = 0
 
     def __post_init__(self) -> None:
         """Every option checked here, once: the CLI and run folders show these messages."""
@@ -84,10 +85,9 @@ class TrainConfig:
         _real(self, "class_weight_power", "a number of at least 0", lambda v: v >= 0)
         for name in ("dropout", "label_smoothing", "char_dropout"):
             _real(self, name, "a number from 0 up to (not including) 1", lambda v: 0 <= v < 1)
-        _choice(self, "pool", POOLS)
+        _whole(self, "ngram_buckets", low=0)
         if not isinstance(self.bidirectional, bool):
             raise ValueError(f"--bidirectional must be true or false, got {self.bidirectional!r} (bidirectional)")
-        _whole(self, "embedding_dim", low=0)
 
 
 def _option(name: str) -> str:
