@@ -69,7 +69,7 @@ def op_class(name: str) -> str:
         return "matmul"
     if name in INDEX:
         return "index/copy"
-    if name.startswith("aten::") or name.startswith("_foreach") or name.startswith("aten::_foreach"):
+    if name.startswith(("aten::", "_foreach", "namelab::")):  # namelab::lstm_*_step: the C++ gate math
         return "elementwise"
     return "python"
 

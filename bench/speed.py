@@ -61,6 +61,7 @@ from namelab.data import Corpus, Split, batches  # noqa: E402
 from namelab.engine import pack  # noqa: E402
 from namelab.download import resolve_data_dir  # noqa: E402
 from namelab.model import CharClassifier  # noqa: E402
+from namelab.native import lstm_ops  # noqa: E402
 from namelab.predict import Predictor  # noqa: E402
 from namelab.env import machine as env_machine  # noqa: E402
 from namelab.train import TrainConfig, train  # noqa: E402
@@ -305,6 +306,8 @@ def main(argv: list[str] | None = None) -> int:
         "train_names": len(split.train),
         "loop_names": len(loop_examples),
         "repeats": args.repeats,
+        # The hand LSTM's step kernel (NAMELAB_KERNEL): "cpp" where the C++ pass runs, else "torch".
+        "lstm_kernel": "cpp" if lstm_ops(torch.zeros(1)) is not None else "torch",
         # What each timed epoch ran with (model and impl aside): train's defaults but these.
         "train_config": {k: v for k, v in asdict(TrainConfig(**base)).items() if k not in ("model", "impl")},
     }
@@ -312,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{results['machine']['cpu']}, {args.threads} threads, torch {torch.__version__}, "
         f"load average {results['machine']['load_average_start']}; hidden {args.hidden_size}, "
         f"batch {args.batch_size}, {len(split.train)} train names, loop on {len(loop_examples)} "
-        f"on {LOOP_THREADS} thread",
+        f"on {LOOP_THREADS} thread; LSTM step kernel: {results['settings']['lstm_kernel']}",
         flush=True,
     )
     if results["machine"]["under_load"]:

@@ -12,10 +12,24 @@ import pytest
 import torch
 
 from helpers import REAL_NAMES, make_names_folder, require_real_names, separable_names, train_tiny_run
-from namelab import Predictor
+from namelab import Predictor, native
 
 # Names made only of their class's letters (see helpers.SEPARABLE_ALPHABETS): every tiny model must get them right.
 KNOWN_NAMES = {"Aeiou": "Alpha", "Bdkgt": "Beta", "Lmnrs": "Gamma"}
+
+
+@pytest.fixture(params=["torch", "cpp"])
+def kernel(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each LSTM engine path in turn (native.py): torch's operators, then the C++ kernel.
+
+    The C++ run skips, with the build's error, where the kernel cannot be built here.
+    """
+    monkeypatch.setenv(native.ENV_VAR, request.param)
+    if request.param == "cpp":
+        ops, error = native._loaded()
+        if ops is None:
+            pytest.skip(f"the C++ LSTM kernel cannot be built here ({error})")
+    return request.param
 
 
 @pytest.fixture(scope="session")

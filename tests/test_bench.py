@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import json
+import os
 import shutil
 import statistics
 import sys
@@ -106,6 +107,7 @@ def test_speed_bench_writes_every_figure(tmp_path, capsys, monkeypatch):
     settings = results["settings"]
     assert settings["hidden_size"] == hidden and settings["repeats"] == repeats and settings["loop_names"] == 4
     assert settings["train_names"] == len(train_split)
+    assert settings["lstm_kernel"] in ("cpp", "torch")
     assert settings["train_config"]["hidden_size"] == hidden and settings["train_config"]["epochs"] == 1
     assert list(results["cells"]) == list(CELL_NAMES)
     for cell, figures in results["cells"].items():
@@ -170,3 +172,24 @@ def test_baseline_lists_finished_runs_and_refuses_unfinished_ones(tmp_path, tiny
     (unfinished / "manifest.json").unlink()
     assert baseline.main(["--data-dir", str(tiny_names_dir), "--runs", str(unfinished)]) == 1
     assert "unfinished run" in capsys.readouterr().err
+
+
+def test_lstm_step_bench_times_both_kernels_and_restores_the_setting(capsys, monkeypatch):
+    from namelab import native
+
+    ops, error = native._loaded()
+    if ops is None:
+        pytest.skip(f"the C++ LSTM kernel cannot be built here ({error})")
+    monkeypatch.delenv(native.ENV_VAR, raising=False)
+    bench = load_bench("lstm_step")
+    threads = torch.get_num_threads()
+    try:
+        argv = ["--batch-size", "8", "--hidden-size", "8", "--length", "3", "--threads", "1", "--repeats", "1"]
+        assert bench.main(argv + ["--inner", "1"]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    lines = capsys.readouterr().out.splitlines()
+    step_row, training_row = lines[2].split(" | "), lines[-1].split(" | ")
+    assert step_row[0] == "1" and len(step_row) == 7 and all(float(cell.rstrip("x")) > 0 for cell in step_row[1:])
+    assert training_row[0] == "1" and len(training_row) == 6
+    assert native.ENV_VAR not in os.environ  # the bench sets the kernel per run and puts it back

@@ -15,6 +15,9 @@ import torch.nn.functional as F
 from namelab.engine import check_batch, pack, run, run_cell
 from namelab.model import CharClassifier
 
+# Every test runs on both LSTM kernels (conftest.kernel): torch's operators and the C++ pass.
+pytestmark = pytest.mark.usefixtures("kernel")
+
 CELL_NAMES = ("rnn", "lstm", "gru")
 VOCAB, CLASSES, HIDDEN = 9, 4, 6
 

@@ -14,6 +14,9 @@ import torch
 from namelab import engine
 from namelab.engine import run
 
+# Every test runs on both LSTM kernels (conftest.kernel): torch's operators and the C++ pass.
+pytestmark = pytest.mark.usefixtures("kernel")
+
 CELL_NAMES = ("rnn", "lstm", "gru")
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 VOCAB, HIDDEN = 9, 6

@@ -17,6 +17,9 @@ import torch.nn.functional as F
 from namelab.engine import padded_rows, run_cell_states
 from namelab.model import POOLS, CharClassifier, ModelConfig, ngram_bag, reverse_within
 
+# Every test runs on both LSTM kernels (conftest.kernel): torch's operators and the C++ pass.
+pytestmark = pytest.mark.usefixtures("kernel")
+
 CELL_NAMES = ("rnn", "lstm", "gru")
 VOCAB, CLASSES, HIDDEN = 9, 4, 5
 MIXED = [3, 7, 1, 7, 2, 5, 4, 1]

@@ -35,6 +35,15 @@ against torch's fused layers), but several times faster on a CPU:
   all four with the sigmoids' fix-ups). Every other tanh is
   torch's own: with AVX-512 it costs less than half of ``2 sigmoid(2x) - 1``'s four
   passes (docs/benchmarks.md).
+* **The LSTM step's gate math in one C++ pass** (native.py, csrc/lstm_step.cpp), when a
+  C++ compiler and ninja can build it on first use; else torch's operators above, the
+  same equations (``NAMELAB_KERNEL=auto|cpp|torch`` chooses). A step's ``(n_t, H)``
+  tensors (at most 128 x 256 values) are below the size at which torch splits an
+  elementwise call across threads, so each of the step's ~6 forward and ~4 backward
+  calls ran on one thread; the C++ forward activates the gates and writes ``c``,
+  ``tanh(c)`` and ``h`` in one pass, the backward derives every gate's gradient from
+  the saved activations in one pass (no whole-batch factor buffers), both over rows
+  shared out on torch's own threads. The products stay torch's (``addmm_``/``mm``).
 
 The cells' equations (cells.py) stay the definition of the model; the functions
 below restate them in buffer form, each next to its derivative.
@@ -51,6 +60,7 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from .cells import Cell, GRUCell, LSTMCell, RNNCell, cell_class
+from .native import lstm_ops
 
 
 @dataclass(frozen=True)
@@ -284,12 +294,16 @@ def _lstm_forward(plan: Plan, w_ih, w_hh, b_ih, b_hh, keep: bool):
     g_t, tc_t = _step_views(gates, plan, keep), _step_views(tanh_cs, plan, keep)
     i_t, f_t, gg_t, o_t = (_step_views(gate, plan, keep) for gate in gates.unflatten(1, (4, H)).unbind(1))
     ids_t = None if keep else plan.ids.split_with_sizes(plan.batch_sizes)
+    native = lstm_ops(w_hh)
     for t, (h_prev, c_prev) in enumerate(zip(_previous(h_t, keep), _previous(c_t, keep))):
         g, i, f, g_, o, c = g_t[t], i_t[t], f_t[t], gg_t[t], o_t[t], c_t[t]
         if not keep:
             torch.index_select(table, 0, ids_t[t], out=g)
         if h_prev is not None:
             g.addmm_(h_prev, w_t)
+        if native is not None:  # the same gate math in one parallel pass (native.py)
+            native.forward_step(g, c_prev, c, tc_t[t], h_t[t])
+            continue
         g.sigmoid_()  # i, f, o; and sigmoid(2g), which the next line turns into tanh(g)
         g_.mul_(k.two).sub_(k.one)
         if c_prev is None:
@@ -303,6 +317,9 @@ def _lstm_forward(plan: Plan, w_ih, w_hh, b_ih, b_hh, keep: bool):
 
 
 def _lstm_backward(plan: Plan, dh: torch.Tensor, w_hh, gates, hs, cs, tanh_cs, step_grads=None):
+    native = lstm_ops(w_hh)
+    if native is not None:
+        return _lstm_backward_native(native, plan, dh, w_hh, gates, hs, cs, tanh_cs, step_grads)
     H, k = w_hh.shape[1], _Constants.like(w_hh)
     i, f, g, o = gates.unflatten(1, (4, H)).unbind(1)
     # dL/d(pre-activation) = factor * dc_t (i, f, g) or * dh_t (o). No factor needs the
@@ -335,6 +352,28 @@ def _lstm_backward(plan: Plan, dh: torch.Tensor, w_hh, gates, hs, cs, tanh_cs, s
             dc_t.mul_(f_t[t])  # dc_{t-1}
             torch.mm(dg_t[t], w_hh, out=dh_t)  # dh_{t-1}
     return dgates, dgates, hs, c_prev  # c_prev's memory is free again
+
+
+def _lstm_backward_native(native, plan: Plan, dh: torch.Tensor, w_hh, gates, hs, cs, tanh_cs, step_grads=None):
+    """``_lstm_backward`` with each step's gate math in one C++ pass (native.py).
+
+    The derivative factors are computed inside the step from the saved activations
+    (one read of them, no whole-batch passes), so nothing but the gates' gradients and
+    the previous states for ``dW_hh`` needs scratch memory.
+    """
+    H, N, split = w_hh.shape[1], plan.num_tokens, plan.batch_sizes
+    dgates, spare = _SCRATCH.take(gates, (N, 4 * H), (N, H))
+    dc = torch.zeros_like(dh)
+    dg_t, g_t = dgates.split_with_sizes(split), gates.split_with_sizes(split)
+    tc_t, c_t = tanh_cs.split_with_sizes(split), cs[1:].split_with_sizes(split)
+    for t in reversed(range(len(split))):
+        n = split[t]
+        dh_t, c_prev = dh[:n], c_t[t - 1][:n] if t else None  # c_{-1} = 0
+        step_grad = None if step_grads is None else step_grads[t]
+        native.backward_step(g_t[t], tc_t[t], c_prev, dh_t, step_grad, dc[:n], dg_t[t])
+        if t:
+            torch.mm(dg_t[t], w_hh, out=dh_t)  # dh_{t-1}
+    return dgates, dgates, hs, spare
 
 
 # -- GRU: r = sigmoid(x_r + h_r), z = sigmoid(x_z + h_z), n = tanh(x_n + r * h_n) ----------
