@@ -44,7 +44,7 @@ class Preset:
 PRESETS: dict[str, Preset] = {
     "best": Preset(
         description="bidirectional GRU (character embeddings 64, an n-gram channel of 2^17 buckets, "
-        "character dropout 0.2, label smoothing 0.1) + character 1-4-gram logistic regression, "
+        "character dropout 0.2) + character 1-4-gram logistic regression, "
         "calibrated probabilities averaged with the n-gram share chosen on validation",
         members=(
             TrainConfig(
@@ -53,7 +53,6 @@ PRESETS: dict[str, Preset] = {
                 embedding_dim=64,
                 ngram_buckets=2**17,
                 char_dropout=0.2,
-                label_smoothing=0.1,
             ),
         ),
         ngram=True,
