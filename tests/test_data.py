@@ -118,6 +118,15 @@ def test_crlf_and_byte_order_mark_read_like_plain_utf8(tmp_path: Path) -> None:
         ("Van\u00a0Berg", "Van Berg"),  # no-break space is whitespace too
         ("Smith2", "Smith?"),  # a digit is outside the vocabulary: unknown, not dropped
         ("Sm!th", "Sm?th"),
+        # Quotes around the whole name are no part of it; an apostrophe in it or at one end is.
+        ("'Nguyen'", "Nguyen"),
+        ('"Nguyen"', "Nguyen"),
+        (" \u201cM\u00fcller\u201d ", "Muller"),
+        ("\u00abIvanov\u00bb", "Ivanov"),
+        ("\"'Li'\"", "Li"),
+        ("\u200b'Li'", "Li"),  # a zero-width space before the quote
+        ("'t Hooft", "'t Hooft"),
+        ("D'Angelo'", "D'Angelo'"),
     ],
 )
 def test_normalize(raw: str, expected: str) -> None:

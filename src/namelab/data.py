@@ -48,12 +48,15 @@ def normalize(name: str) -> str:
 
     Accented Latin letters lose their marks (NFD: ``Bélanger -> Belanger``), other
     letters are transliterated with anyascii (``ß -> ss``, ``ł -> l``, Cyrillic, CJK);
-    runs of whitespace become one space and invisible format characters go. Digits,
-    punctuation and symbols outside :data:`LETTERS` become :data:`UNKNOWN`, never
-    another letter. Raises
+    runs of whitespace become one space and invisible format characters go. Quotes
+    around the whole name go (``'Nguyen'`` and ``"Nguyen"`` are Nguyen; an apostrophe
+    inside or at one end stays: ``O'Brien``, ``'t Hooft``). Digits, punctuation and
+    symbols outside :data:`LETTERS` become :data:`UNKNOWN`, never another letter. Raises
     :class:`UnusableName` when no letter is left.
     """
-    text = _to_letters(name)
+    # Quotes are taken off before and after the letters: a fancy quote becomes UNKNOWN,
+    # and a format character in front of an ASCII quote goes only with the letters.
+    text = _unquoted(_to_letters(_unquoted(name)))
     if not any(ch.isalpha() for ch in text):
         shown = repr(name) if name.strip() else "an empty name"
         raise UnusableName(f"{shown} has no letters to classify; give a name with at least one letter")
@@ -289,6 +292,26 @@ class Corpus:
 _ASCII_LETTERS = str.maketrans(
     {chr(i): chr(i) if chr(i) in LETTERS else " " if chr(i).isspace() else UNKNOWN for i in range(128)}
 )
+
+
+# Opening quote -> its closing quote, for names quoted whole (a copy from a table or a sentence).
+_QUOTE_PAIRS = {
+    "'": "'",
+    '"': '"',
+    "`": "`",
+    "\u2018": "\u2019",  # ‘ ’
+    "\u2019": "\u2019",  # ’ ’
+    "\u201c": "\u201d",  # “ ”
+    "\u201e": "\u201c",  # „ “
+    "\u00ab": "\u00bb",  # « »
+}
+
+
+def _unquoted(name: str) -> str:
+    text = name.strip()
+    while len(text) >= 2 and _QUOTE_PAIRS.get(text[0]) == text[-1]:
+        text = text[1:-1].strip()
+    return text
 
 
 def _to_letters(text: str) -> str:
