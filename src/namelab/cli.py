@@ -19,7 +19,7 @@ import json
 import os
 import shlex
 import sys
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -307,26 +307,8 @@ def cmd_data(args) -> int:
 def cmd_train(args) -> int:
     if args.preset:
         return _train_preset(args)
-    config = TrainConfig(
-        model=args.model,
-        impl=args.impl,
-        hidden_size=args.hidden_size,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        weight_decay=args.weight_decay,
-        dropout=args.dropout,
-        class_weight_power=args.class_weight_power,
-        label_smoothing=args.label_smoothing,
-        char_dropout=args.char_dropout,
-        bidirectional=args.bidirectional,
-        pool=args.pool,
-        embedding_dim=args.embedding_dim,
-        ngram_buckets=args.ngram_buckets,
-        seed=args.seed,
-        split_seed=args.split_seed,
-        device=args.device,
-    )
+    # Every TrainConfig field the parser declares, under the same name; the rest keep their defaults.
+    config = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)})
     corpus, folder = _load_corpus(args)
     out = args.out or Path("runs") / f"{args.model}-seed{args.seed}"
     try:

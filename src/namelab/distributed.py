@@ -36,9 +36,9 @@ from distributed import Client, LocalCluster, WorkerPlugin, get_worker
 
 from .checkpoint import CHECKPOINT, CONFIG, read_json
 from .download import DataError
-from .ensemble import KIND as ENSEMBLE
+from .ensemble import KIND as ENSEMBLE, member_folders
 from .output import check_not_input
-from .predict import Predictor
+from .predict import Predictor, run_kind
 from .stream import OUTPUT_SUFFIXES, TableOptions, annotate, check_input_columns, write_tables
 from .tables import DELIMITERS, column_names, table_kind
 
@@ -53,17 +53,14 @@ def run_files(run_dir: Path | str) -> dict[str, bytes]:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise DataError(f"run folder {run_dir} does not exist; train one with `namelab train --out {run_dir}`")
-    folders = [run_dir]
-    config = run_dir / CONFIG
-    if config.is_file():
-        meta = read_json(config)
-        if isinstance(meta, dict) and meta.get("kind") == ENSEMBLE:
-            folders += [run_dir / member for member in meta.get("members", [])]
+    folders = [run_dir.resolve()]
+    if run_kind(run_dir) == ENSEMBLE:
+        folders += member_folders(run_dir, read_json(run_dir / CONFIG))
     files = {}
     for folder in folders:
         for path in sorted(folder.iterdir()):
             if path.is_file() and path.name != CHECKPOINT:
-                files[path.relative_to(run_dir).as_posix()] = path.read_bytes()
+                files[path.relative_to(folders[0]).as_posix()] = path.read_bytes()
     return files
 
 

@@ -65,6 +65,21 @@ def write_ensemble(folder: Path | str, members: Sequence[Path | str], meta: dict
     return full
 
 
+def member_folders(folder: Path | str, meta: dict) -> list[Path]:
+    """The member run folders an ensemble's ``config.json`` (``meta``) lists, each checked to lie inside it."""
+    folder = Path(folder)
+    members = meta.get("members")
+    if not isinstance(members, list) or not members:
+        raise CheckpointError(f"{folder / CONFIG} lists no members; the ensemble folder is damaged")
+    paths = []
+    for member in members:
+        path = (folder / member).resolve()
+        if folder.resolve() not in path.parents:
+            raise CheckpointError(f"member {member!r} of {folder} points outside the folder; refusing to load it")
+        paths.append(path)
+    return paths
+
+
 WEIGHT_GRID = tuple(round(0.1 * k, 1) for k in range(1, 10))
 
 
@@ -111,18 +126,8 @@ class EnsemblePredictor(Predictor):
 
     @classmethod
     def from_folder(cls, folder: Path | str, device: str | torch.device = "cpu") -> "EnsemblePredictor":
-        folder = Path(folder)
-        meta = read_json(folder / CONFIG)
-        members = meta.get("members")
-        if not isinstance(members, list) or not members:
-            raise CheckpointError(f"{folder / CONFIG} lists no members; the ensemble folder is damaged")
-        paths = []
-        for member in members:
-            path = (folder / member).resolve()
-            if folder.resolve() not in path.parents:
-                raise CheckpointError(f"member {member!r} of {folder} points outside the folder; refusing to load it")
-            paths.append(path)
-        return cls([Predictor.from_run(path, device=device) for path in paths], meta)
+        meta = read_json(Path(folder) / CONFIG)
+        return cls([Predictor.from_run(path, device=device) for path in member_folders(folder, meta)], meta)
 
     @torch.inference_mode()
     def scores(self, normalized: Sequence[str], batch_size: int = 1024) -> torch.Tensor:
