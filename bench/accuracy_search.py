@@ -17,11 +17,11 @@ from pathlib import Path
 
 import torch
 
-from namelab.compare import predictions_in_order
-from namelab.data import Corpus
-from namelab.download import resolve_data_dir
-from namelab.metrics import classification_metrics
-from namelab.train import TrainConfig, train
+from namelab.experiment.compare import predictions_in_order
+from namelab.data.corpus import Corpus
+from namelab.data.download import resolve_data_dir
+from namelab.core.metrics import classification_metrics
+from namelab.train.loop import TrainConfig, train
 
 
 def parse_value(field_type, text: str):

@@ -5,7 +5,7 @@
 TF-IDF of character 1- to 4-grams (scikit-learn), trained on the train split, C chosen
 on the validation split, scored once on the test split with namelab's own metrics. With
 ``--runs``, the same table lists those run folders' test metrics (same split seed).
-The model is namelab.ngram's, the one ``namelab compare --accuracy`` trains.
+The model is namelab.predict.ngram's, the one ``namelab compare --accuracy`` trains.
 """
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ import sys
 import time
 from pathlib import Path
 
-from namelab.checkpoint import CONFIG, HISTORY, CheckpointError, check_complete, read_history, read_json, read_metrics
-from namelab.data import Corpus, Split
-from namelab.download import resolve_data_dir
-from namelab.metrics import classification_metrics
-from namelab.ngram import C_GRID, NgramModel
-from namelab.predict import run_kind
+from namelab.runs.checkpoint import CONFIG, HISTORY, CheckpointError, check_complete, read_history, read_json, read_metrics
+from namelab.data.corpus import Corpus, Split
+from namelab.data.download import resolve_data_dir
+from namelab.core.metrics import classification_metrics
+from namelab.predict.ngram import C_GRID, NgramModel
+from namelab.predict.base import run_kind
 
 
 def baseline_metrics(split: Split, labels: list[str], c_grid=C_GRID) -> dict:

@@ -3,7 +3,7 @@
     python bench/ensemble_search.py /tmp/acc/gru-base /tmp/acc/bigru-last /tmp/acc/ngram
 
 Each member's scores are temperature-scaled on validation (as training calibrates a
-run), then averaged as namelab.ensemble averages them; the best combinations by
+run), then averaged as namelab.predict.ensemble averages them; the best combinations by
 validation accuracy are printed. The test split is not read.
 """
 
@@ -15,11 +15,11 @@ from pathlib import Path
 
 import torch
 
-from namelab.calibrate import fit_temperature
-from namelab.data import Corpus
-from namelab.download import resolve_data_dir
-from namelab.metrics import classification_metrics
-from namelab.predict import Predictor
+from namelab.predict.calibrate import fit_temperature
+from namelab.data.corpus import Corpus
+from namelab.data.download import resolve_data_dir
+from namelab.core.metrics import classification_metrics
+from namelab.predict.base import Predictor
 
 
 def main(argv=None) -> int:

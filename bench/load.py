@@ -203,8 +203,8 @@ async def send_all(
 
 
 def machine() -> dict:
-    """The machine's facts as every benchmark records them (namelab.env)."""
-    from namelab.env import machine as env_machine
+    """The machine's facts as every benchmark records them (namelab.runs.env)."""
+    from namelab.runs.env import machine as env_machine
 
     return env_machine()
 
@@ -280,7 +280,7 @@ def train_quick_lstm(out_dir: Path, data_dir: str | None) -> Path:
 
 def start_server(run_dirs: list[str], timeout: float = 120.0) -> tuple[subprocess.Popen, str]:
     """``namelab serve RUN_DIR... --port 0`` in a subprocess; its base URL once it answers /healthz."""
-    command = [sys.executable, "-m", "namelab.cli", "serve", *run_dirs, "--host", "127.0.0.1", "--port", "0"]
+    command = [sys.executable, "-m", "namelab.cli.main", "serve", *run_dirs, "--host", "127.0.0.1", "--port", "0"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert process.stdout is not None
     lines: list[str] = []

@@ -159,8 +159,8 @@ def train_names(model: nn.Module, examples: Sequence[tuple[Sequence[int], int]],
 
 def main(argv: list[str] | None = None) -> int:
     # Only the driver reads the dataset through namelab: the tutorial's loop above stands alone.
-    from namelab.data import Corpus
-    from namelab.download import resolve_data_dir
+    from namelab.data.corpus import Corpus
+    from namelab.data.download import resolve_data_dir
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cell", choices=list(MODELS), default="lstm")

@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 import torch  # noqa: E402
 
-from namelab import engine, native  # noqa: E402
+from namelab.core import engine, native  # noqa: E402
 
 
 def torch_gate_math(g: torch.Tensor, c_prev: torch.Tensor, c, tanh_c, h) -> None:
@@ -114,7 +114,7 @@ TRAIN_BATCHES = 4  # training batches per timed run
 
 
 def training_variants(batch: int, hidden: int, vocab: int = 57, classes: int = 18):
-    from namelab.model import CharClassifier
+    from namelab.core.model import CharClassifier
 
     gen = torch.Generator().manual_seed(2)
     data = []

@@ -3,7 +3,7 @@
     NAMELAB_DATA=/work/shared/data/names python bench/profile_epoch.py                  # lstm, 1 and 2 threads
     python bench/profile_epoch.py --cells lstm,gru --threads 1 --batches 40 --repeats 5
 
-Runs the steps of ``namelab.train``'s epoch (batching, forward, cross-entropy with the
+Runs the steps of ``namelab.train.loop``'s epoch (batching, forward, cross-entropy with the
 class weights, backward, gradient clipping, fused AdamW) on ``--batches`` batches of the
 real train split, for the hand engine and torch's fused layer one after the other, under
 ``torch.profiler``; ``--repeats`` times, interleaved. Each operator's *self* time is
@@ -37,10 +37,10 @@ import torch
 import torch.nn.functional as F
 from torch.profiler import ProfilerActivity, profile, record_function
 
-from namelab.data import Corpus, batches
-from namelab.download import resolve_data_dir
-from namelab.model import CharClassifier
-from namelab.train import class_weights
+from namelab.data.corpus import Corpus, batches
+from namelab.data.download import resolve_data_dir
+from namelab.core.model import CharClassifier
+from namelab.train.loop import class_weights
 
 PHASES = ("forward", "loss", "backward", "clip", "adamw")
 MATMUL = {"aten::addmm", "aten::mm", "aten::bmm", "aten::matmul", "aten::linear", "aten::baddbmm", "aten::addmm_"}

@@ -9,7 +9,7 @@ For each cell (rnn, lstm, gru) it measures, in the same run, on the real train s
 * training throughput in names per second of the original loop (bench/loop_reference.py,
   on a random subsample of ``--loop-names`` names, on one thread as the original ran:
   its tiny products gain nothing from a second; timed last), of namelab's hand-written cells and
-  of torch's fused layers (``impl="fused"``): one epoch of ``namelab.train`` each, timed
+  of torch's fused layers (``impl="fused"``): one epoch of ``namelab.train.loop`` each, timed
   by ``train`` itself (batching, forward, backward, clipping and AdamW included,
   validation excluded), with the lengths of the real names;
 * the ratios hand/loop and hand/fused (the median of the ratios within each repeat,
@@ -56,15 +56,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import loop_reference  # noqa: E402
 
-from namelab.cells import CELLS as CELL_CLASSES  # noqa: E402
-from namelab.data import Corpus, Split, batches  # noqa: E402
-from namelab.engine import pack  # noqa: E402
-from namelab.download import resolve_data_dir  # noqa: E402
-from namelab.model import CharClassifier  # noqa: E402
-from namelab.native import lstm_ops  # noqa: E402
-from namelab.predict import Predictor  # noqa: E402
-from namelab.env import machine as env_machine  # noqa: E402
-from namelab.train import TrainConfig, train  # noqa: E402
+from namelab.core.cells import CELLS as CELL_CLASSES  # noqa: E402
+from namelab.data.corpus import Corpus, Split, batches  # noqa: E402
+from namelab.core.engine import pack  # noqa: E402
+from namelab.data.download import resolve_data_dir  # noqa: E402
+from namelab.core.model import CharClassifier  # noqa: E402
+from namelab.core.native import lstm_ops  # noqa: E402
+from namelab.predict.base import Predictor  # noqa: E402
+from namelab.runs.env import machine as env_machine  # noqa: E402
+from namelab.train.loop import TrainConfig, train  # noqa: E402
 
 CELLS = tuple(CELL_CLASSES)
 GATES = {name: cell.num_gates for name, cell in CELL_CLASSES.items()}

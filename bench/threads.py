@@ -5,7 +5,7 @@
 
 torch's OpenMP threads spin while they wait for each other at every step; beside a
 process that keeps one core busy, a two-thread epoch then runs several times slower than
-a one-thread one. namelab's default (``namelab.env.AdaptiveThreads``) runs on the CPUs
+a one-thread one. namelab's default (``namelab.runs.env.AdaptiveThreads``) runs on the CPUs
 other processes leave free. This measures, in the same run, one training epoch of the
 LSTM (hidden 256, batch 128, as ``namelab train``; ``--batches`` limits it) under:
 
@@ -53,9 +53,9 @@ def child(args: argparse.Namespace) -> None:
     # Here, in the child, under the measured configuration's environment (OMP_WAIT_POLICY is read when torch loads).
     import torch
 
-    from namelab.data import Corpus
-    from namelab.env import AdaptiveThreads
-    from namelab.train import TrainConfig, build_model, class_weights, train_epoch
+    from namelab.data.corpus import Corpus
+    from namelab.runs.env import AdaptiveThreads
+    from namelab.train.loop import TrainConfig, build_model, class_weights, train_epoch
 
     if args.threads == "adaptive":
         AdaptiveThreads().start()
@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.data_dir is None:
         parser.error("give --data-dir or set NAMELAB_DATA (or --quick, which makes up names)")
     sys.path.insert(0, str(SRC))
-    from namelab.env import machine  # from the path just set
+    from namelab.runs.env import machine  # from the path just set
 
     started = machine()
     figures: dict[str, dict[str, dict]] = {}

@@ -12,9 +12,10 @@ import pytest
 import torch
 
 from helpers import REAL_NAMES, make_names_folder, require_real_names, separable_names, train_tiny_run
-from namelab import Predictor, native
+from namelab import Predictor
 
 # Names made only of their class's letters (see helpers.SEPARABLE_ALPHABETS): every tiny model must get them right.
+from namelab.core import native
 KNOWN_NAMES = {"Aeiou": "Alpha", "Bdkgt": "Beta", "Lmnrs": "Gamma"}
 
 

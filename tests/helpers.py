@@ -24,8 +24,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from namelab.data import Corpus
-from namelab.train import TrainConfig, TrainResult, train
+from namelab.data.corpus import Corpus
+from namelab.train.loop import TrainConfig, TrainResult, train
 
 # The real dataset is never copied into the repo: tests read it where NAMELAB_DATA points
 # (.ci/run sets it). Where it is missing they skip, saying why, except in CI (CI=true),

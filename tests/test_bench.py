@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from helpers import make_names_folder
-from namelab.data import Corpus
+from namelab.data.corpus import Corpus
 
 CELL_NAMES = ("rnn", "lstm", "gru")
 VOCAB, CLASSES, HIDDEN = 9, 4, 6
@@ -158,7 +158,7 @@ def test_speed_bench_writes_every_figure(tmp_path, capsys, monkeypatch):
 
 
 def test_baseline_lists_finished_runs_and_refuses_unfinished_ones(tmp_path, tiny_runs, tiny_names_dir, capsys):
-    from namelab.checkpoint import read_metrics
+    from namelab.runs.checkpoint import read_metrics
 
     baseline = load_bench("baseline")
     table = tmp_path / "table.json"
@@ -175,7 +175,7 @@ def test_baseline_lists_finished_runs_and_refuses_unfinished_ones(tmp_path, tiny
 
 
 def test_lstm_step_bench_times_both_kernels_and_restores_the_setting(capsys, monkeypatch):
-    from namelab import native
+    from namelab.core import native
 
     ops, error = native._loaded()
     if ops is None:

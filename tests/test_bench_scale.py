@@ -13,7 +13,7 @@ import pyarrow.csv as pa_csv
 import pytest
 
 from helpers import REAL_NAMES, SEPARABLE_ALPHABETS, load_bench, make_names_folder, requires_real_data, separable_names
-from namelab.data import Corpus
+from namelab.data.corpus import Corpus
 
 
 

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from namelab.calibrate import (
+from namelab.predict.calibrate import (
     conformal_scores,
     conformal_threshold,
     coverage_report,
@@ -16,9 +16,9 @@ from namelab.calibrate import (
     prediction_sets,
     reliability_bins,
 )
-from namelab.checkpoint import load_run
-from namelab.data import Vocab
-from namelab.predict import Predictor
+from namelab.runs.checkpoint import load_run
+from namelab.data.corpus import Vocab
+from namelab.predict.base import Predictor
 
 
 def synthetic_task(n: int, num_classes: int = 6, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -157,7 +157,7 @@ def test_temperature_one_changes_nothing(tiny_runs):
 
 
 def test_calibrate_scores_fits_on_validation_and_reports_test_ece_and_coverage():
-    from namelab.calibrate import calibrate_scores
+    from namelab.predict.calibrate import calibrate_scores
 
     logits, labels = synthetic_task(3000, seed=11)
     val, test = slice(0, 1500), slice(1500, 3000)

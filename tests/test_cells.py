@@ -1,4 +1,4 @@
-"""Tests for namelab.cells and the two engines of namelab.model.CharClassifier.
+"""Tests for namelab.core.cells and the two engines of namelab.core.model.CharClassifier.
 
     .venv/bin/python -m pytest tests/test_cells.py -q
 
@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from namelab.cells import CELLS, GRUCell, LSTMCell, RNNCell, make_cell
-from namelab.model import CharClassifier
+from namelab.core.cells import CELLS, GRUCell, LSTMCell, RNNCell, make_cell
+from namelab.core.model import CharClassifier
 
 TORCH_CELLS = {"rnn": nn.RNNCell, "lstm": nn.LSTMCell, "gru": nn.GRUCell}
 ATOL = 1e-5

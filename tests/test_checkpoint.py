@@ -1,4 +1,4 @@
-"""Tests for namelab.checkpoint: safetensors + JSON run folders, atomic writes, damage detection.
+"""Tests for namelab.runs.checkpoint: safetensors + JSON run folders, atomic writes, damage detection.
 
     .venv/bin/python -m pytest tests/test_checkpoint.py -q
 
@@ -22,11 +22,11 @@ from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
 from helpers import make_names_folder, separable_names, train_tiny_run
-from namelab import checkpoint
-from namelab.checkpoint import CheckpointError, atomic_write_bytes, load_run, save_run, write_json
-from namelab.data import Vocab, encode_batch
-from namelab.model import CharClassifier
-from namelab.train import TrainConfig, TrainResult
+from namelab.runs import checkpoint
+from namelab.runs.checkpoint import CheckpointError, atomic_write_bytes, load_run, save_run, write_json
+from namelab.data.corpus import Vocab, encode_batch
+from namelab.core.model import CharClassifier
+from namelab.train.loop import TrainConfig, TrainResult
 
 NAMES = ["Aeiou", "Bdkgt", "Lmnrs", "Abdul", "Xu"]
 

@@ -18,9 +18,9 @@ import pytest
 import torch
 
 from helpers import make_names_folder, one_thread, separable_names, train_tiny_run
-from namelab.cli import main
-from namelab.data import Corpus, normalize
-from namelab.predict import Predictor, ranked
+from namelab.cli.main import main
+from namelab.data.corpus import Corpus, normalize
+from namelab.predict.base import Predictor, ranked
 
 KNOWN = {"Aeiou": "Alpha", "Bdkgt": "Beta", "Lmnrs": "Gamma"}  # one alphabet each (helpers.SEPARABLE_ALPHABETS)
 LABELS = ["Alpha", "Beta", "Gamma"]
@@ -435,8 +435,8 @@ def test_predict_min_confidence_and_coverage_in_every_format(capsys, run_dir: Pa
 def test_train_preset_best_writes_a_calibrated_ensemble(capsys, names_dir: Path, tmp_path: Path, monkeypatch) -> None:
     from dataclasses import replace
 
-    from namelab import presets
-    from namelab.ensemble import EnsemblePredictor
+    from namelab.train import presets
+    from namelab.predict.ensemble import EnsemblePredictor
 
     # The preset's own members, shrunk to what a test affords; everything else is the real path.
     best = presets.PRESETS["best"]

@@ -20,9 +20,9 @@ import pytest
 import torch
 
 from helpers import make_names_folder, train_tiny_run
-from namelab.checkpoint import load_run
-from namelab.cli import main
-from namelab.compare import (
+from namelab.runs.checkpoint import load_run
+from namelab.cli.main import main
+from namelab.experiment.compare import (
     GRADIENT_DECADES,
     change_std,
     describe,
@@ -35,11 +35,11 @@ from namelab.compare import (
     parse_models,
     predictions_in_order,
 )
-from namelab.data import Corpus, Example, encode_batch
-from namelab.evaluate import evaluate_run
-from namelab.model import CharClassifier
-from namelab.report import finding_evidence, fmt_mean_std
-from namelab.train import TrainConfig
+from namelab.data.corpus import Corpus, Example, encode_batch
+from namelab.predict.evaluate import evaluate_run
+from namelab.core.model import CharClassifier
+from namelab.report.render import finding_evidence, fmt_mean_std
+from namelab.train.loop import TrainConfig
 
 MODELS = ("rnn", "lstm", "gru")
 SEEDS = 2
@@ -317,7 +317,7 @@ def test_initial_model_is_the_one_train_starts_from(corpus, monkeypatch):
             super().__init__(*args, **kwargs)
             captured["state"] = {k: v.clone() for k, v in self.state_dict().items()}
 
-    train_module = importlib.import_module("namelab.train")  # the package's `train` is the function
+    train_module = importlib.import_module("namelab.train.loop")  # the package's `train` is the function
     monkeypatch.setattr(train_module, "CharClassifier", Recording)
     config = TrainConfig(model="gru", hidden_size=8, epochs=1, seed=5, device="cpu")
     train_module.train(config, corpus, log=lambda line: None)

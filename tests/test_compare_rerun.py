@@ -13,9 +13,9 @@ import pytest
 import torch
 
 from helpers import make_names_folder, one_thread, separable_names
-from namelab.cli import main
+from namelab.cli.main import main
 
-compare_module = importlib.import_module("namelab.compare")
+compare_module = importlib.import_module("namelab.experiment.compare")
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +31,7 @@ def compare(names_dir: Path, out: Path, *extra: str) -> int:
 
 
 def weights(run_dir: Path) -> dict[str, torch.Tensor]:
-    from namelab.checkpoint import load_run
+    from namelab.runs.checkpoint import load_run
 
     return load_run(run_dir)[0].state_dict()
 

@@ -1,4 +1,4 @@
-"""Tests for namelab.data: reading a names folder, normalization, the corpus, splits and batches.
+"""Tests for namelab.data.corpus: reading a names folder, normalization, the corpus, splits and batches.
 
     .venv/bin/python -m pytest tests/test_data.py -q
 
@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 import torch
 
 from helpers import make_names_folder, requires_real_data
-from namelab.data import (
+from namelab.data.corpus import (
     LETTERS,
     PAD_ID,
     UNKNOWN_ID,
@@ -33,7 +33,7 @@ from namelab.data import (
     encode_batch,
     normalize,
 )
-from namelab.download import DataError
+from namelab.data.download import DataError
 
 # --- reading a folder ---------------------------------------------------------------------
 
@@ -412,6 +412,6 @@ def test_real_data_split(real_corpus: Corpus) -> None:
 @settings(max_examples=300, deadline=None)
 @given(st.text(alphabet=st.characters(max_codepoint=127), max_size=30))
 def test_ascii_fast_path_normalizes_like_the_general_path(text: str) -> None:
-    from namelab.data import _to_letters, _to_letters_any
+    from namelab.data.corpus import _to_letters, _to_letters_any
 
     assert _to_letters(text) == _to_letters_any(text)

@@ -21,10 +21,10 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 
 from helpers import separable_names
-from namelab.cli import main
-from namelab.data import Example, Vocab, batches, normalize
-from namelab.ddp import ProcessGroup, rank_share, share_batch, share_loss
-from namelab.model import CharClassifier
+from namelab.cli.main import main
+from namelab.data.corpus import Example, Vocab, batches, normalize
+from namelab.train.ddp import ProcessGroup, rank_share, share_batch, share_loss
+from namelab.core.model import CharClassifier
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -20,13 +20,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from helpers import trained_run_folder
-from namelab.checkpoint import CHECKPOINT
-from namelab.cli import main
-from namelab.distributed import PredictorPlugin, predict_table_dask, run_files, start_client
-from namelab.download import DataError
-from namelab.ensemble import write_ensemble
-from namelab.predict import Predictor
-from namelab.stream import TableOptions, predict_table
+from namelab.runs.checkpoint import CHECKPOINT
+from namelab.cli.main import main
+from namelab.predict.distributed import PredictorPlugin, predict_table_dask, run_files, start_client
+from namelab.data.download import DataError
+from namelab.predict.ensemble import write_ensemble
+from namelab.predict.base import Predictor
+from namelab.predict.stream import TableOptions, predict_table
 from test_tables import people, read_rows, write_table
 
 pytestmark = pytest.mark.slow
@@ -88,7 +88,7 @@ def test_one_model_load_per_worker(tmp_path: Path, run_dir: Path, client) -> Non
     client.register_plugin(plugin, name=plugin.name)
     try:
         source = write_table(tmp_path / "people.csv", people(2000, seed=2))
-        from namelab.distributed import _annotate_frame, read_partitions
+        from namelab.predict.distributed import _annotate_frame, read_partitions
 
         frame = read_partitions(source, blocksize=8_000)
         annotated = frame.map_partitions(
@@ -151,7 +151,7 @@ def test_dask_refuses_an_output_that_is_its_input_before_starting(tmp_path: Path
     before = source.read_bytes()
     alias = tmp_path / "alias.csv"
     alias.symlink_to(source)
-    monkeypatch.setattr("namelab.distributed.start_client", lambda *a, **k: pytest.fail("a cluster was started"))
+    monkeypatch.setattr("namelab.predict.distributed.start_client", lambda *a, **k: pytest.fail("a cluster was started"))
     with pytest.raises(ValueError, match="is the --input file"):
         predict_table_dask(run_dir, source, alias, TableOptions("surname"), workers=2)
     assert source.read_bytes() == before

@@ -1,4 +1,4 @@
-"""Tests for namelab.download against a real local HTTP server serving fake archives."""
+"""Tests for namelab.data.download against a real local HTTP server serving fake archives."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from namelab import download
-from namelab.download import (
+from namelab.data import download
+from namelab.data.download import (
     DataError,
     dataset_checksum,
     default_cache_dir,

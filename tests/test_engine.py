@@ -12,8 +12,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from namelab.engine import check_batch, pack, run, run_cell
-from namelab.model import CharClassifier
+from namelab.core.engine import check_batch, pack, run, run_cell
+from namelab.core.model import CharClassifier
 
 # Every test runs on both LSTM kernels (conftest.kernel): torch's operators and the C++ pass.
 pytestmark = pytest.mark.usefixtures("kernel")

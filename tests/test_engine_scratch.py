@@ -11,8 +11,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from namelab import engine
-from namelab.engine import run
+from namelab.core import engine
+from namelab.core.engine import run
 
 # Every test runs on both LSTM kernels (conftest.kernel): torch's operators and the C++ pass.
 pytestmark = pytest.mark.usefixtures("kernel")

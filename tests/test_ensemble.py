@@ -13,13 +13,13 @@ import torch
 from fastapi.testclient import TestClient
 
 from helpers import one_thread, tiny_config
-from namelab.checkpoint import CONFIG, WEIGHTS, CheckpointError, read_json
-from namelab.data import Corpus
-from namelab.ensemble import EnsemblePredictor, write_ensemble
-from namelab.evaluate import evaluate_run
-from namelab.ngram import NgramModel, train_ngram
-from namelab.predict import NgramPredictor, Predictor
-from namelab.presets import PRESETS, preset, train_ensemble
+from namelab.runs.checkpoint import CONFIG, WEIGHTS, CheckpointError, read_json
+from namelab.data.corpus import Corpus
+from namelab.predict.ensemble import EnsemblePredictor, write_ensemble
+from namelab.predict.evaluate import evaluate_run
+from namelab.predict.ngram import NgramModel, train_ngram
+from namelab.predict.base import NgramPredictor, Predictor
+from namelab.train.presets import PRESETS, preset, train_ensemble
 
 NAMES = ["Aeiou", "Bdkgt", "Lmnrs", "Abdul", "Xyz"]
 
@@ -96,7 +96,7 @@ def test_ensemble_metrics_are_what_evaluate_recomputes(ensemble_dir: Path, tiny_
 
 
 def test_a_folder_of_member_runs_serves_the_ngram_beside_the_best_recurrent_run(ensemble_dir: Path):
-    from namelab.checkpoint import read_history
+    from namelab.runs.checkpoint import read_history
     from namelab.serve import find_runs, load_served_models
 
     members = ensemble_dir / "members"
@@ -139,7 +139,7 @@ def test_an_ensemble_refuses_members_outside_its_folder_and_unknown_presets(tmp_
 
 
 def test_weights_are_fitted_on_validation_and_used(ensemble_dir: Path):
-    from namelab.ensemble import fit_weight
+    from namelab.predict.ensemble import fit_weight
 
     meta = read_json(ensemble_dir / CONFIG)
     weights = meta["weights"]

@@ -1,4 +1,4 @@
-"""Tests for namelab.env: environment facts and the thread count that adapts to busy neighbours.
+"""Tests for namelab.runs.env: environment facts and the thread count that adapts to busy neighbours.
 
     .venv/bin/python -m pytest tests/test_env.py -q
 """
@@ -10,7 +10,7 @@ import itertools
 import pytest
 import torch
 
-from namelab import env
+from namelab.runs import env
 
 
 @pytest.fixture()

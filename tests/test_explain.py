@@ -1,4 +1,4 @@
-"""Tests for namelab.explain: occlusion, on the session's tiny runs (conftest.py).
+"""Tests for namelab.predict.explain: occlusion, on the session's tiny runs (conftest.py).
 
     .venv/bin/python -m pytest tests/test_explain.py -q
 """
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from namelab import Predictor
-from namelab.explain import occlusion_variants, read_occlusion, variant_starts
+from namelab.predict.explain import occlusion_variants, read_occlusion, variant_starts
 
 
 def test_variants_follow_each_name_and_starts_point_at_the_names():

@@ -17,11 +17,11 @@ import pytest
 import torch
 
 from helpers import one_thread
-from namelab.checkpoint import load_run
-from namelab.cli import main
-from namelab.compare import NOISE_SE, CompareSettings, default_epochs, merge_section, parse_suites
-from namelab.data import Corpus
-from namelab.insights import (
+from namelab.runs.checkpoint import load_run
+from namelab.cli.main import main
+from namelab.experiment.compare import NOISE_SE, CompareSettings, default_epochs, merge_section, parse_suites
+from namelab.data.corpus import Corpus
+from namelab.experiment.insights import (
     aggregate_dropout,
     dropout_values,
     grid_axes,
@@ -30,8 +30,8 @@ from namelab.insights import (
     judge_hyperparameters,
     variant_name,
 )
-from namelab.report import finding_evidence
-from namelab.train import TrainConfig, predict_examples
+from namelab.report.render import finding_evidence
+from namelab.train.loop import TrainConfig, predict_examples
 
 SEEDS = 3
 EPOCHS = 3

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from helpers import make_names_folder, one_thread, separable_names
-from namelab.cli import main
-from namelab.ensemble import EnsemblePredictor
-from namelab.predict import NgramPredictor, Predictor
+from namelab.cli.main import main
+from namelab.predict.ensemble import EnsemblePredictor
+from namelab.predict.base import NgramPredictor, Predictor
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Tests for namelab.metrics, against scikit-learn.
+"""Tests for namelab.core.metrics, against scikit-learn.
 
     .venv/bin/python -m pytest tests/test_metrics.py -q
 """
@@ -10,7 +10,7 @@ import pytest
 from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
 from sklearn.metrics import confusion_matrix as sk_confusion_matrix
 
-from namelab.metrics import classification_metrics
+from namelab.core.metrics import classification_metrics
 
 
 @pytest.mark.parametrize("seed", range(4))

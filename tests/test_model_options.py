@@ -14,8 +14,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from namelab.engine import padded_rows, run_cell_states
-from namelab.model import POOLS, CharClassifier, ModelConfig, ngram_bag, reverse_within
+from namelab.core.engine import padded_rows, run_cell_states
+from namelab.core.model import POOLS, CharClassifier, ModelConfig, ngram_bag, reverse_within
 
 # Every test runs on both LSTM kernels (conftest.kernel): torch's operators and the C++ pass.
 pytestmark = pytest.mark.usefixtures("kernel")

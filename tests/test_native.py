@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from namelab import engine, native
-from namelab.model import CharClassifier
+from namelab.core import engine, native
+from namelab.core.model import CharClassifier
 
 VOCAB, CLASSES = 9, 4
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -117,10 +117,10 @@ def test_a_kernel_that_cannot_be_built_leaves_torch_in_charge_and_says_so_once(
     model = CharClassifier(VOCAB, CLASSES, "lstm", 6).double()
     ids, lengths = mixed_batch(6, 5, seed=4)
     monkeypatch.setenv(native.ENV_VAR, "auto")
-    with caplog.at_level(logging.WARNING, logger="namelab.native"):
+    with caplog.at_level(logging.WARNING, logger="namelab.core.native"):
         fallback_out, fallback_grads = outputs_and_grads(model, ids, lengths)
         outputs_and_grads(model, ids, lengths)
-    said = [record.getMessage() for record in caplog.records if record.name == "namelab.native"]
+    said = [record.getMessage() for record in caplog.records if record.name == "namelab.core.native"]
     assert len(said) == 1 and "no C++ compiler found" in said[0] and "torch's operators" in said[0]
     monkeypatch.setenv(native.ENV_VAR, "torch")
     torch_out, torch_grads = outputs_and_grads(model, ids, lengths)
@@ -145,6 +145,6 @@ def test_without_ninja_the_build_says_so(clean_build_cache, monkeypatch):
 def test_a_fresh_build_from_an_empty_cache(tmp_path, cpp_kernel):
     # A separate process: one process can hold one build of the torch.ops.namelab operators.
     env = {**os.environ, "TORCH_EXTENSIONS_DIR": str(tmp_path), native.ENV_VAR: "cpp", "PYTHONPATH": str(SRC)}
-    code = "import torch; from namelab import native; assert native.lstm_ops(torch.zeros(1)) is not None"
+    code = "import torch; from namelab.core import native; assert native.lstm_ops(torch.zeros(1)) is not None"
     subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=300)
     assert list(tmp_path.glob("*/namelab_lstm_*.so")), "the build left no library in the empty cache"

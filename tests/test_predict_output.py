@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 
 from helpers import trained_run_folder
 from namelab import Predictor
-from namelab.cli import format_predictions, main, predict_rows, read_names_file
-from namelab.data import MAX_NAME_LENGTH
+from namelab.cli.main import format_predictions, main, predict_rows, read_names_file
+from namelab.data.corpus import MAX_NAME_LENGTH
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Tests for namelab.probe: the gradient-flow probe and the names it reads.
+"""Tests for namelab.experiment.probe: the gradient-flow probe and the names it reads.
 
     .venv/bin/python -m pytest tests/test_probe.py -q
 """
@@ -13,9 +13,9 @@ import torch
 import torch.nn.functional as F
 
 from helpers import make_names_folder, separable_names
-from namelab.data import Corpus, Example, encode_batch
-from namelab.model import CharClassifier
-from namelab.probe import gradient_flow, probe_examples
+from namelab.data.corpus import Corpus, Example, encode_batch
+from namelab.core.model import CharClassifier
+from namelab.experiment.probe import gradient_flow, probe_examples
 
 
 @pytest.fixture(scope="module")

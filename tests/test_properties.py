@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 
 from helpers import make_names_folder, separable_names, train_tiny_run
 from namelab import Predictor
-from namelab.cli import format_predictions, predict_rows
-from namelab.data import LETTERS, UNKNOWN, MAX_NAME_LENGTH, UnusableName, Vocab, encode_batch, normalize
+from namelab.cli.main import format_predictions, predict_rows
+from namelab.data.corpus import LETTERS, UNKNOWN, MAX_NAME_LENGTH, UnusableName, Vocab, encode_batch, normalize
 
 ANY_TEXT = st.text(alphabet=st.characters(), max_size=40)  # every code point, surrogates included
 PROPERTY = settings(max_examples=80, deadline=None)

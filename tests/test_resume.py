@@ -22,11 +22,12 @@ import pytest
 import torch
 
 from helpers import make_names_folder, one_thread, separable_names
-from namelab import Predictor, checkpoint, cli
-from namelab.checkpoint import CheckpointError, load_run, read_history, read_metrics
-from namelab.data import Corpus
-from namelab.evaluate import evaluate_run
-from namelab.train import TrainConfig, train
+from namelab import Predictor, cli
+from namelab.runs import checkpoint
+from namelab.runs.checkpoint import CheckpointError, load_run, read_history, read_metrics
+from namelab.data.corpus import Corpus
+from namelab.predict.evaluate import evaluate_run
+from namelab.train.loop import TrainConfig, train
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 # Dropout on, so the random generators matter as well as the weights and the optimizer.
@@ -39,7 +40,7 @@ from namelab import cli
 # the test plays a user at a terminal pressing Ctrl-C, so Python's own handler is put back.
 signal.signal(signal.SIGINT, signal.default_int_handler)
 
-train_module = importlib.import_module("namelab.train")  # the module, not the function namelab exports
+train_module = importlib.import_module("namelab.train.loop")  # the module, not the function namelab exports
 
 real_batches = train_module.batches
 pause_epoch = int(os.environ["PAUSE_EPOCH"])
@@ -278,7 +279,7 @@ def test_the_resume_command_is_the_users_own(names_dir, tmp_path, capsys) -> Non
     out = tmp_path / "run"
     argv = [*cli_options(names_dir, out), "--threads", "1", "--force"]
     child_free = [a for a in argv if a != "--force"]
-    from namelab.cli import resume_command
+    from namelab.cli.main import resume_command
 
     assert resume_command(argv, out) == "namelab " + " ".join(child_free) + " --resume"
     assert resume_command(["train", "--epochs", "2"], Path("runs/lstm-seed0")) == (

@@ -19,12 +19,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from helpers import make_names_folder, separable_names, trained_run_folder
-from namelab.checkpoint import write_manifest
-from namelab.cli import main
-from namelab.data import Corpus
-from namelab.download import DataError
-from namelab.predict import Predictor
-from namelab.stream import TableOptions, predict_table
+from namelab.runs.checkpoint import write_manifest
+from namelab.cli.main import main
+from namelab.data.corpus import Corpus
+from namelab.data.download import DataError
+from namelab.predict.base import Predictor
+from namelab.predict.stream import TableOptions, predict_table
 
 KNOWN = {"Aeiou": "Alpha", "Bdkgt": "Beta", "Lmnrs": "Gamma"}
 
@@ -303,8 +303,8 @@ def test_csv_to_stdout(tmp_path: Path, run_dir: Path, capsysbinary: pytest.Captu
 def test_resume_command_of_a_table_run_names_the_table_and_its_columns(tmp_path: Path, names: dict) -> None:
     import shlex
 
-    from namelab.cli import build_parser
-    from namelab.train import TrainConfig, train_command
+    from namelab.cli.main import build_parser
+    from namelab.train.loop import TrainConfig, train_command
 
     table = write_table(tmp_path / "names.csv", labelled_rows(names))
     corpus = Corpus.from_table(table, name_column="surname", label_column="country")
@@ -314,7 +314,7 @@ def test_resume_command_of_a_table_run_names_the_table_and_its_columns(tmp_path:
     assert Corpus.from_folder(make_names_folder(tmp_path / "folder", names)).columns is None
 
 
-# -- what sits at a table's --output is never destroyed (the rules of namelab.output) -------
+# -- what sits at a table's --output is never destroyed (the rules of namelab.predict.output) -------
 
 
 def test_a_symlinked_table_output_is_followed(tmp_path: Path, run_dir: Path) -> None:

@@ -1,4 +1,4 @@
-"""Tests for namelab.train: the run folder it writes, seeding, learning.
+"""Tests for namelab.train.loop: the run folder it writes, seeding, learning.
 
     .venv/bin/python -m pytest tests/test_train.py -q
 
@@ -21,11 +21,11 @@ from safetensors.torch import load_file
 
 from helpers import make_names_folder, one_thread, separable_names, tiny_config, train_tiny_run
 from namelab import __version__
-from namelab.data import Corpus, Split, Vocab
-from namelab.download import dataset_checksum
-from namelab.model import CharClassifier
-from namelab.metrics import classification_metrics
-from namelab.train import TrainConfig, TrainResult, class_weights, predict_examples, resolve_device, train
+from namelab.data.corpus import Corpus, Split, Vocab
+from namelab.data.download import dataset_checksum
+from namelab.core.model import CharClassifier
+from namelab.core.metrics import classification_metrics
+from namelab.train.loop import TrainConfig, TrainResult, class_weights, predict_examples, resolve_device, train
 
 HISTORY_KEYS = {"epoch", "seconds", "train_loss", "train_accuracy", "val_loss", "val_accuracy"}
 EPOCHS = 4
@@ -270,7 +270,7 @@ def test_cuda_without_a_gpu_says_what_to_do() -> None:
 
 
 def test_class_weights_favour_rare_classes_and_average_one() -> None:
-    from namelab.data import Example
+    from namelab.data.corpus import Example
 
     examples = [Example("a", 0)] * 90 + [Example("b", 1)] * 10
     weights = class_weights(examples, num_classes=3, power=0.5)

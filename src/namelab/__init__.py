@@ -6,15 +6,15 @@
     Predictor.from_run("runs/lstm").predict(["Nakamura"])
 """
 
-__version__ = "0.1.0"
+from .version import __version__
 
-from .cells import CELLS, Cell, GRUCell, LSTMCell, RNNCell  # noqa: E402
-from .checkpoint import CheckpointError, load_run, save_run  # noqa: E402
-from .data import Corpus, UnusableName, Vocab, normalize  # noqa: E402
-from .download import DataError, resolve_data_dir  # noqa: E402
-from .model import CharClassifier, ModelConfig  # noqa: E402
-from .predict import Predictor  # noqa: E402
-from .train import TrainConfig, train  # noqa: E402
+from .core.cells import CELLS, Cell, GRUCell, LSTMCell, RNNCell  # noqa: E402
+from .runs.checkpoint import CheckpointError, load_run, save_run  # noqa: E402
+from .data.corpus import Corpus, UnusableName, Vocab, normalize  # noqa: E402
+from .data.download import DataError, resolve_data_dir  # noqa: E402
+from .core.model import CharClassifier, ModelConfig  # noqa: E402
+from .predict.base import Predictor  # noqa: E402
+from .train.loop import TrainConfig, train  # noqa: E402
 
 __all__ = [
     "CELLS",

@@ -14,9 +14,9 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi_offline import FastAPIOffline
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .. import __version__
-from ..explain import occlusion_variants, read_occlusion, variant_starts
-from ..predict import prepare
+from ..version import __version__
+from ..predict.explain import occlusion_variants, read_occlusion, variant_starts
+from ..predict.base import prepare
 from .batcher import Batcher, Busy, work_of
 from .limits import MAX_BODY_BYTES, BodyLimit
 from .runs import ServedModel
@@ -67,7 +67,7 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
 
 
 def _web_file(name: str) -> str:
-    return (resources.files("namelab") / "web" / name).read_text(encoding="utf-8")
+    return (resources.files("namelab.serve") / "web" / name).read_text(encoding="utf-8")
 
 
 def _page() -> str:
@@ -290,7 +290,7 @@ async def answer(
     min_confidence: float | None = None,
     coverage: float | None = None,
 ) -> dict:
-    """The body of a ``POST /api/predict`` answer: :func:`namelab.predict.prepare`, one batched
+    """The body of a ``POST /api/predict`` answer: :func:`namelab.predict.base.prepare`, one batched
     pass per model, then each model's ``Predictor.describe`` of its rows."""
     inline = len(names) <= INLINE_NAMES and not explain
     if inline:

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from ..cells import CELLS
-from ..checkpoint import (
+from ..core.cells import CELLS
+from ..runs.checkpoint import (
     CHECKPOINT,
     CONFIG,
     HISTORY,
@@ -25,7 +25,7 @@ from ..checkpoint import (
     run_state,
     unfinished_message,
 )
-from ..predict import Predictor, run_kind
+from ..predict.base import Predictor, run_kind
 
 _log = logging.getLogger(__name__)
 

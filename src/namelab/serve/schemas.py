@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ..data import MAX_NAME_LENGTH  # the models' limit on a name: the server checks it as sent and as normalized
+from ..data.corpus import MAX_NAME_LENGTH  # the models' limit on a name: the server checks it as sent and as normalized
 
 # The limits bound the work one request may ask for. A name's length is checked as sent and
 # again once normalized (transliteration turns U+FDFA into 29 letters). A plain request is at

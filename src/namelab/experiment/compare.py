@@ -16,11 +16,11 @@ rankings are judged on paired differences. Each run is a normal run folder
 (``OUT/runs/<model>-seed<k>``) usable by ``namelab predict`` and ``namelab evaluate``.
 A rerun reuses every finished run whose configuration and data match, resumes unfinished
 ones, and trains the rest; the report is removed first and rebuilt from the runs present.
-``OUT/summary.json`` holds every number the report shows; :mod:`namelab.report`
+``OUT/summary.json`` holds every number the report shows; :mod:`namelab.report.render`
 draws the figures and writes ``report.html`` and ``report.md`` from it alone.
 
 ``--suite`` picks the experiments (:func:`suite_registry`): ``seed`` is the one above;
-``insights`` (:mod:`namelab.insights`) checks the original report's closing lessons.
+``insights`` (:mod:`namelab.experiment.insights`) checks the original report's closing lessons.
 Every suite shares one :class:`Experiment` (data, split, output folder) and trains
 through :func:`train_run`, so a configuration two suites need is trained once.
 """
@@ -37,17 +37,17 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from .cells import CELLS
-from .checkpoint import CheckpointError, checkpoint_info, load_run, read_history, read_metrics, run_state, write_json
-from .data import Corpus, Example, Split
-from .download import dataset_checksum
-from .model import CharClassifier
-from .predict import Predictor
+from ..core.cells import CELLS
+from ..runs.checkpoint import CheckpointError, checkpoint_info, load_run, read_history, read_metrics, run_state, write_json
+from ..data.corpus import Corpus, Example, Split
+from ..data.download import dataset_checksum
+from ..core.model import CharClassifier
+from ..predict.base import Predictor
 from .probe import gradient_flow, probe_examples
-from .env import cpu_name, environment
-from .metrics import confusion_matrix
-from .report import write_report
-from .train import TrainConfig, TrainResult, build_model, resolve_device, train
+from ..runs.env import cpu_name, environment
+from ..core.metrics import confusion_matrix
+from ..report.render import write_report
+from ..train.loop import TrainConfig, TrainResult, build_model, resolve_device, train
 
 SCHEMA = 1
 QUICK_EPOCHS = 2
@@ -817,7 +817,7 @@ def suite_registry() -> dict[str, Callable[[Experiment], dict]]:
     """
     # insights and leaderboard build on this module, so they are imported when asked for
     from .insights import insights_suite
-    from .leaderboard import accuracy_suite
+    from .accuracy import accuracy_suite
 
     return {"seed": seed_suite, "insights": insights_suite, "accuracy": accuracy_suite}
 

@@ -14,7 +14,7 @@ validation accuracy is set against the spread that reseeding alone gives, and ag
 what changing the cell gives at the configuration.
 
 A run whose configuration another part of the compare already trained is reused
-(:func:`namelab.compare.train_run`): the grid's centre is the ablation's configured
+(:func:`namelab.experiment.compare.train_run`): the grid's centre is the ablation's configured
 dropout, which is also the seed experiment's run when both suites run.
 """
 
@@ -39,7 +39,7 @@ from .compare import (
     train_run,
     verdict_of,
 )
-from .train import TrainConfig, TrainResult
+from ..train.loop import TrainConfig, TrainResult
 
 GRID_SEEDS = 2
 GRID_LR_FACTORS = (1 / 3, 1.0, 3.0)
@@ -181,7 +181,7 @@ def aggregate_dropout(runs: list[dict], models: Sequence[str], dropouts: list[fl
 def judge_dropout(dropout: dict) -> dict:
     """Does the configured dropout beat none? Every cell, test accuracy and macro-F1, paired by seed.
 
-    Supported: every comparison holds (:func:`namelab.compare.paired_difference`).
+    Supported: every comparison holds (:func:`namelab.experiment.compare.paired_difference`).
     Not supported: one is clearly reversed. Otherwise inconclusive.
     """
     with_, without = _key(dropout["default"]), _key(0.0)
@@ -276,7 +276,7 @@ def judge_hyperparameters(grid: dict) -> dict:
 
     The spread across the grid (std of the grid points' mean validation accuracy) is
     divided by the seed noise of one grid point's mean (seed std / √seeds). Supported:
-    the ratio is at least :data:`namelab.compare.NOISE_SE`. Not supported: it is at
+    the ratio is at least :data:`namelab.experiment.compare.NOISE_SE`. Not supported: it is at
     most 1 (no more spread than reseeding gives). Otherwise, or with no seed noise
     measured, inconclusive. The finding keeps, beside it, how far the best grid point
     is from the configuration and how far changing the cell moves accuracy.

@@ -26,10 +26,10 @@ from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
 from .calibrate import calibrate_predictor
-from .checkpoint import CONFIG, HISTORY, METRICS, WEIGHTS, CheckpointError, atomic_write_bytes, read_json, write_json
-from .data import Split
-from .metrics import classification_metrics
-from .predict import NgramPredictor
+from ..runs.checkpoint import CONFIG, HISTORY, METRICS, WEIGHTS, CheckpointError, atomic_write_bytes, read_json, write_json
+from ..data.corpus import Split
+from ..core.metrics import classification_metrics
+from .base import NgramPredictor
 
 KIND = "ngram"
 C_GRID = (1.0, 3.0, 10.0, 30.0)

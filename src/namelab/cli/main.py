@@ -25,19 +25,19 @@ from typing import Sequence
 
 import torch
 
-from . import __version__
-from .cells import CELLS
-from .checkpoint import CheckpointError, checkpoint_info
-from .data import MAX_INPUT_LENGTH, MAX_NAME_LENGTH, Corpus
-from .download import DataError, dataset_checksum, is_official, resolve_data_dir
-from .env import AdaptiveThreads
-from .evaluate import evaluate_run
-from .metrics import format_metrics
-from .model import IMPLS, POOLS
-from .output import open_output
-from .predict import Predictor
-from .presets import PRESETS, train_preset
-from .train import TrainConfig, resolve_device, train
+from ..version import __version__
+from ..core.cells import CELLS
+from ..runs.checkpoint import CheckpointError, checkpoint_info
+from ..data.corpus import MAX_INPUT_LENGTH, MAX_NAME_LENGTH, Corpus
+from ..data.download import DataError, dataset_checksum, is_official, resolve_data_dir
+from ..runs.env import AdaptiveThreads
+from ..predict.evaluate import evaluate_run
+from ..core.metrics import format_metrics
+from ..core.model import IMPLS, POOLS
+from ..predict.output import open_output
+from ..predict.base import Predictor
+from ..train.presets import PRESETS, train_preset
+from ..train.loop import TrainConfig, resolve_device, train
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
@@ -64,7 +64,7 @@ def _data_path(args) -> Path:
     if args.data is not None and args.data_dir is not None:
         raise DataError("give --data or --data-dir, not both (--data takes a folder too)")
     if args.data is not None:
-        from .tables import is_table  # pyarrow: imported when a table is read
+        from ..data.tables import is_table  # pyarrow: imported when a table is read
 
         if not args.data.exists():
             raise DataError(f"--data {args.data} does not exist; give a names folder or a .csv, .tsv or .parquet file")
@@ -468,7 +468,7 @@ def format_predictions(results: list[dict], fmt: str, top_k: int) -> str:
 
 
 def cmd_predict(args) -> int:
-    from .tables import is_table  # pyarrow: imported when a file is read
+    from ..data.tables import is_table  # pyarrow: imported when a file is read
 
     if bool(args.names) == bool(args.input):
         print("error: give names as arguments or --input FILE (one of the two)", file=sys.stderr)
@@ -500,7 +500,7 @@ def cmd_predict(args) -> int:
 
 def _predict_table(args) -> int:
     """A table in, the same rows with their predictions out: streamed, or on Dask."""
-    from .stream import TableOptions, predict_table  # pyarrow: imported for tables only
+    from ..predict.stream import TableOptions, predict_table  # pyarrow: imported for tables only
 
     if args.format is not None:
         print("error: --format is for names; a table's output format follows --output's suffix", file=sys.stderr)
@@ -511,7 +511,7 @@ def _predict_table(args) -> int:
     options = TableOptions(args.name_column, args.top_k or 1, args.min_confidence, args.coverage)
     log = lambda line: print(line, file=sys.stderr)  # noqa: E731  standard output may hold the table
     if args.workers or args.scheduler:
-        from .distributed import predict_table_dask  # dask: imported when asked for
+        from ..predict.distributed import predict_table_dask  # dask: imported when asked for
 
         predict_table_dask(
             args.run_dir, args.input, args.output, options, workers=args.workers, scheduler=args.scheduler, log=log
@@ -523,14 +523,14 @@ def _predict_table(args) -> int:
 
 
 def cmd_serve(args) -> int:
-    from .serve import serve  # fastapi and uvicorn: imported for the server only
+    from ..serve import serve  # fastapi and uvicorn: imported for the server only
 
     serve(args.run_dirs, host=args.host, port=args.port, min_confidence=args.min_confidence)
     return 0
 
 
 def cmd_compare(args) -> int:
-    from .compare import (  # matplotlib (through the report): imported for the experiment only
+    from ..experiment.compare import (  # matplotlib (through the report): imported for the experiment only
         DEFAULT_SEEDS,
         QUICK_EPOCHS,
         QUICK_HIDDEN_SIZE,

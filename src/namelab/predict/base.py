@@ -32,9 +32,9 @@ from typing import Sequence
 import torch
 
 from .calibrate import conformal_threshold, prediction_sets
-from .checkpoint import CONFIG, load_run, read_json
-from .data import UnusableName, Vocab, encode_batch, normalize
-from .model import CharClassifier
+from ..runs.checkpoint import CONFIG, load_run, read_json
+from ..data.corpus import UnusableName, Vocab, encode_batch, normalize
+from ..core.model import CharClassifier
 
 
 def ranked(probs: torch.Tensor, labels: Sequence[str], top_k: int) -> list[list[dict]]:

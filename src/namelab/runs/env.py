@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from . import __version__
+from ..version import __version__
 
 
 

@@ -28,17 +28,18 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from . import checkpoint, ddp
-from .calibrate import calibrate_predictor
-from .cells import CELLS
-from .checkpoint import CheckpointError
-from .data import PAD_ID, UNKNOWN_ID, Corpus, Example, Split, Vocab, batches
+from ..runs import checkpoint
+from . import ddp
+from ..predict.calibrate import calibrate_predictor
+from ..core.cells import CELLS
+from ..runs.checkpoint import CheckpointError
+from ..data.corpus import PAD_ID, UNKNOWN_ID, Corpus, Example, Split, Vocab, batches
 from .ddp import SINGLE, ProcessGroup, all_reduce_sums, rank_share, share_batch, share_loss
-from .download import dataset_checksum
-from .env import environment
-from .metrics import classification_metrics
-from .model import IMPLS, POOLS, CharClassifier, ModelConfig
-from .predict import Predictor, logits_in_order
+from ..data.download import dataset_checksum
+from ..runs.env import environment
+from ..core.metrics import classification_metrics
+from ..core.model import IMPLS, POOLS, CharClassifier, ModelConfig
+from ..predict.base import Predictor, logits_in_order
 
 DEVICES = ("auto", "cpu", "cuda")
 

@@ -10,7 +10,7 @@ an LSTM runs on a CPU tensor (about 10 s; it needs a C++ compiler and ninja), ca
 torch's extensions folder (``TORCH_EXTENSIONS_DIR``, by default ``~/.cache/torch_extensions``)
 and loaded from there afterwards. When it cannot be built (no compiler, no ninja, a build
 error) the engine runs torch's operators instead, the same equations, and says why once
-in the ``namelab.native`` log. Tensors on other devices, or of other dtypes than float32
+in the ``namelab.core.native`` log. Tensors on other devices, or of other dtypes than float32
 and float64, always take torch's operators.
 """
 

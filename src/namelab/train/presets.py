@@ -18,15 +18,15 @@ from typing import Callable, Sequence
 
 import torch
 
-from .calibrate import calibrate_predictor
-from .checkpoint import CONFIG, HISTORY, METRICS, read_json, write_json
-from .data import Corpus, Split
-from .download import dataset_checksum
-from .ensemble import EnsemblePredictor, fit_weight, write_ensemble
-from .metrics import classification_metrics
-from .ngram import C_GRID, train_ngram
-from .predict import run_kind
-from .train import TrainConfig, train
+from ..predict.calibrate import calibrate_predictor
+from ..runs.checkpoint import CONFIG, HISTORY, METRICS, read_json, write_json
+from ..data.corpus import Corpus, Split
+from ..data.download import dataset_checksum
+from ..predict.ensemble import EnsemblePredictor, fit_weight, write_ensemble
+from ..core.metrics import classification_metrics
+from ..predict.ngram import C_GRID, train_ngram
+from ..predict.base import run_kind
+from .loop import TrainConfig, train
 
 MEMBERS = "members"
 

@@ -24,13 +24,13 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 
-from .checkpoint import METRICS, read_json
+from ..runs.checkpoint import METRICS, read_json
 from .compare import Experiment, describe, finished_or_trained
-from .data import Corpus, Split
-from .download import dataset_checksum
-from .ngram import train_ngram
-from .presets import MEMBERS, PRESETS, member_name, train_ensemble
-from .train import TrainConfig
+from ..data.corpus import Corpus, Split
+from ..data.download import dataset_checksum
+from ..predict.ngram import train_ngram
+from ..train.presets import MEMBERS, PRESETS, member_name, train_ensemble
+from ..train.loop import TrainConfig
 
 NGRAM = "ngram"
 CALIBRATION_FIELDS = ("ece_before", "ece_after", "coverage", "mean_set_size")

@@ -19,8 +19,8 @@ from typing import Sequence
 
 import torch
 
-from .checkpoint import CONFIG, CheckpointError, read_json, write_json
-from .predict import ModelSummary, Predictor
+from ..runs.checkpoint import CONFIG, CheckpointError, read_json, write_json
+from .base import ModelSummary, Predictor
 
 KIND = "ensemble"
 

@@ -3,7 +3,7 @@
     metrics, warning = evaluate_run("runs/lstm", data_dir=None)
 
 Any run folder (a recurrent model, the n-gram baseline, an ensemble) goes through
-:class:`~namelab.predict.Predictor`; a calibrated run also gets its calibration
+:class:`~namelab.predict.base.Predictor`; a calibrated run also gets its calibration
 figures on the test split, as ``metrics.json`` holds them.
 """
 
@@ -14,11 +14,11 @@ from pathlib import Path
 import torch
 
 from .calibrate import COVERAGE_LEVEL, calibration_metrics
-from .data import Corpus
-from .download import dataset_checksum, resolve_data_dir
-from .metrics import classification_metrics
-from .predict import Predictor
-from .train import resolve_device
+from ..data.corpus import Corpus
+from ..data.download import dataset_checksum, resolve_data_dir
+from ..core.metrics import classification_metrics
+from .base import Predictor
+from ..train.loop import resolve_device
 
 
 def evaluate_run(

@@ -36,8 +36,8 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
-from .data import Vocab
-from .model import CharClassifier
+from ..data.corpus import Vocab
+from ..core.model import CharClassifier
 
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
@@ -179,8 +179,8 @@ def check_complete(run_dir: Path) -> None:
 
 
 def model_from_config(config: dict, vocab_size: int, num_classes: int) -> CharClassifier:
-    """The model a run's ``config`` describes, checked as :class:`~namelab.train.TrainConfig` checks options."""
-    from .train import build_model, config_from_dict  # train writes run folders: it imports this module
+    """The model a run's ``config`` describes, checked as :class:`~namelab.train.loop.TrainConfig` checks options."""
+    from ..train.loop import build_model, config_from_dict  # train writes run folders: it imports this module
 
     return build_model(config_from_dict(config), vocab_size, num_classes)
 

@@ -34,13 +34,13 @@ import pyarrow as pa
 import torch
 from distributed import Client, LocalCluster, WorkerPlugin, get_worker
 
-from .checkpoint import CHECKPOINT, CONFIG, read_json
-from .download import DataError
+from ..runs.checkpoint import CHECKPOINT, CONFIG, read_json
+from ..data.download import DataError
 from .ensemble import KIND as ENSEMBLE, member_folders
 from .output import check_not_input
-from .predict import Predictor, run_kind
+from .base import Predictor, run_kind
 from .stream import OUTPUT_SUFFIXES, TableOptions, annotate, check_input_columns, write_tables
-from .tables import DELIMITERS, column_names, table_kind
+from ..data.tables import DELIMITERS, column_names, table_kind
 
 DEFAULT_BLOCKSIZE = "16MB"  # a CSV partition (a 10^6-row table of names is ~27 MB); Parquet: its row groups
 

@@ -25,8 +25,8 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from .cells import CELLS
-from .checkpoint import atomic_write_bytes
+from ..core.cells import CELLS
+from ..runs.checkpoint import atomic_write_bytes
 
 MODEL_TITLES = {name: cell.title for name, cell in CELLS.items()}
 # One colour per model in every figure (Okabe–Ito palette, readable with colour blindness).
@@ -48,7 +48,7 @@ def model_color(model: str, models: list[str]) -> str:
 
 
 def fmt_mean_std(stats: dict, scale: float = 1.0, digits: int = 2) -> str:
-    """``"83.12 ± 0.45"`` from a :func:`namelab.compare.describe` dict (no ± with one value)."""
+    """``"83.12 ± 0.45"`` from a :func:`namelab.experiment.compare.describe` dict (no ± with one value)."""
     if stats.get("mean") is None:
         return "n/a"
     text = f"{stats['mean'] * scale:.{digits}f}"

@@ -1,6 +1,6 @@
 """Which characters pushed a name towards its top language: occlusion.
 
-    from namelab.explain import occlusion_variants, read_occlusion
+    from namelab.predict.explain import occlusion_variants, read_occlusion
 
     normalized = ["Nakamura"]
     probs = predictor.probabilities(occlusion_variants(normalized))   # one batched pass
@@ -18,7 +18,7 @@ from typing import Sequence
 
 import torch
 
-from .data import UNKNOWN
+from ..data.corpus import UNKNOWN
 
 
 def occlusion_variants(normalized: Sequence[str]) -> list[str]:

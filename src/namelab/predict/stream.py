@@ -34,10 +34,10 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from .data import UnusableName, normalize
-from .download import DataError
+from ..data.corpus import UnusableName, normalize
+from ..data.download import DataError
 from .output import open_output
-from .tables import DELIMITERS, check_columns, column_names, iter_batches, num_rows, table_kind
+from ..data.tables import DELIMITERS, check_columns, column_names, iter_batches, num_rows, table_kind
 
 OUTPUT_SUFFIXES = (".parquet", ".csv", ".tsv", ".jsonl")
 DEFAULT_CHUNK_ROWS = 65_536
@@ -181,7 +181,7 @@ def output_kind(path: Path | str) -> str:
 
 
 def write_tables(tables: Iterable[pa.Table], output: Path | str | None, schema: pa.Schema, *, input_path=None) -> None:
-    """Write ``tables`` in order to ``output``, or CSV to standard output, by :func:`~namelab.output.open_output`'s rules.
+    """Write ``tables`` in order to ``output``, or CSV to standard output, by :func:`~namelab.predict.output.open_output`'s rules.
 
     A regular file is replaced atomically once every table is written; a FIFO or a
     device is written through (Parquet too: its writer never seeks back).

@@ -7,7 +7,7 @@ automatically downloaded copy is byte-for-byte the pinned official one.
 
 Example::
 
-    from namelab.download import resolve_data_dir, dataset_checksum
+    from namelab.data.download import resolve_data_dir, dataset_checksum
 
     folder = resolve_data_dir()          # --data-dir, else $NAMELAB_DATA, else cache
     print(folder, dataset_checksum(folder))

@@ -99,7 +99,7 @@ def check_batch(ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     if shortest < 1 or longest > ids.shape[1]:
         raise ValueError(
             f"every length must be between 1 and the padded width {ids.shape[1]}, got {shortest}..{longest}; "
-            "encode names with namelab.data.encode_batch"
+            "encode names with namelab.data.corpus.encode_batch"
         )
     return lengths_cpu
 

@@ -1,0 +1,7 @@
+"""python -m namelab.cli: the same as the namelab command."""
+
+import sys
+
+from .main import main
+
+sys.exit(main())
