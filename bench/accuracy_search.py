@@ -17,11 +17,12 @@ from pathlib import Path
 
 import torch
 
-from namelab.experiment.compare import predictions_in_order
+from namelab.core.metrics import classification_metrics
 from namelab.data.corpus import Corpus
 from namelab.data.download import resolve_data_dir
-from namelab.core.metrics import classification_metrics
-from namelab.train.loop import TrainConfig, train
+from namelab.experiment.compare import predictions_in_order
+from namelab.runs.config import TrainConfig
+from namelab.train.loop import train
 
 
 def parse_value(field_type, text: str):

@@ -16,12 +16,20 @@ import sys
 import time
 from pathlib import Path
 
-from namelab.runs.checkpoint import CONFIG, HISTORY, CheckpointError, check_complete, read_history, read_json, read_metrics
+from namelab.core.metrics import classification_metrics
 from namelab.data.corpus import Corpus, Split
 from namelab.data.download import resolve_data_dir
-from namelab.core.metrics import classification_metrics
 from namelab.predict.ngram import C_GRID, NgramModel
-from namelab.predict.base import run_kind
+from namelab.runs.checkpoint import (
+    CONFIG,
+    HISTORY,
+    CheckpointError,
+    check_complete,
+    read_history,
+    read_json,
+    read_metrics,
+    run_kind,
+)
 
 
 def baseline_metrics(split: Split, labels: list[str], c_grid=C_GRID) -> dict:

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import torch
 
-from namelab.predict.calibrate import fit_temperature
+from namelab.core.metrics import classification_metrics
 from namelab.data.corpus import Corpus
 from namelab.data.download import resolve_data_dir
-from namelab.core.metrics import classification_metrics
-from namelab.predict.base import Predictor
+from namelab.predict.calibrate import fit_temperature
+from namelab.predict.load import load_predictor
 
 
 def main(argv=None) -> int:
@@ -33,7 +33,7 @@ def main(argv=None) -> int:
     names, targets = [e.name for e in split.val], torch.tensor([e.label for e in split.val])
     probs = {}
     for run in args.runs:
-        scores = Predictor.from_run(run).scores(names)
+        scores = load_predictor(run).scores(names)
         probs[run.name] = torch.softmax(scores / fit_temperature(scores, targets), dim=1)
     rows = []
     for k in (1, 2, 3):

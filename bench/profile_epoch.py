@@ -37,9 +37,9 @@ import torch
 import torch.nn.functional as F
 from torch.profiler import ProfilerActivity, profile, record_function
 
+from namelab.core.model import CharClassifier
 from namelab.data.corpus import Corpus, batches
 from namelab.data.download import resolve_data_dir
-from namelab.core.model import CharClassifier
 from namelab.train.loop import class_weights
 
 PHASES = ("forward", "loss", "backward", "clip", "adamw")

@@ -47,9 +47,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 
-from namelab.runs.checkpoint import CONFIG, read_history, read_json, run_state
 from namelab.data.corpus import Corpus
 from namelab.data.download import resolve_data_dir
+from namelab.runs.checkpoint import CONFIG, read_history, read_json, run_state
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent

@@ -57,14 +57,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import loop_reference  # noqa: E402
 
 from namelab.core.cells import CELLS as CELL_CLASSES  # noqa: E402
-from namelab.data.corpus import Corpus, Split, batches  # noqa: E402
 from namelab.core.engine import pack  # noqa: E402
-from namelab.data.download import resolve_data_dir  # noqa: E402
 from namelab.core.model import CharClassifier  # noqa: E402
 from namelab.core.native import lstm_ops  # noqa: E402
+from namelab.data.corpus import Corpus, Split, batches  # noqa: E402
+from namelab.data.download import resolve_data_dir  # noqa: E402
 from namelab.predict.base import Predictor  # noqa: E402
+from namelab.predict.load import load_predictor
+from namelab.runs.config import TrainConfig
 from namelab.runs.env import machine as env_machine  # noqa: E402
-from namelab.train.loop import TrainConfig, train  # noqa: E402
+from namelab.train.loop import train  # noqa: E402
 
 CELLS = tuple(CELL_CLASSES)
 GATES = {name: cell.num_gates for name, cell in CELL_CLASSES.items()}
@@ -344,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.run:
         results["runs"] = {}
     for run in args.run:
-        rate, latency = predict_figures(Predictor.from_run(run), names, args.latency_calls, args.repeats)
+        rate, latency = predict_figures(load_predictor(run), names, args.latency_calls, args.repeats)
         results["runs"][str(run)] = {"predict_names_per_s": rate, "predict_latency_ms": latency}
         print(f"{run} predict: {rate:,.0f} names/s on {len(names):,} names; one name: {latency:.2f} ms", flush=True)
     # The one-thread loop runs last: switching torch's thread count back and forth between

@@ -54,8 +54,9 @@ def child(args: argparse.Namespace) -> None:
     import torch
 
     from namelab.data.corpus import Corpus
+    from namelab.runs.config import TrainConfig, build_model
     from namelab.runs.env import AdaptiveThreads
-    from namelab.train.loop import TrainConfig, build_model, class_weights, train_epoch
+    from namelab.train.loop import class_weights, train_epoch
 
     if args.threads == "adaptive":
         AdaptiveThreads().start()

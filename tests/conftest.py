@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from helpers import REAL_NAMES, make_names_folder, require_real_names, separable_names, train_tiny_run
-from namelab import Predictor
 
 # Names made only of their class's letters (see helpers.SEPARABLE_ALPHABETS): every tiny model must get them right.
 from namelab.core import native
+from namelab.predict.load import load_predictor
+
 KNOWN_NAMES = {"Aeiou": "Alpha", "Bdkgt": "Beta", "Lmnrs": "Gamma"}
 
 
@@ -65,7 +65,7 @@ def tiny_runs(tmp_path_factory: pytest.TempPathFactory, tiny_names_dir: Path) ->
     finally:
         torch.set_num_threads(threads)
     for cell, run_dir in runs.items():
-        rows = Predictor.from_run(run_dir).predict(list(KNOWN_NAMES), top_k=1)
+        rows = load_predictor(run_dir).predict(list(KNOWN_NAMES), top_k=1)
         predicted = {row["name"]: row["predictions"][0]["language"] for row in rows}
         assert predicted == KNOWN_NAMES, f"the tiny {cell} did not learn the separable names: {predicted}"
     return runs

@@ -25,7 +25,8 @@ import pytest
 import torch
 
 from namelab.data.corpus import Corpus
-from namelab.train.loop import TrainConfig, TrainResult, train
+from namelab.runs.config import TrainConfig
+from namelab.train.loop import TrainResult, train
 
 # The real dataset is never copied into the repo: tests read it where NAMELAB_DATA points
 # (.ci/run sets it). Where it is missing they skip, saying why, except in CI (CI=true),

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from helpers import make_names_folder
+
 from namelab.data.corpus import Corpus
 
 CELL_NAMES = ("rnn", "lstm", "gru")

@@ -11,12 +11,9 @@ from pathlib import Path
 import numpy as np
 import pyarrow.csv as pa_csv
 import pytest
-
 from helpers import REAL_NAMES, SEPARABLE_ALPHABETS, load_bench, make_names_folder, requires_real_data, separable_names
+
 from namelab.data.corpus import Corpus
-
-
-
 
 
 def test_synthetic_names_follow_their_language(tmp_path: Path) -> None:

@@ -9,11 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
-
 from helpers import load_bench, make_names_folder, separable_names
-
-
-
 
 
 def test_ratios_compare_each_default_with_the_idle_one_thread_epoch() -> None:

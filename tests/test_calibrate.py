@@ -7,6 +7,8 @@ import math
 import pytest
 import torch
 
+from namelab.data.corpus import Vocab
+from namelab.predict.base import Predictor
 from namelab.predict.calibrate import (
     conformal_scores,
     conformal_threshold,
@@ -17,8 +19,6 @@ from namelab.predict.calibrate import (
     reliability_bins,
 )
 from namelab.runs.checkpoint import load_run
-from namelab.data.corpus import Vocab
-from namelab.predict.base import Predictor
 
 
 def synthetic_task(n: int, num_classes: int = 6, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

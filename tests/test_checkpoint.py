@@ -18,15 +18,16 @@ from typing import Callable
 
 import pytest
 import torch
+from helpers import make_names_folder, separable_names, train_tiny_run
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
-from helpers import make_names_folder, separable_names, train_tiny_run
+from namelab.core.model import CharClassifier
+from namelab.data.corpus import Vocab, encode_batch
 from namelab.runs import checkpoint
 from namelab.runs.checkpoint import CheckpointError, atomic_write_bytes, load_run, save_run, write_json
-from namelab.data.corpus import Vocab, encode_batch
-from namelab.core.model import CharClassifier
-from namelab.train.loop import TrainConfig, TrainResult
+from namelab.runs.config import TrainConfig
+from namelab.train.loop import TrainResult
 
 NAMES = ["Aeiou", "Bdkgt", "Lmnrs", "Abdul", "Xu"]
 

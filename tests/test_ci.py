@@ -14,7 +14,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from helpers import make_names_folder, require_real_names, requires_real_data
 
 REPO = Path(__file__).resolve().parents[1]

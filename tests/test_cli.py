@@ -16,11 +16,12 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from helpers import make_names_folder, one_thread, separable_names, train_tiny_run
+
 from namelab.cli.main import main
 from namelab.data.corpus import Corpus, normalize
-from namelab.predict.base import Predictor, ranked
+from namelab.predict.base import ranked
+from namelab.predict.load import load_predictor
 
 KNOWN = {"Aeiou": "Alpha", "Bdkgt": "Beta", "Lmnrs": "Gamma"}  # one alphabet each (helpers.SEPARABLE_ALPHABETS)
 LABELS = ["Alpha", "Beta", "Gamma"]
@@ -135,7 +136,7 @@ def test_train_builds_the_accuracy_options_and_the_run_predicts_with_them(capsys
     assert code == 0
     config = json.loads((out_dir / "config.json").read_text())["config"]
     assert (config["bidirectional"], config["embedding_dim"], config["ngram_buckets"]) == (True, 4, 64)
-    predictor = Predictor.from_run(out_dir)
+    predictor = load_predictor(out_dir)
     model = predictor.model
     assert model.config.ngram_buckets == 64 and model.ngram.table.weight.abs().sum() > 0  # the channel learned
     assert len(predictor.predict(["Nakamura"], top_k=3)[0]["predictions"]) == 3
@@ -254,7 +255,7 @@ def test_predict_matches_the_predictor(capsys, run_dir: Path) -> None:
     names = ["Aeiou", "M\u00fcller"]
     code, out, _ = run_cli(capsys, "predict", run_dir, *names, "--format", "json", "--top-k", "3")
     assert code == 0
-    assert json_lines(out) == Predictor.from_run(run_dir).predict(names, top_k=3)
+    assert json_lines(out) == load_predictor(run_dir).predict(names, top_k=3)
 
 
 def test_predict_top_k_is_capped_at_the_number_of_languages(capsys, run_dir: Path) -> None:
@@ -410,7 +411,7 @@ def test_predict_unusable_paths_fail_with_a_message(capsys, run_dir: Path, tmp_p
 
 def test_predict_min_confidence_and_coverage_in_every_format(capsys, run_dir: Path) -> None:
     names = ["Aeiou", "Bdkgt", "42"]
-    predictor = Predictor.from_run(run_dir)
+    predictor = load_predictor(run_dir)
     expected = predictor.predict(names, top_k=2, min_confidence=0.999999, coverage=0.9)
     assert any(row.get("uncertain") for row in expected)  # the tiny model is never that sure
     args = ("predict", run_dir, *names, "--top-k", "2", "--min-confidence", "0.999999", "--coverage", "0.9")
@@ -435,8 +436,8 @@ def test_predict_min_confidence_and_coverage_in_every_format(capsys, run_dir: Pa
 def test_train_preset_best_writes_a_calibrated_ensemble(capsys, names_dir: Path, tmp_path: Path, monkeypatch) -> None:
     from dataclasses import replace
 
-    from namelab.train import presets
     from namelab.predict.ensemble import EnsemblePredictor
+    from namelab.train import presets
 
     # The preset's own members, shrunk to what a test affords; everything else is the real path.
     best = presets.PRESETS["best"]
@@ -446,7 +447,7 @@ def test_train_preset_best_writes_a_calibrated_ensemble(capsys, names_dir: Path,
         code, out, err = run_cli(capsys, "train", "--preset", "best", "--data-dir", names_dir, "--out", tmp_path / "b")
     assert code == 0, err
     assert "calibration: temperature" in out and "sets cover" in out
-    predictor = Predictor.from_run(tmp_path / "b")
+    predictor = load_predictor(tmp_path / "b")
     assert isinstance(predictor, EnsemblePredictor) and len(predictor.members) == len(small) + int(best.ngram)
     metrics = json.loads((tmp_path / "b" / "metrics.json").read_text())
     assert {"accuracy", "macro_f1", "ece_before", "ece_after", "coverage", "mean_set_size"} <= set(metrics)

@@ -18,28 +18,26 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from helpers import make_names_folder, train_tiny_run
-from namelab.runs.checkpoint import load_run
+
 from namelab.cli.main import main
-from namelab.experiment.compare import (
+from namelab.core.model import CharClassifier
+from namelab.data.corpus import Corpus, Example, encode_batch
+from namelab.experiment.compare import initial_model, parse_models, predictions_in_order
+from namelab.experiment.stats import (
     GRADIENT_DECADES,
     change_std,
     describe,
     epochs_to_fraction,
-    initial_model,
     judge_gradient,
     judge_levels,
     judge_ranking,
     paired_difference,
-    parse_models,
-    predictions_in_order,
 )
-from namelab.data.corpus import Corpus, Example, encode_batch
 from namelab.predict.evaluate import evaluate_run
-from namelab.core.model import CharClassifier
 from namelab.report.render import finding_evidence, fmt_mean_std
-from namelab.train.loop import TrainConfig
+from namelab.runs.checkpoint import load_run
+from namelab.runs.config import TrainConfig
 
 MODELS = ("rnn", "lstm", "gru")
 SEEDS = 2
@@ -318,7 +316,7 @@ def test_initial_model_is_the_one_train_starts_from(corpus, monkeypatch):
             captured["state"] = {k: v.clone() for k, v in self.state_dict().items()}
 
     train_module = importlib.import_module("namelab.train.loop")  # the package's `train` is the function
-    monkeypatch.setattr(train_module, "CharClassifier", Recording)
+    monkeypatch.setattr(importlib.import_module("namelab.runs.config"), "CharClassifier", Recording)  # build_model's
     config = TrainConfig(model="gru", hidden_size=8, epochs=1, seed=5, device="cpu")
     train_module.train(config, corpus, log=lambda line: None)
     rebuilt = initial_model(config, corpus).state_dict()

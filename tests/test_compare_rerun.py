@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from helpers import make_names_folder, one_thread, separable_names
+
 from namelab.cli.main import main
 
 compare_module = importlib.import_module("namelab.experiment.compare")

@@ -14,16 +14,16 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+import torch
+from helpers import make_names_folder, requires_real_data
 from hypothesis import given, settings
 from hypothesis import strategies as st
-import torch
 
-from helpers import make_names_folder, requires_real_data
 from namelab.data.corpus import (
     LETTERS,
     PAD_ID,
-    UNKNOWN_ID,
     UNKNOWN,
+    UNKNOWN_ID,
     Corpus,
     Example,
     Split,

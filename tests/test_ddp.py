@@ -18,13 +18,13 @@ import pyarrow.csv as pa_csv
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import separable_names
 from safetensors.torch import load_file
 
-from helpers import separable_names
 from namelab.cli.main import main
+from namelab.core.model import CharClassifier
 from namelab.data.corpus import Example, Vocab, batches, normalize
 from namelab.train.ddp import ProcessGroup, rank_share, share_batch, share_loss
-from namelab.core.model import CharClassifier
 
 ROOT = Path(__file__).resolve().parents[1]
 

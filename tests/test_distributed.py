@@ -18,16 +18,16 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-
 from helpers import trained_run_folder
-from namelab.runs.checkpoint import CHECKPOINT
-from namelab.cli.main import main
-from namelab.predict.distributed import PredictorPlugin, predict_table_dask, run_files, start_client
-from namelab.data.download import DataError
-from namelab.predict.ensemble import write_ensemble
-from namelab.predict.base import Predictor
-from namelab.predict.stream import TableOptions, predict_table
 from test_tables import people, read_rows, write_table
+
+from namelab.cli.main import main
+from namelab.data.download import DataError
+from namelab.predict.distributed import PredictorPlugin, predict_table_dask, run_files, start_client
+from namelab.predict.ensemble import write_ensemble
+from namelab.predict.load import load_predictor
+from namelab.predict.stream import TableOptions, predict_table
+from namelab.runs.checkpoint import CHECKPOINT
 
 pytestmark = pytest.mark.slow
 
@@ -63,7 +63,7 @@ def assert_same_rows(got: list[dict], want: list[dict]) -> None:
 def test_two_workers_equal_one_process(tmp_path: Path, run_dir: Path, client) -> None:
     source = write_table(tmp_path / "people.csv", people(3000, seed=1))
     options = TableOptions("surname", top_k=2, min_confidence=0.6)
-    predict_table(Predictor.from_run(run_dir), source, tmp_path / "single.parquet", options, progress=False)
+    predict_table(load_predictor(run_dir), source, tmp_path / "single.parquet", options, progress=False)
     want = pq.read_table(tmp_path / "single.parquet").to_pylist()
 
     # A partitioned dataset, CSV read in blocks of 16 kB: several partitions per worker.
@@ -112,7 +112,7 @@ def test_cli_scheduler_uses_an_existing_cluster(tmp_path: Path, run_dir: Path, c
     assert main(argv) == 0
     assert "predicted on Dask" in capsys.readouterr().err
     want_path = tmp_path / "want.csv"
-    predict_table(Predictor.from_run(run_dir), source, want_path, TableOptions("surname"), progress=False)
+    predict_table(load_predictor(run_dir), source, want_path, TableOptions("surname"), progress=False)
     assert_same_rows(read_rows(out), read_rows(want_path))
     assert client.status == "running"  # an existing cluster is used, not closed
 
@@ -170,7 +170,7 @@ def test_an_ensemble_runs_on_dask_with_its_members(tmp_path: Path, tiny_runs, cl
     assert not any(name.endswith(CHECKPOINT) for name in files)
     source = write_table(tmp_path / "people.csv", people(500, seed=4))
     options = TableOptions("surname", top_k=2)
-    predict_table(Predictor.from_run(folder), source, tmp_path / "single.parquet", options, progress=False)
+    predict_table(load_predictor(folder), source, tmp_path / "single.parquet", options, progress=False)
     predict_table_dask(folder, source, tmp_path / "dask.parquet", options, client=client, blocksize=4_000)
     want = pq.read_table(tmp_path / "single.parquet").to_pylist()
     assert_same_rows(pq.read_table(tmp_path / "dask.parquet").to_pylist(), want)

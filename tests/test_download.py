@@ -15,6 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from helpers import REAL_NAMES, requires_real_data  # noqa: E402
 
 from namelab.data import download
 from namelab.data.download import (
@@ -26,8 +27,6 @@ from namelab.data.download import (
     resolve_data_dir,
     verify_names_dir,
 )
-
-from helpers import REAL_NAMES, requires_real_data  # noqa: E402
 
 FAKE_FILES: dict[str, bytes] = {
     "Alpha.txt": b"Abe\nAdams\n",

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from helpers import REAL_NAMES, one_thread, requires_real_data
+
 from namelab.cli.main import main
 
 pytestmark = [pytest.mark.slow, requires_real_data]

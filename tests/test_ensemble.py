@@ -11,14 +11,15 @@ import numpy as np
 import pytest
 import torch
 from fastapi.testclient import TestClient
-
 from helpers import one_thread, tiny_config
-from namelab.runs.checkpoint import CONFIG, WEIGHTS, CheckpointError, read_json
+
 from namelab.data.corpus import Corpus
 from namelab.predict.ensemble import EnsemblePredictor, write_ensemble
 from namelab.predict.evaluate import evaluate_run
-from namelab.predict.ngram import NgramModel, train_ngram
-from namelab.predict.base import NgramPredictor, Predictor
+from namelab.predict.load import load_predictor
+from namelab.predict.ngram import NgramModel, NgramPredictor
+from namelab.runs.checkpoint import CONFIG, WEIGHTS, CheckpointError, read_json
+from namelab.train.ngram import train_ngram
 from namelab.train.presets import PRESETS, preset, train_ensemble
 
 NAMES = ["Aeiou", "Bdkgt", "Lmnrs", "Abdul", "Xyz"]
@@ -58,7 +59,7 @@ def test_ngram_run_round_trips_and_refuses_a_tampered_file(corpus: Corpus, tmp_p
     split = corpus.split(seed=0)
     metrics = train_ngram(split, corpus.labels, tmp_path / "ngram", meta={"config": {"split_seed": 0}})
     assert metrics["accuracy"] > 0.9 and "ece_after" in metrics
-    predictor = Predictor.from_run(tmp_path / "ngram")
+    predictor = load_predictor(tmp_path / "ngram")
     assert isinstance(predictor, NgramPredictor)
     rows = predictor.predict(list(known_names), top_k=1)
     assert {row["name"]: row["predictions"][0]["language"] for row in rows} == known_names
@@ -68,15 +69,15 @@ def test_ngram_run_round_trips_and_refuses_a_tampered_file(corpus: Corpus, tmp_p
     weights = tmp_path / "ngram" / WEIGHTS
     weights.write_bytes(weights.read_bytes()[:-8] + b"\0" * 8)
     with pytest.raises(CheckpointError, match="checksum"):
-        Predictor.from_run(tmp_path / "ngram")
+        load_predictor(tmp_path / "ngram")
 
 
 def test_ensemble_predicts_the_average_of_its_members(ensemble_dir: Path, known_names):
-    predictor = Predictor.from_run(ensemble_dir)
+    predictor = load_predictor(ensemble_dir)
     assert isinstance(predictor, EnsemblePredictor)
     meta = read_json(ensemble_dir / CONFIG)
     assert meta["kind"] == "ensemble" and len(meta["members"]) == 3
-    members = [Predictor.from_run(ensemble_dir / member) for member in meta["members"]]
+    members = [load_predictor(ensemble_dir / member) for member in meta["members"]]
     assert isinstance(members[-1], NgramPredictor)
     weights = meta.get("weights", [1 / len(members)] * len(members))
     mean = sum(w * member.probabilities(NAMES) for w, member in zip(weights, members))
@@ -116,7 +117,7 @@ def test_ensemble_is_served_like_any_run(ensemble_dir: Path):
     assert response.status_code == 200
     body = response.json()
     assert body["models"] == ["ensemble"]
-    alone = Predictor.from_run(ensemble_dir).predict(NAMES, top_k=3)
+    alone = load_predictor(ensemble_dir).predict(NAMES, top_k=3)
     for ours, theirs in zip(body["results"], alone):
         served = ours["predictions"]["ensemble"]
         assert [p["language"] for p in served] == [p["language"] for p in theirs["predictions"]]
@@ -132,7 +133,7 @@ def test_an_ensemble_refuses_members_outside_its_folder_and_unknown_presets(tmp_
     (tmp_path / "ens").mkdir()
     (tmp_path / "ens" / CONFIG).write_text('{"kind": "ensemble", "members": ["../elsewhere"], "labels": []}')
     with pytest.raises(CheckpointError, match="outside the folder"):
-        Predictor.from_run(tmp_path / "ens")
+        load_predictor(tmp_path / "ens")
     with pytest.raises(ValueError, match="unknown preset 'fastest'; choose one of best"):
         preset("fastest")
     assert "best" in PRESETS
@@ -144,8 +145,8 @@ def test_weights_are_fitted_on_validation_and_used(ensemble_dir: Path):
     meta = read_json(ensemble_dir / CONFIG)
     weights = meta["weights"]
     assert len(weights) == 3 and sum(weights) == pytest.approx(1.0) and weights[0] == weights[1]
-    predictor = Predictor.from_run(ensemble_dir)
-    members = [Predictor.from_run(ensemble_dir / member) for member in meta["members"]]
+    predictor = load_predictor(ensemble_dir)
+    members = [load_predictor(ensemble_dir / member) for member in meta["members"]]
     mixed = sum(w * member.probabilities(NAMES) for w, member in zip(weights, members))
     expected = torch.softmax(mixed.log() / meta["calibration"]["temperature"], dim=1)
     torch.testing.assert_close(predictor.probabilities(NAMES), expected, rtol=1e-5, atol=1e-6)

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from namelab import Predictor
 from namelab.predict.explain import occlusion_variants, read_occlusion, variant_starts
+from namelab.predict.load import load_predictor
 
 
 def test_variants_follow_each_name_and_starts_point_at_the_names():
@@ -22,7 +22,7 @@ def test_variants_follow_each_name_and_starts_point_at_the_names():
 
 def test_occlusion_of_an_unknown_symbol_is_zero(tiny_runs: dict[str, Path]):
     # Replacing "?" by "?" changes nothing: its drop must be exactly zero, the others need not be.
-    predictor = Predictor.from_run(tiny_runs["lstm"])
+    predictor = load_predictor(tiny_runs["lstm"])
     probs = predictor.probabilities(occlusion_variants(["Ae?iou"]))
     (explanation,) = read_occlusion(probs, ["Ae?iou"], predictor.labels)
     drops = [c["drop"] for c in explanation["characters"]]
@@ -31,7 +31,7 @@ def test_occlusion_of_an_unknown_symbol_is_zero(tiny_runs: dict[str, Path]):
 
 
 def test_each_drop_is_the_top_languages_loss_without_that_character(tiny_runs: dict[str, Path]):
-    predictor = Predictor.from_run(tiny_runs["gru"])
+    predictor = load_predictor(tiny_runs["gru"])
     names = ["Bdkgt", "Lmnrsa"]
     explanations = read_occlusion(predictor.probabilities(occlusion_variants(names)), names, predictor.labels)
     for name, explanation in zip(names, explanations):

@@ -15,12 +15,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from helpers import one_thread
-from namelab.runs.checkpoint import load_run
+
 from namelab.cli.main import main
-from namelab.experiment.compare import NOISE_SE, CompareSettings, default_epochs, merge_section, parse_suites
 from namelab.data.corpus import Corpus
+from namelab.experiment.compare import CompareSettings, default_epochs, parse_suites
 from namelab.experiment.insights import (
     aggregate_dropout,
     dropout_values,
@@ -30,8 +29,12 @@ from namelab.experiment.insights import (
     judge_hyperparameters,
     variant_name,
 )
+from namelab.experiment.runner import merge_section
+from namelab.experiment.stats import NOISE_SE
 from namelab.report.render import finding_evidence
-from namelab.train.loop import TrainConfig, predict_examples
+from namelab.runs.checkpoint import load_run
+from namelab.runs.config import TrainConfig
+from namelab.train.loop import predict_examples
 
 SEEDS = 3
 EPOCHS = 3

@@ -9,11 +9,12 @@ import json
 from pathlib import Path
 
 import pytest
-
 from helpers import make_names_folder, one_thread, separable_names
+
 from namelab.cli.main import main
 from namelab.predict.ensemble import EnsemblePredictor
-from namelab.predict.base import NgramPredictor, Predictor
+from namelab.predict.load import load_predictor
+from namelab.predict.ngram import NgramPredictor
 
 
 @pytest.fixture(scope="module")
@@ -46,8 +47,8 @@ def test_the_suite_is_in_the_summary_beside_the_seed_experiment(suite_out: Path)
 
 
 def test_the_suite_runs_are_ordinary_run_folders(suite_out: Path):
-    assert isinstance(Predictor.from_run(suite_out / "runs" / "ngram"), NgramPredictor)
-    ensemble = Predictor.from_run(suite_out / "runs" / "best-seed1")
+    assert isinstance(load_predictor(suite_out / "runs" / "ngram"), NgramPredictor)
+    ensemble = load_predictor(suite_out / "runs" / "best-seed1")
     assert isinstance(ensemble, EnsemblePredictor) and len(ensemble.members) == 2
     assert ensemble.predict(["Aeiou"], top_k=1)[0]["predictions"][0]["language"] == "Alpha"
 

@@ -14,13 +14,14 @@ import threading
 from pathlib import Path
 
 import pytest
+from helpers import trained_run_folder
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from helpers import trained_run_folder
 from namelab import Predictor
 from namelab.cli.main import format_predictions, main, predict_rows, read_names_file
 from namelab.data.corpus import MAX_NAME_LENGTH
+from namelab.predict.load import load_predictor
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +31,7 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def predictor(run_dir: Path) -> Predictor:
-    return Predictor.from_run(run_dir)
+    return load_predictor(run_dir)
 
 
 def run_cli(capsys, *argv) -> tuple[int, str, str]:

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-
 from helpers import make_names_folder, separable_names
-from namelab.data.corpus import Corpus, Example, encode_batch
+
 from namelab.core.model import CharClassifier
+from namelab.data.corpus import Corpus, Example, encode_batch
 from namelab.experiment.probe import gradient_flow, probe_examples
 
 

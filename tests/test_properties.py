@@ -9,16 +9,16 @@ exception, and every output format encodes to UTF-8.
 
 from __future__ import annotations
 
-
 import pytest
 import torch
+from helpers import make_names_folder, separable_names, train_tiny_run
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from helpers import make_names_folder, separable_names, train_tiny_run
 from namelab import Predictor
 from namelab.cli.main import format_predictions, predict_rows
-from namelab.data.corpus import LETTERS, UNKNOWN, MAX_NAME_LENGTH, UnusableName, Vocab, encode_batch, normalize
+from namelab.data.corpus import LETTERS, MAX_NAME_LENGTH, UNKNOWN, UnusableName, Vocab, encode_batch, normalize
+from namelab.predict.load import load_predictor
 
 ANY_TEXT = st.text(alphabet=st.characters(), max_size=40)  # every code point, surrogates included
 PROPERTY = settings(max_examples=80, deadline=None)
@@ -29,7 +29,7 @@ def predictor(tmp_path_factory: pytest.TempPathFactory) -> Predictor:
     names = make_names_folder(tmp_path_factory.mktemp("names"), separable_names(per_class=20))
     out = tmp_path_factory.mktemp("runs") / "lstm"
     train_tiny_run(names, out, epochs=1)
-    return Predictor.from_run(out)
+    return load_predictor(out)
 
 
 @PROPERTY

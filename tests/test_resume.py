@@ -20,14 +20,16 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from helpers import make_names_folder, one_thread, separable_names
-from namelab import Predictor, cli
-from namelab.runs import checkpoint
-from namelab.runs.checkpoint import CheckpointError, load_run, read_history, read_metrics
+
+from namelab import cli
 from namelab.data.corpus import Corpus
 from namelab.predict.evaluate import evaluate_run
-from namelab.train.loop import TrainConfig, train
+from namelab.predict.load import load_predictor
+from namelab.runs import checkpoint
+from namelab.runs.checkpoint import CheckpointError, load_run, read_history, read_metrics
+from namelab.runs.config import TrainConfig
+from namelab.train.loop import train
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 # Dropout on, so the random generators matter as well as the weights and the optimizer.
@@ -239,7 +241,7 @@ def test_readers_refuse_an_unfinished_run_and_say_how_to_resume(unfinished, name
     else:
         call = {
             "load_run": lambda: load_run(unfinished),
-            "predictor": lambda: Predictor.from_run(unfinished),
+            "predictor": lambda: load_predictor(unfinished),
             "evaluate": lambda: evaluate_run(unfinished, names_dir),
         }[reader]
         with pytest.raises(CheckpointError) as info:

@@ -28,7 +28,8 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from namelab import Predictor, cli
+from namelab import cli
+from namelab.predict.load import load_predictor
 from namelab.runs.checkpoint import CheckpointError, save_checkpoint, write_manifest
 from namelab.serve import (
     MAX_BODY_BYTES,
@@ -97,7 +98,7 @@ def test_served_answers_equal_the_predictors(client: TestClient, tiny_runs):
     # The server batches and ranks by its own code path; it must agree with Predictor.predict.
     names = ["Aeiou", "Bdkgtb", "Lmnrsl", "Xyz", "Ab-cd"]
     served = predict(client, names=names, top_k=3, model="gru").json()["results"]
-    alone = Predictor.from_run(tiny_runs["gru"]).predict(names, top_k=3)
+    alone = load_predictor(tiny_runs["gru"]).predict(names, top_k=3)
     for ours, theirs in zip(served, alone):
         assert ours["normalized"] == theirs["normalized"]
         assert [p["language"] for p in ours["predictions"]["gru"]] == [p["language"] for p in theirs["predictions"]]
@@ -708,7 +709,7 @@ def test_coverage_sets_equal_the_predictors(calibrated_run: Path):
     client = TestClient(create_app(load_served_models([calibrated_run])))
     assert client.get("/api/models").json()["models"][0]["coverage"] is True
     results = predict(client, names=names, coverage=0.9, min_confidence=0.7).json()["results"]
-    alone = Predictor.from_run(calibrated_run).predict(names, top_k=3, coverage=0.9, min_confidence=0.7)
+    alone = load_predictor(calibrated_run).predict(names, top_k=3, coverage=0.9, min_confidence=0.7)
     for ours, theirs in zip(results, alone):
         assert ours["coverage_set"]["lstm"] == theirs["coverage_set"]
         assert ours["uncertain"]["lstm"] == theirs["uncertain"]

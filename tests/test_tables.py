@@ -17,14 +17,15 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 import pytest
-
 from helpers import make_names_folder, separable_names, trained_run_folder
-from namelab.runs.checkpoint import write_manifest
+
 from namelab.cli.main import main
 from namelab.data.corpus import Corpus
 from namelab.data.download import DataError
 from namelab.predict.base import Predictor
+from namelab.predict.load import load_predictor
 from namelab.predict.stream import TableOptions, predict_table
+from namelab.runs.checkpoint import write_manifest
 
 KNOWN = {"Aeiou": "Alpha", "Bdkgt": "Beta", "Lmnrs": "Gamma"}
 
@@ -62,7 +63,7 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def predictor(run_dir: Path) -> Predictor:
-    return Predictor.from_run(run_dir)
+    return load_predictor(run_dir)
 
 
 # -- tables as datasets ---------------------------------------------------------------------
@@ -241,7 +242,7 @@ def test_uncertainty_and_coverage_columns(tmp_path: Path, run_dir: Path) -> None
     config["calibration"] = {"temperature": 1.5, "conformal_scores": [i / 20 for i in range(20)]}
     (calibrated / "config.json").write_text(json.dumps(config))
     write_manifest(calibrated)  # the edited config is the run's own
-    predictor = Predictor.from_run(calibrated)
+    predictor = load_predictor(calibrated)
     rows = people(20)
     source = write_table(tmp_path / "people.csv", rows)
     options = TableOptions("surname", top_k=1, min_confidence=0.9, coverage=0.9)
@@ -304,7 +305,8 @@ def test_resume_command_of_a_table_run_names_the_table_and_its_columns(tmp_path:
     import shlex
 
     from namelab.cli.main import build_parser
-    from namelab.train.loop import TrainConfig, train_command
+    from namelab.runs.config import TrainConfig
+    from namelab.train.loop import train_command
 
     table = write_table(tmp_path / "names.csv", labelled_rows(names))
     corpus = Corpus.from_table(table, name_column="surname", label_column="country")

@@ -17,15 +17,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import make_names_folder, one_thread, separable_names, tiny_config, train_tiny_run
 from safetensors.torch import load_file
 
-from helpers import make_names_folder, one_thread, separable_names, tiny_config, train_tiny_run
 from namelab import __version__
+from namelab.core.metrics import classification_metrics
+from namelab.core.model import CharClassifier
 from namelab.data.corpus import Corpus, Split, Vocab
 from namelab.data.download import dataset_checksum
-from namelab.core.model import CharClassifier
-from namelab.core.metrics import classification_metrics
-from namelab.train.loop import TrainConfig, TrainResult, class_weights, predict_examples, resolve_device, train
+from namelab.runs.config import TrainConfig, resolve_device
+from namelab.train.loop import TrainResult, class_weights, predict_examples, train
 
 HISTORY_KEYS = {"epoch", "seconds", "train_loss", "train_accuracy", "val_loss", "val_accuracy"}
 EPOCHS = 4

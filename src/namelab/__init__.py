@@ -3,20 +3,23 @@
     from namelab import Corpus, Predictor, TrainConfig, train
     corpus = Corpus.from_folder("data/names")
     result = train(TrainConfig(model="lstm"), corpus, out_dir="runs/lstm")
-    Predictor.from_run("runs/lstm").predict(["Nakamura"])
+    load_predictor("runs/lstm").predict(["Nakamura"])
 """
 
-from .version import __version__
-
 from .core.cells import CELLS, Cell, GRUCell, LSTMCell, RNNCell  # noqa: E402
-from .runs.checkpoint import CheckpointError, load_run, save_run  # noqa: E402
+from .core.model import CharClassifier, ModelConfig  # noqa: E402
 from .data.corpus import Corpus, UnusableName, Vocab, normalize  # noqa: E402
 from .data.download import DataError, resolve_data_dir  # noqa: E402
-from .core.model import CharClassifier, ModelConfig  # noqa: E402
 from .predict.base import Predictor  # noqa: E402
-from .train.loop import TrainConfig, train  # noqa: E402
+from .predict.load import load_predictor
+from .runs.checkpoint import CheckpointError, load_run, save_run  # noqa: E402
+from .runs.config import TrainConfig
+from .train.loop import train  # noqa: E402
+from .version import __version__
 
 __all__ = [
+    "__version__",
+    "load_predictor",
     "CELLS",
     "Cell",
     "CharClassifier",

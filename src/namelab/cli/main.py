@@ -25,19 +25,20 @@ from typing import Sequence
 
 import torch
 
-from ..version import __version__
 from ..core.cells import CELLS
-from ..runs.checkpoint import CheckpointError, checkpoint_info
-from ..data.corpus import MAX_INPUT_LENGTH, MAX_NAME_LENGTH, Corpus
-from ..data.download import DataError, dataset_checksum, is_official, resolve_data_dir
-from ..runs.env import AdaptiveThreads
-from ..predict.evaluate import evaluate_run
 from ..core.metrics import format_metrics
 from ..core.model import IMPLS, POOLS
+from ..data.corpus import MAX_INPUT_LENGTH, MAX_NAME_LENGTH, Corpus
+from ..data.download import DataError, dataset_checksum, is_official, resolve_data_dir
+from ..predict.evaluate import evaluate_run
+from ..predict.load import load_predictor
 from ..predict.output import open_output
-from ..predict.base import Predictor
+from ..runs.checkpoint import CheckpointError, checkpoint_info
+from ..runs.config import TrainConfig, resolve_device
+from ..runs.env import AdaptiveThreads
+from ..train.loop import train
 from ..train.presets import PRESETS, train_preset
-from ..train.loop import TrainConfig, resolve_device, train
+from ..version import __version__
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
@@ -489,7 +490,7 @@ def cmd_predict(args) -> int:
         return EXIT_USAGE
     top_k = args.top_k or 3
     names = read_names_file(args.input) if args.input else args.names
-    predictor = Predictor.from_run(args.run_dir, device=resolve_device(args.device))
+    predictor = load_predictor(args.run_dir, device=resolve_device(args.device))
     with open_output(args.output, input_path=args.input) as output:
         results = predict_rows(
             predictor, names, top_k, min_confidence=args.min_confidence, coverage=args.coverage
@@ -517,7 +518,7 @@ def _predict_table(args) -> int:
             args.run_dir, args.input, args.output, options, workers=args.workers, scheduler=args.scheduler, log=log
         )
         return 0
-    predictor = Predictor.from_run(args.run_dir, device=resolve_device(args.device))
+    predictor = load_predictor(args.run_dir, device=resolve_device(args.device))
     predict_table(predictor, args.input, args.output, options, chunk_rows=args.chunk_rows, log=log)
     return 0
 
@@ -539,8 +540,8 @@ def cmd_compare(args) -> int:
         default_epochs,
         parse_models,
         parse_suites,
-        run_compare,
     )
+    from ..experiment.runner import run_compare
 
     def pick(given, quick, default):
         return given if given is not None else quick if args.quick else default

@@ -23,14 +23,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Sequence
 
-
-from ..runs.checkpoint import METRICS, read_json
-from .compare import Experiment, describe, finished_or_trained
 from ..data.corpus import Corpus, Split
 from ..data.download import dataset_checksum
-from ..predict.ngram import train_ngram
+from ..runs.checkpoint import METRICS, read_json
+from ..runs.config import TrainConfig
+from ..train.ngram import train_ngram
 from ..train.presets import MEMBERS, PRESETS, member_name, train_ensemble
-from ..train.loop import TrainConfig
+from .compare import Experiment, finished_or_trained
+from .stats import describe
 
 NGRAM = "ngram"
 CALIBRATION_FIELDS = ("ece_before", "ece_after", "coverage", "mean_set_size")

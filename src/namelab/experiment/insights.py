@@ -26,20 +26,10 @@ from typing import Sequence
 
 import numpy as np
 
-from .compare import (
-    INCONCLUSIVE,
-    NOISE_SE,
-    NOT_SUPPORTED,
-    SUPPORTED,
-    Experiment,
-    describe,
-    paired_difference,
-    predictions_in_order,
-    run_name,
-    train_run,
-    verdict_of,
-)
-from ..train.loop import TrainConfig, TrainResult
+from ..runs.config import TrainConfig
+from ..train.loop import TrainResult
+from .compare import Experiment, predictions_in_order, run_name, train_run
+from .stats import INCONCLUSIVE, NOISE_SE, NOT_SUPPORTED, SUPPORTED, describe, paired_difference, verdict_of
 
 GRID_SEEDS = 2
 GRID_LR_FACTORS = (1 / 3, 1.0, 3.0)

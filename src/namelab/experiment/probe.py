@@ -22,8 +22,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..data.corpus import Example, Vocab, encode_batch
 from ..core.model import CharClassifier
+from ..data.corpus import Example, Vocab, encode_batch
 
 PROBE_NAMES = 64
 PROBE_MIN_LENGTH = 12  # the vanishing-gradient argument needs a dozen steps to show

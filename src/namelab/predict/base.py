@@ -1,6 +1,6 @@
 """Predictor: names in, ranked languages out, batched under ``torch.inference_mode``.
 
-    predictor = Predictor.from_run("runs/lstm")
+    predictor = load_predictor("runs/lstm")
     predictor.predict(["Nakamura", "Schmidt"], top_k=3)
     # [{"name": "Nakamura", "normalized": "Nakamura",
     #   "predictions": [{"language": "Japanese", "probability": 0.99}, ...]}, ...]
@@ -19,8 +19,8 @@ the answer is::
 ``min_confidence``; ``coverage_set`` lists the smallest group of top languages that holds
 the true one for ``coverage`` of names like the validation split's (split-conformal).
 
-``Predictor.from_run`` reads any run folder: a recurrent model's, the n-gram
-baseline's (ngram.py) or an ensemble's (ensemble.py, the average of its members'
+``load_predictor`` (load.py) reads any run folder: a recurrent model's (this class), the
+n-gram baseline's (ngram.py) or an ensemble's (ensemble.py, the average of its members'
 calibrated probabilities); all three answer through the same methods.
 """
 
@@ -31,10 +31,10 @@ from typing import Sequence
 
 import torch
 
-from .calibrate import conformal_threshold, prediction_sets
-from ..runs.checkpoint import CONFIG, load_run, read_json
-from ..data.corpus import UnusableName, Vocab, encode_batch, normalize
 from ..core.model import CharClassifier
+from ..data.corpus import UnusableName, Vocab, encode_batch, normalize
+from ..runs.checkpoint import load_run
+from .calibrate import conformal_threshold, prediction_sets
 
 
 def ranked(probs: torch.Tensor, labels: Sequence[str], top_k: int) -> list[list[dict]]:
@@ -98,15 +98,8 @@ class Predictor:
         return conformal_threshold(self.conformal_scores, coverage)
 
     @classmethod
-    def from_run(cls, run_dir: Path | str, device: str | torch.device = "cpu") -> "Predictor":
-        """The predictor of any run folder: a recurrent model, the n-gram baseline or an ensemble."""
-        kind = run_kind(run_dir)
-        if kind == "ensemble":
-            from .ensemble import EnsemblePredictor  # ensemble imports this module
-
-            return EnsemblePredictor.from_folder(run_dir, device=device)
-        if kind == "ngram":
-            return NgramPredictor.from_folder(run_dir)
+    def from_folder(cls, run_dir: Path | str, device: str | torch.device = "cpu") -> "Predictor":
+        """The predictor of a recurrent model's run folder (``load_predictor`` reads every kind)."""
         model, meta = load_run(run_dir, device=device)
         return cls(model, Vocab(meta["vocab"]), meta["labels"], meta)
 
@@ -187,15 +180,6 @@ def prepare(names: Sequence[str], max_length: int | None = None) -> tuple[list[d
     return results, usable, normalized
 
 
-def run_kind(run_dir: Path | str) -> str:
-    """``"ensemble"``, ``"ngram"`` or ``"recurrent"``: what ``config.json`` says the folder holds."""
-    path = Path(run_dir) / CONFIG
-    if not path.is_file():
-        return "recurrent"  # load_run explains what is missing
-    meta = read_json(path)
-    return meta.get("kind", "recurrent") if isinstance(meta, dict) else "recurrent"
-
-
 class ModelSummary:
     """Stands for ``Predictor.model`` where no single torch module predicts: its parameter count."""
 
@@ -207,25 +191,3 @@ class ModelSummary:
 
     def eval(self) -> "ModelSummary":
         return self
-
-
-class NgramPredictor(Predictor):
-    """The n-gram baseline's run folder behind the Predictor interface."""
-
-    def __init__(self, ngram, meta: dict):
-        self.ngram = ngram
-        self.model = ModelSummary(ngram.coef.size + ngram.intercept.size)
-        self.vocab = None
-        self.labels = list(ngram.labels)
-        self.meta = meta
-        self.device = torch.device("cpu")
-
-    @classmethod
-    def from_folder(cls, run_dir: Path | str) -> "NgramPredictor":
-        from .ngram import NgramModel  # ngram imports this module
-
-        ngram, meta = NgramModel.load(run_dir)
-        return cls(ngram, meta)
-
-    def scores(self, normalized: Sequence[str], batch_size: int = 1024) -> torch.Tensor:
-        return self.ngram.log_probs(normalized) if normalized else torch.empty(0, len(self.labels))

@@ -34,13 +34,14 @@ import pyarrow as pa
 import torch
 from distributed import Client, LocalCluster, WorkerPlugin, get_worker
 
-from ..runs.checkpoint import CHECKPOINT, CONFIG, read_json
 from ..data.download import DataError
-from .ensemble import KIND as ENSEMBLE, member_folders
-from .output import check_not_input
-from .base import Predictor, run_kind
-from .stream import OUTPUT_SUFFIXES, TableOptions, annotate, check_input_columns, write_tables
 from ..data.tables import DELIMITERS, column_names, table_kind
+from ..runs.checkpoint import CHECKPOINT, CONFIG, read_json, run_kind
+from .ensemble import KIND as ENSEMBLE
+from .ensemble import member_folders
+from .load import load_predictor
+from .output import check_not_input
+from .stream import OUTPUT_SUFFIXES, TableOptions, annotate, check_input_columns, write_tables
 
 DEFAULT_BLOCKSIZE = "16MB"  # a CSV partition (a 10^6-row table of names is ~27 MB); Parquet: its row groups
 
@@ -83,7 +84,7 @@ class PredictorPlugin(WorkerPlugin):
             path = folder / name
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(data)
-        self.predictor = Predictor.from_run(folder)
+        self.predictor = load_predictor(folder)
         self.loads += 1
 
 

@@ -1,7 +1,7 @@
 """Ensembles: a run folder whose prediction is the average of its members' probabilities.
 
     write_ensemble("runs/best", ["runs/best/members/gru-seed0", "runs/best/members/ngram"])
-    Predictor.from_run("runs/best").predict(["Nakamura"])     # like any run folder
+    load_predictor("runs/best").predict(["Nakamura"])     # like any run folder
 
 The folder's ``config.json`` says ``"kind": "ensemble"`` and lists its members by
 relative path; each member is a normal run folder (a recurrent model or the n-gram
@@ -19,8 +19,10 @@ from typing import Sequence
 
 import torch
 
-from ..runs.checkpoint import CONFIG, CheckpointError, read_json, write_json
+from ..runs.checkpoint import CONFIG, CheckpointError, read_json, run_kind, write_json
 from .base import ModelSummary, Predictor
+from .ngram import KIND as NGRAM
+from .ngram import NgramPredictor
 
 KIND = "ensemble"
 
@@ -102,6 +104,15 @@ def fit_weight(probs: Sequence[torch.Tensor], targets: torch.Tensor, grid: Seque
     return [(1 - best) / (len(probs) - 1)] * (len(probs) - 1) + [best]
 
 
+def load_member(run_dir: Path | str, device: str | torch.device = "cpu") -> Predictor:
+    """A member's predictor: a recurrent model or the n-gram baseline (an ensemble holds no ensembles)."""
+    if run_kind(run_dir) == NGRAM:
+        return NgramPredictor.from_folder(run_dir)
+    if run_kind(run_dir) == KIND:
+        raise CheckpointError(f"{run_dir} is an ensemble inside an ensemble; members are single runs, rebuild it")
+    return Predictor.from_folder(run_dir, device=device)
+
+
 class EnsemblePredictor(Predictor):
     """Averages its member predictors' calibrated probabilities."""
 
@@ -127,7 +138,7 @@ class EnsemblePredictor(Predictor):
     @classmethod
     def from_folder(cls, folder: Path | str, device: str | torch.device = "cpu") -> "EnsemblePredictor":
         meta = read_json(Path(folder) / CONFIG)
-        return cls([Predictor.from_run(path, device=device) for path in member_folders(folder, meta)], meta)
+        return cls([load_member(path, device) for path in member_folders(folder, meta)], meta)
 
     @torch.inference_mode()
     def scores(self, normalized: Sequence[str], batch_size: int = 1024) -> torch.Tensor:

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import torch
 
-from .calibrate import COVERAGE_LEVEL, calibration_metrics
+from ..core.metrics import classification_metrics
 from ..data.corpus import Corpus
 from ..data.download import dataset_checksum, resolve_data_dir
-from ..core.metrics import classification_metrics
-from .base import Predictor
-from ..train.loop import resolve_device
+from ..runs.config import resolve_device
+from .calibrate import COVERAGE_LEVEL, calibration_metrics
+from .load import load_predictor
 
 
 def evaluate_run(
@@ -34,7 +34,7 @@ def evaluate_run(
     ``data_dir`` is a names folder or a table (then read with ``name_column`` and ``label_column``).
     """
     torch_device = resolve_device(device)
-    predictor = Predictor.from_run(run_dir, device=torch_device)
+    predictor = load_predictor(run_dir, device=torch_device)
     meta = predictor.meta
     folder = Path(data_dir) if data_dir is not None and Path(data_dir).is_file() else resolve_data_dir(data_dir)
     corpus = Corpus.load(folder, name_column=name_column, label_column=label_column)

@@ -2,7 +2,7 @@
 
     model = NgramModel.fit(split, corpus.labels)        # C chosen on the validation split
     model.save("runs/ngram")                            # model.safetensors + config.json
-    Predictor.from_run("runs/ngram").predict(["Nakamura"])
+    load_predictor("runs/ngram").predict(["Nakamura"])
 
 The bar namelab's recurrent models are measured against, trained on the same split,
 and a member an ensemble may hold: its errors differ from a recurrent model's. It is
@@ -15,7 +15,6 @@ equal to scikit-learn's.
 from __future__ import annotations
 
 import hashlib
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -25,11 +24,17 @@ import torch
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
-from .calibrate import calibrate_predictor
-from ..runs.checkpoint import CONFIG, HISTORY, METRICS, WEIGHTS, CheckpointError, atomic_write_bytes, read_json, write_json
-from ..data.corpus import Split
 from ..core.metrics import classification_metrics
-from .base import NgramPredictor
+from ..data.corpus import Split
+from ..runs.checkpoint import (
+    CONFIG,
+    WEIGHTS,
+    CheckpointError,
+    atomic_write_bytes,
+    read_json,
+    write_json,
+)
+from .base import ModelSummary, Predictor
 
 KIND = "ngram"
 C_GRID = (1.0, 3.0, 10.0, 30.0)
@@ -144,28 +149,21 @@ class NgramModel:
         return cls(features, idf, coef, intercept, labels, float(meta["config"].get("C", 0.0))), meta
 
 
-def train_ngram(
-    split: Split,
-    labels: Sequence[str],
-    out_dir: Path | str,
-    *,
-    meta: dict | None = None,
-    c_grid: Sequence[float] = C_GRID,
-) -> dict:
-    """Fit the baseline on ``split``, calibrate it on validation, write a run folder; returns its metrics.json.
+class NgramPredictor(Predictor):
+    """The n-gram baseline's run folder behind the Predictor interface."""
 
-    ``meta`` joins config.json (the split seed under ``config``, the dataset checksum...).
-    """
-    started = time.perf_counter()
-    model = NgramModel.fit(split, labels, c_grid)
-    seconds = time.perf_counter() - started
-    full = model.save(out_dir, {**(meta or {}), "fit_seconds": round(seconds, 2)})
-    predictor = NgramPredictor(model, full)
-    full["calibration"], calibration = calibrate_predictor(predictor, split)
-    write_json(Path(out_dir) / CONFIG, full)
-    predicted = predictor.scores([e.name for e in split.test]).argmax(dim=1).tolist()
-    metrics = {**classification_metrics([e.label for e in split.test], predicted, labels), **calibration}
-    write_json(Path(out_dir) / METRICS, metrics)
-    # One "epoch": what the server reads to pick a compare folder's best run of each kind.
-    write_json(Path(out_dir) / HISTORY, [{"epoch": 1, "val_accuracy": full["calibration"]["val_accuracy"]}])
-    return metrics
+    def __init__(self, ngram, meta: dict):
+        self.ngram = ngram
+        self.model = ModelSummary(ngram.coef.size + ngram.intercept.size)
+        self.vocab = None
+        self.labels = list(ngram.labels)
+        self.meta = meta
+        self.device = torch.device("cpu")
+
+    @classmethod
+    def from_folder(cls, run_dir: Path | str) -> "NgramPredictor":
+        ngram, meta = NgramModel.load(run_dir)
+        return cls(ngram, meta)
+
+    def scores(self, normalized: Sequence[str], batch_size: int = 1024) -> torch.Tensor:
+        return self.ngram.log_probs(normalized) if normalized else torch.empty(0, len(self.labels))

@@ -2,7 +2,7 @@
 
     namelab predict runs/lstm --input people.csv --name-column surname --output out.parquet
 
-    predictor = Predictor.from_run("runs/lstm")
+    predictor = load_predictor("runs/lstm")
     summary = predict_table(predictor, "people.csv", "out.parquet", TableOptions(name_column="surname"))
 
 The input is read one chunk at a time (tables.iter_batches) and each chunk is written
@@ -36,8 +36,8 @@ from tqdm import tqdm
 
 from ..data.corpus import UnusableName, normalize
 from ..data.download import DataError
-from .output import open_output
 from ..data.tables import DELIMITERS, check_columns, column_names, iter_batches, num_rows, table_kind
+from .output import open_output
 
 OUTPUT_SUFFIXES = (".parquet", ".csv", ".tsv", ".jsonl")
 DEFAULT_CHUNK_ROWS = 65_536

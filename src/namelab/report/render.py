@@ -48,7 +48,7 @@ def model_color(model: str, models: list[str]) -> str:
 
 
 def fmt_mean_std(stats: dict, scale: float = 1.0, digits: int = 2) -> str:
-    """``"83.12 ± 0.45"`` from a :func:`namelab.experiment.compare.describe` dict (no ± with one value)."""
+    """``"83.12 ± 0.45"`` from a :func:`namelab.experiment.stats.describe` dict (no ± with one value)."""
     if stats.get("mean") is None:
         return "n/a"
     text = f"{stats['mean'] * scale:.{digits}f}"

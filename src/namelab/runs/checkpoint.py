@@ -38,6 +38,7 @@ from safetensors.torch import save as save_safetensors
 
 from ..data.corpus import Vocab
 from ..core.model import CharClassifier
+from .config import build_model, config_from_dict
 
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
@@ -179,8 +180,7 @@ def check_complete(run_dir: Path) -> None:
 
 
 def model_from_config(config: dict, vocab_size: int, num_classes: int) -> CharClassifier:
-    """The model a run's ``config`` describes, checked as :class:`~namelab.train.loop.TrainConfig` checks options."""
-    from ..train.loop import build_model, config_from_dict  # train writes run folders: it imports this module
+    """The model a run's ``config`` describes, checked as :class:`~namelab.runs.config.TrainConfig` checks options."""
 
     return build_model(config_from_dict(config), vocab_size, num_classes)
 
@@ -363,3 +363,12 @@ def load_checkpoint(run_dir: Path) -> tuple[dict[str, torch.Tensor], dict]:
     if info is None:
         raise CheckpointError(f"{path} holds no training state; start the run over with --force")
     return tensors, info
+
+
+def run_kind(run_dir: Path | str) -> str:
+    """``"ensemble"``, ``"ngram"`` or ``"recurrent"``: what ``config.json`` says the folder holds."""
+    path = Path(run_dir) / CONFIG
+    if not path.is_file():
+        return "recurrent"  # load_run explains what is missing
+    meta = read_json(path)
+    return meta.get("kind", "recurrent") if isinstance(meta, dict) else "recurrent"

@@ -47,7 +47,14 @@ from .batcher import Batcher
 from .limits import MAX_BODY_BYTES, BodyLimit
 from .listen import bind_socket, run_server, serve, server_config
 from .runs import ServedModel, best_val_accuracy, find_runs, load_served_models
-from .schemas import MAX_EXPLAIN_CHARACTERS, MAX_EXPLAIN_NAMES, MAX_NAME_LENGTH, MAX_NAMES, PredictRequest, PredictResponse
+from .schemas import (
+    MAX_EXPLAIN_CHARACTERS,
+    MAX_EXPLAIN_NAMES,
+    MAX_NAME_LENGTH,
+    MAX_NAMES,
+    PredictRequest,
+    PredictResponse,
+)
 
 __all__ = [
     "MAX_BODY_BYTES",

@@ -14,9 +14,9 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi_offline import FastAPIOffline
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..version import __version__
-from ..predict.explain import occlusion_variants, read_occlusion, variant_starts
 from ..predict.base import prepare
+from ..predict.explain import occlusion_variants, read_occlusion, variant_starts
+from ..version import __version__
 from .batcher import Batcher, Busy, work_of
 from .limits import MAX_BODY_BYTES, BodyLimit
 from .runs import ServedModel

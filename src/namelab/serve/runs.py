@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Sequence
 
 from ..core.cells import CELLS
+from ..predict.base import Predictor
+from ..predict.load import load_predictor
 from ..runs.checkpoint import (
     CHECKPOINT,
     CONFIG,
@@ -22,10 +24,10 @@ from ..runs.checkpoint import (
     read_history,
     read_json,
     read_metrics,
+    run_kind,
     run_state,
     unfinished_message,
 )
-from ..predict.base import Predictor, run_kind
 
 _log = logging.getLogger(__name__)
 
@@ -177,7 +179,7 @@ def load_served_models(paths: Sequence[Path | str]) -> list[ServedModel]:
         for run_dir in find_runs(path):
             if run_dir.resolve() not in {r.resolve() for r in run_dirs}:
                 run_dirs.append(run_dir)
-    predictors = [Predictor.from_run(run_dir) for run_dir in run_dirs]
+    predictors = [load_predictor(run_dir) for run_dir in run_dirs]
     cells = [_cell_of(p.meta) for p in predictors]
     models = []
     for name, run_dir, predictor in zip(_unique_names(run_dirs, cells), run_dirs, predictors):

@@ -1,6 +1,6 @@
 """Named training recipes, and the ensembles they may be: ``namelab train --preset best``.
 
-    metrics = train_preset("best", corpus, "runs/best")      # a run folder Predictor.from_run reads
+    metrics = train_preset("best", corpus, "runs/best")      # a run folder load_predictor reads
 
 Every recipe here was chosen on the validation split, never on test (docs/accuracy.md
 lists every configuration tried, with its validation figures and the command that
@@ -18,15 +18,16 @@ from typing import Callable, Sequence
 
 import torch
 
-from ..predict.calibrate import calibrate_predictor
-from ..runs.checkpoint import CONFIG, HISTORY, METRICS, read_json, write_json
+from ..core.metrics import classification_metrics
 from ..data.corpus import Corpus, Split
 from ..data.download import dataset_checksum
+from ..predict.calibrate import calibrate_predictor
 from ..predict.ensemble import EnsemblePredictor, fit_weight, write_ensemble
-from ..core.metrics import classification_metrics
-from ..predict.ngram import C_GRID, train_ngram
-from ..predict.base import run_kind
-from .loop import TrainConfig, train
+from ..predict.ngram import C_GRID
+from ..runs.checkpoint import CONFIG, HISTORY, METRICS, read_json, run_kind, write_json
+from ..runs.config import TrainConfig
+from .loop import train
+from .ngram import train_ngram
 
 MEMBERS = "members"
 
