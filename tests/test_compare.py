@@ -35,7 +35,8 @@ from namelab.experiment.stats import (
     paired_difference,
 )
 from namelab.predict.evaluate import evaluate_run
-from namelab.report.render import finding_evidence, fmt_mean_std
+from namelab.report.common import fmt_mean_std
+from namelab.report.document import finding_evidence
 from namelab.runs.checkpoint import load_run
 from namelab.runs.config import TrainConfig
 

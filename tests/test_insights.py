@@ -31,7 +31,7 @@ from namelab.experiment.insights import (
 )
 from namelab.experiment.runner import merge_section
 from namelab.experiment.stats import NOISE_SE
-from namelab.report.render import finding_evidence
+from namelab.report.document import finding_evidence
 from namelab.runs.checkpoint import load_run
 from namelab.runs.config import TrainConfig
 from namelab.train.loop import predict_examples

@@ -19,7 +19,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from namelab import Predictor
-from namelab.cli.main import format_predictions, main, predict_rows, read_names_file
+from namelab.cli.formats import format_predictions, predict_rows, read_names_file
+from namelab.cli.main import main
 from namelab.data.corpus import MAX_NAME_LENGTH
 from namelab.predict.load import load_predictor
 

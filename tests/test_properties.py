@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from namelab import Predictor
-from namelab.cli.main import format_predictions, predict_rows
+from namelab.cli.formats import format_predictions, predict_rows
 from namelab.data.corpus import LETTERS, MAX_NAME_LENGTH, UNKNOWN, UnusableName, Vocab, encode_batch, normalize
 from namelab.predict.load import load_predictor
 

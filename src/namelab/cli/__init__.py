@@ -1,6 +1,8 @@
 """The ``namelab`` command line: the parser, one function per subcommand, output formats.
 
-    main.py   build_parser, the commands and main(argv)
+    parser.py   build_parser: every subcommand and option, with help and defaults
+    formats.py  names files in; text, CSV and JSON out
+    main.py     the commands and main(argv)
 
 Top of the stack: may import anything in namelab.
 """
