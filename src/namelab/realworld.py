@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import csv
 import importlib
+import sys
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,7 +107,7 @@ def faker_lists(locales: Sequence[str] = tuple(LOCALE_LANGUAGES)) -> dict[str, l
     except ImportError as error:
         raise RuntimeError("building the benchmark needs Faker: pip install faker==" + FAKER_VERSION) from error
     if faker.VERSION != FAKER_VERSION:
-        print(f"warning: faker {faker.VERSION} installed; the packaged CSV was built from {FAKER_VERSION}")
+        print(f"warning: faker {faker.VERSION} installed; the packaged CSV was built from {FAKER_VERSION}", file=sys.stderr)
     lists = {}
     for locale in locales:
         provider = importlib.import_module(f"faker.providers.person.{locale}").Provider
