@@ -114,7 +114,7 @@ TRAIN_BATCHES = 4  # training batches per timed run
 
 
 def training_variants(batch: int, hidden: int, vocab: int = 57, classes: int = 18):
-    from namelab.core.model import CharClassifier
+    from namelab.core.model import CharClassifier, ModelConfig
 
     gen = torch.Generator().manual_seed(2)
     data = []
@@ -123,7 +123,7 @@ def training_variants(batch: int, hidden: int, vocab: int = 57, classes: int = 1
         ids = torch.randint(1, vocab, (batch, int(lengths.max())), generator=gen)
         data.append((ids, lengths, torch.randint(0, classes, (batch,), generator=gen)))
     torch.manual_seed(0)
-    hand = CharClassifier(vocab, classes, "lstm", hidden, "hand", dropout=0.5)
+    hand = CharClassifier(ModelConfig(vocab, classes, "lstm", hidden, "hand", dropout=0.5))
     fused = hand.with_impl("fused")
 
     def trainer(model, kernel: str):

@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch.profiler import ProfilerActivity, profile, record_function
 
-from namelab.core.model import CharClassifier
+from namelab.core.model import CharClassifier, ModelConfig
 from namelab.data.corpus import Corpus, batches
 from namelab.data.download import resolve_data_dir
 from namelab.train.loop import class_weights
@@ -116,7 +116,7 @@ def profile_batches(model, optimizer, data, weights) -> dict:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0, foreach=True)
             with record_function("adamw"):
                 optimizer.step()
-    fused = model.impl == "fused"
+    fused = model.config.impl == "fused"
     by_class: dict = defaultdict(float)
     by_op: dict = defaultdict(float)
     wall: dict = defaultdict(float)
@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         models = {}
         for impl in runs:
             torch.manual_seed(0)
-            model = CharClassifier(len(corpus.vocab), corpus.num_classes, cell, args.hidden_size, impl, dropout=0.5)
+            model = CharClassifier(ModelConfig(len(corpus.vocab), corpus.num_classes, cell, args.hidden_size, impl, dropout=0.5))
             optimizer = torch.optim.AdamW(model.parameters(), lr=0.006, weight_decay=1e-4, fused=True)
             models[impl] = (model, optimizer)
             profile_batches(model, optimizer, data[:3], weights)  # warm-up

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from namelab.core.cells import CELLS, GRUCell, LSTMCell, RNNCell, make_cell
-from namelab.core.model import CharClassifier
+from namelab.core.model import CharClassifier, ModelConfig
 
 TORCH_CELLS = {"rnn": nn.RNNCell, "lstm": nn.LSTMCell, "gru": nn.GRUCell}
 ATOL = 1e-5
@@ -34,7 +34,7 @@ def mixed_batch(lengths: list[int], seed: int = 0) -> tuple[torch.Tensor, torch.
 
 def make_model(cell: str, impl: str = "hand", dropout: float = 0.0, seed: int = 0) -> CharClassifier:
     torch.manual_seed(seed)
-    return CharClassifier(VOCAB_SIZE, NUM_CLASSES, cell, HIDDEN, impl, dropout)
+    return CharClassifier(ModelConfig(VOCAB_SIZE, NUM_CLASSES, cell, HIDDEN, impl, dropout))
 
 
 def assert_close(actual: torch.Tensor, expected: torch.Tensor, what: str) -> None:
@@ -53,12 +53,12 @@ def test_unknown_cell_lists_the_choices() -> None:
     with pytest.raises(ValueError, match="unknown cell 'transformer'.*rnn, lstm, gru"):
         make_cell("transformer", 5, 3)
     with pytest.raises(ValueError, match="rnn, lstm, gru"):
-        CharClassifier(VOCAB_SIZE, NUM_CLASSES, "transformer")
+        CharClassifier(ModelConfig(VOCAB_SIZE, NUM_CLASSES, "transformer"))
 
 
 def test_unknown_engine_lists_the_choices() -> None:
     with pytest.raises(ValueError, match="hand, fused"):
-        CharClassifier(VOCAB_SIZE, NUM_CLASSES, "lstm", impl="cudnn")
+        CharClassifier(ModelConfig(VOCAB_SIZE, NUM_CLASSES, "lstm", impl="cudnn"))
 
 
 @pytest.mark.parametrize(("cell", "num_states"), [("rnn", 1), ("lstm", 2), ("gru", 1)])
@@ -125,7 +125,7 @@ def test_hand_cell_matches_torch_cell_outputs_and_gradients(cell: str) -> None:
 def reference_logits(model: CharClassifier, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """Each name on its own, one-hot characters through torch's cell, up to its last character."""
     weights = model.recurrent_weights()
-    theirs = TORCH_CELLS[model.cell_name](model.vocab_size, model.hidden_size)
+    theirs = TORCH_CELLS[model.config.cell](model.config.vocab_size, model.config.hidden_size)
     with torch.no_grad():
         for name, tensor in weights.items():
             getattr(theirs, name).copy_(tensor)
@@ -133,9 +133,9 @@ def reference_logits(model: CharClassifier, ids: torch.Tensor, lengths: torch.Te
     for row, n in zip(ids, lengths.tolist()):
         state = None
         for t in range(n):
-            x = F.one_hot(row[t : t + 1], model.vocab_size).float()
+            x = F.one_hot(row[t : t + 1], model.config.vocab_size).float()
             state = theirs(x, state)
-        h = state[0] if model.cell_name == "lstm" else state
+        h = state[0] if model.config.cell == "lstm" else state
         rows.append(model.out(h)[0])
     return torch.stack(rows)
 
@@ -162,7 +162,7 @@ def engine_gradients(model: CharClassifier, ids: torch.Tensor, lengths: torch.Te
 def test_hand_and_fused_engines_agree_on_outputs_and_gradients(cell: str, start: str) -> None:
     model = make_model(cell, impl=start, seed=2).train()  # dropout 0: train mode is deterministic
     other = model.with_impl("fused" if start == "hand" else "hand")
-    assert other.impl != model.impl
+    assert other.config.impl != model.config.impl
     ids, lengths = mixed_batch([6, 2, 9, 1, 4, 9, 3], seed=5)
     probe = torch.randn(len(lengths), NUM_CLASSES, generator=torch.Generator().manual_seed(3))
     mine, theirs = engine_gradients(model, ids, lengths, probe), engine_gradients(other, ids, lengths, probe)
@@ -177,7 +177,7 @@ def test_hand_and_fused_engines_agree_on_outputs_and_gradients(cell: str, start:
 def test_with_impl_copies_weights_and_mode_and_is_independent() -> None:
     model = make_model("lstm", dropout=0.25).train()
     fused = model.with_impl("fused")
-    assert fused.training and fused.dropout_p == 0.25 and fused.hidden_size == HIDDEN
+    assert fused.training and fused.config.dropout == 0.25 and fused.config.hidden_size == HIDDEN
     for name, tensor in model.recurrent_weights().items():
         assert torch.equal(fused.recurrent_weights()[name], tensor)
     with torch.no_grad():

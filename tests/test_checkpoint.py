@@ -22,7 +22,7 @@ from helpers import make_names_folder, separable_names, train_tiny_run
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
-from namelab.core.model import CharClassifier
+from namelab.core.model import CharClassifier, ModelConfig
 from namelab.data.corpus import Vocab, encode_batch
 from namelab.runs import checkpoint
 from namelab.runs.checkpoint import CheckpointError, atomic_write_bytes, load_run, save_run, write_json
@@ -82,12 +82,12 @@ def test_load_run_returns_the_saved_model_in_eval_mode(trained) -> None:
 def test_fused_models_round_trip_too(tmp_path: Path, cell: str) -> None:
     torch.manual_seed(0)
     vocab = Vocab()
-    model = CharClassifier(len(vocab), 3, cell, hidden_size=8, impl="fused").eval()
+    model = CharClassifier(ModelConfig(len(vocab), 3, cell, hidden_size=8, impl="fused")).eval()
     config = asdict(TrainConfig(model=cell, impl="fused", hidden_size=8))
     meta = {"config": config, "vocab": vocab.chars, "labels": ["a", "b", "c"]}
     save_run(tmp_path, model, meta)
     loaded, loaded_meta = load_run(tmp_path)
-    assert loaded.impl == "fused" and loaded.cell_name == cell
+    assert loaded.config.impl == "fused" and loaded.config.cell == cell
     assert {k: loaded_meta[k] for k in meta} == meta
     torch.testing.assert_close(logits(loaded, NAMES), logits(model, NAMES), atol=0, rtol=0)
 

@@ -22,7 +22,7 @@ from helpers import separable_names
 from safetensors.torch import load_file
 
 from namelab.cli.main import main
-from namelab.core.model import CharClassifier
+from namelab.core.model import CharClassifier, ModelConfig
 from namelab.data.corpus import Example, Vocab, batches, normalize
 from namelab.train.ddp import ProcessGroup, rank_share, share_batch, share_loss
 
@@ -44,7 +44,7 @@ def test_rank_shares_are_disjoint_and_cover_everything() -> None:
 def test_averaged_share_gradients_equal_the_global_batch_gradient() -> None:
     """What DDP computes (the mean over ranks of each rank's gradient) is the one-process gradient."""
     torch.manual_seed(0)
-    model = CharClassifier(len(Vocab()), 3, "lstm", hidden_size=8).double()
+    model = CharClassifier(ModelConfig(len(Vocab()), 3, "lstm", hidden_size=8)).double()
     weights = torch.tensor([0.5, 1.0, 2.0], dtype=torch.float64)
     world = 2
     batch_size = 5  # 27 names: the last global batch has 2 names, one per rank

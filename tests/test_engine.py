@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from namelab.core.engine import check_batch, pack, run, run_cell
-from namelab.core.model import CharClassifier
+from namelab.core.model import CharClassifier, ModelConfig
 
 # Every test runs on both LSTM kernels (conftest.kernel): torch's operators and the C++ pass.
 pytestmark = pytest.mark.usefixtures("kernel")
@@ -56,7 +56,7 @@ def loss_and_grads(model: CharClassifier, last_hidden, ids, lengths, targets, se
 @pytest.mark.parametrize("cell", CELL_NAMES)
 def test_engine_matches_autograd_through_cell_step(cell, dtype):
     torch.manual_seed(1)
-    model = CharClassifier(VOCAB, CLASSES, cell, HIDDEN, "hand", dropout=0.4).to(dtype).train()
+    model = CharClassifier(ModelConfig(VOCAB, CLASSES, cell, HIDDEN, "hand", dropout=0.4)).to(dtype).train()
     ids, lengths = padded_batch(MIXED, seed=2)
     targets = torch.randint(0, CLASSES, (len(MIXED),))
     fast_out, fast_grads = loss_and_grads(model, model.last_hidden, ids, lengths, targets, seed=3)
@@ -92,7 +92,7 @@ def test_gradcheck_float64(cell):
 def test_a_retained_graph_runs_backward_twice_alike(cell):
     # The backward works in buffers of its own: what the forward kept stays intact.
     torch.manual_seed(2)
-    model = CharClassifier(VOCAB, CLASSES, cell, HIDDEN)
+    model = CharClassifier(ModelConfig(VOCAB, CLASSES, cell, HIDDEN))
     ids, lengths = padded_batch(MIXED, seed=3)
     loss = model.last_hidden(ids, lengths).square().sum()
     params = list(model.cell.parameters())
@@ -105,7 +105,7 @@ def test_a_retained_graph_runs_backward_twice_alike(cell):
 @pytest.mark.parametrize("cell", CELL_NAMES)
 def test_engine_matches_torch_fused_layers(cell):
     torch.manual_seed(4)
-    hand = CharClassifier(VOCAB, CLASSES, cell, HIDDEN, "hand")
+    hand = CharClassifier(ModelConfig(VOCAB, CLASSES, cell, HIDDEN, "hand"))
     fused = hand.with_impl("fused").double()  # same float32 weights, both run in float64
     hand = hand.double()
     ids, lengths = padded_batch(MIXED, seed=6)
@@ -122,7 +122,7 @@ def test_engine_matches_torch_fused_layers(cell):
 @pytest.mark.parametrize("cell", CELL_NAMES)
 def test_padding_and_row_order_do_not_change_a_name(cell):
     torch.manual_seed(7)
-    model = CharClassifier(VOCAB, CLASSES, cell, HIDDEN).eval()
+    model = CharClassifier(ModelConfig(VOCAB, CLASSES, cell, HIDDEN)).eval()
     ids, lengths = padded_batch(MIXED, seed=8)
     noisy_ids, _ = padded_batch(MIXED, seed=8, pad_with=VOCAB - 1)  # real letters in the padding
     wider = torch.cat([ids, torch.zeros(len(MIXED), 3, dtype=ids.dtype)], dim=1)
@@ -140,7 +140,7 @@ def test_padding_and_row_order_do_not_change_a_name(cell):
 @pytest.mark.parametrize("cell", CELL_NAMES)
 def test_inference_mode_gives_the_training_path_result(cell):
     torch.manual_seed(10)
-    model = CharClassifier(VOCAB, CLASSES, cell, HIDDEN).eval()
+    model = CharClassifier(ModelConfig(VOCAB, CLASSES, cell, HIDDEN)).eval()
     ids, lengths = padded_batch(MIXED, seed=11)
     with_grad = model(ids, lengths)
     assert with_grad.requires_grad
@@ -173,7 +173,7 @@ def test_pack_plan_places_every_character():
 )
 def test_bad_lengths_are_refused_with_a_reason(lengths, message):
     ids = torch.ones(2, 4, dtype=torch.int64)
-    model = CharClassifier(VOCAB, CLASSES, "lstm", HIDDEN)
+    model = CharClassifier(ModelConfig(VOCAB, CLASSES, "lstm", HIDDEN))
     with pytest.raises(ValueError, match=message):
         model(ids, torch.tensor(lengths))
     with pytest.raises(ValueError, match=message):
@@ -195,7 +195,7 @@ def test_check_batch_refuses_an_empty_batch_and_unknown_cells():
 @pytest.mark.parametrize("cell", CELL_NAMES)
 def test_engine_runs_on_cuda_like_on_cpu(cell):
     torch.manual_seed(13)
-    model = CharClassifier(VOCAB, CLASSES, cell, HIDDEN).double()
+    model = CharClassifier(ModelConfig(VOCAB, CLASSES, cell, HIDDEN)).double()
     ids, lengths = padded_batch(MIXED, seed=14)
     targets = torch.randint(0, CLASSES, (len(MIXED),))
     cpu_out, cpu_grads = loss_and_grads(model, model.last_hidden, ids, lengths, targets, seed=0)

@@ -69,9 +69,9 @@ def all_options():
 @pytest.mark.parametrize("impl", ["hand", "fused"])
 def test_options_match_torch_fused_layers_name_by_name(cell, bidirectional, pool, embedding_dim, impl):
     torch.manual_seed(3)
-    model = CharClassifier(
+    model = CharClassifier(ModelConfig(
         VOCAB, CLASSES, cell, HIDDEN, impl, bidirectional=bidirectional, pool=pool, embedding_dim=embedding_dim
-    ).double()
+    )).double()
     ids, lengths = padded_batch(MIXED)
     targets = torch.arange(len(MIXED)) % CLASSES
     ours = model(ids, lengths)
@@ -93,7 +93,7 @@ def test_options_match_torch_fused_layers_name_by_name(cell, bidirectional, pool
 def test_engine_states_match_autograd_through_cell_step(cell, dtype):
     """Every step's state, with a gradient arriving at every step, against the plain cell loop."""
     torch.manual_seed(5)
-    model = CharClassifier(VOCAB, CLASSES, cell, HIDDEN).to(dtype)
+    model = CharClassifier(ModelConfig(VOCAB, CLASSES, cell, HIDDEN)).to(dtype)
     ids, lengths = padded_batch(MIXED, seed=1)
     probe = torch.randn(len(MIXED), max(MIXED), HIDDEN, dtype=dtype)  # a weight for every (name, step)
     mask = (torch.arange(max(MIXED)) < lengths[:, None]).unsqueeze(2)
@@ -127,7 +127,7 @@ def test_reverse_within_reads_each_name_backwards_and_keeps_padding_past_the_end
 
 def test_padding_never_changes_a_pooled_result():
     torch.manual_seed(0)
-    model = CharClassifier(VOCAB, CLASSES, "gru", HIDDEN, bidirectional=True, pool="meanmax").eval()
+    model = CharClassifier(ModelConfig(VOCAB, CLASSES, "gru", HIDDEN, bidirectional=True, pool="meanmax")).eval()
     ids, lengths = padded_batch([4, 2])
     wider = torch.cat([ids, torch.full((2, 3), 7)], dim=1)  # junk, not zeros, past every end
     torch.testing.assert_close(model(ids, lengths), model(wider, lengths))
@@ -143,7 +143,7 @@ def test_model_config_refuses_unknown_options_and_old_runs_load_as_trained():
     assert config == ModelConfig(VOCAB, CLASSES, "gru", 8, "hand", 0.1)
     assert config.is_seed_shape
     wide = ModelConfig(VOCAB, CLASSES, "gru", 8, bidirectional=True, pool="meanmax")
-    assert CharClassifier.from_config(wide).out.in_features == 4 * 8 == wide.features
+    assert CharClassifier(wide).out.in_features == 4 * 8 == wide.features
 
 
 # -- the character n-gram channel ------------------------------------------------------
@@ -179,7 +179,7 @@ def test_ngram_bag_holds_every_framed_ngram_once_and_padding_never(buckets):
 
 def test_ngram_channel_adds_to_the_logits_equally_in_both_engines_and_learns():
     torch.manual_seed(0)
-    model = CharClassifier(VOCAB, CLASSES, "gru", HIDDEN, ngram_buckets=50).double()
+    model = CharClassifier(ModelConfig(VOCAB, CLASSES, "gru", HIDDEN, ngram_buckets=50)).double()
     ids, lengths = padded_batch(MIXED)
     plain = model(ids, lengths)
     assert model.ngram.table.weight.abs().sum() == 0  # starts as the recurrent model alone

@@ -20,7 +20,7 @@ import pytest
 import torch
 
 from namelab.core import engine, native
-from namelab.core.model import CharClassifier
+from namelab.core.model import CharClassifier, ModelConfig
 
 VOCAB, CLASSES = 9, 4
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -67,7 +67,7 @@ def test_the_setting_picks_the_lstm_path(setting, expect_cpp, cpp_kernel, monkey
         return ops
 
     monkeypatch.setattr(engine, "lstm_ops", spy)
-    model = CharClassifier(VOCAB, CLASSES, "lstm", 6)
+    model = CharClassifier(ModelConfig(VOCAB, CLASSES, "lstm", 6))
     ids, lengths = mixed_batch(5, 4, seed=0)
     model(ids, lengths).sum().backward()
     assert picked == [expect_cpp, expect_cpp]  # the forward, then the backward
@@ -88,7 +88,7 @@ def test_cpp_agrees_with_torch_when_threads_share_a_step(dtype, tol, options, cp
     torch.set_num_threads(2)
     try:
         torch.manual_seed(0)
-        model = CharClassifier(VOCAB, CLASSES, "lstm", 64, **options).to(dtype)
+        model = CharClassifier(ModelConfig(VOCAB, CLASSES, "lstm", 64, **options)).to(dtype)
         ids, lengths = mixed_batch(48, 9, seed=1)
         results = {}
         for setting in ("torch", "cpp"):
@@ -114,7 +114,7 @@ def test_a_kernel_that_cannot_be_built_leaves_torch_in_charge_and_says_so_once(
 
     monkeypatch.setattr(native, "_build", no_compiler)
     torch.manual_seed(3)
-    model = CharClassifier(VOCAB, CLASSES, "lstm", 6).double()
+    model = CharClassifier(ModelConfig(VOCAB, CLASSES, "lstm", 6)).double()
     ids, lengths = mixed_batch(6, 5, seed=4)
     monkeypatch.setenv(native.ENV_VAR, "auto")
     with caplog.at_level(logging.WARNING, logger="namelab.core.native"):

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from helpers import make_names_folder, separable_names
 
-from namelab.core.model import CharClassifier
+from namelab.core.model import CharClassifier, ModelConfig
 from namelab.data.corpus import Corpus, Example, encode_batch
 from namelab.experiment.probe import gradient_flow, probe_examples
 
@@ -32,7 +32,7 @@ def long_names(count: int = 12) -> list[Example]:
 
 def test_probe_shape_and_agreement_with_the_model(corpus):
     torch.manual_seed(0)
-    model = CharClassifier(len(corpus.vocab), corpus.num_classes, "lstm", 24, "hand", dropout=0.5)
+    model = CharClassifier(ModelConfig(len(corpus.vocab), corpus.num_classes, "lstm", 24, "hand", dropout=0.5))
     examples = long_names()
     flow = gradient_flow(model, examples, corpus.vocab)
     assert flow.norms.shape == (min(len(e.name) for e in examples),)
@@ -54,7 +54,7 @@ def test_probe_shape_and_agreement_with_the_model(corpus):
 
 def test_probe_sees_no_gradient_through_a_cut_recurrence(corpus):
     torch.manual_seed(0)
-    model = CharClassifier(len(corpus.vocab), corpus.num_classes, "rnn", 16, "hand")
+    model = CharClassifier(ModelConfig(len(corpus.vocab), corpus.num_classes, "rnn", 16, "hand"))
     with torch.no_grad():
         model.cell.h2h.weight.zero_()  # h_t no longer feeds h_{t+1}
     flow = gradient_flow(model, long_names(), corpus.vocab)
@@ -64,7 +64,7 @@ def test_probe_sees_no_gradient_through_a_cut_recurrence(corpus):
 
 def test_rnn_gradient_vanishes_at_initialization(corpus):
     torch.manual_seed(0)
-    model = CharClassifier(len(corpus.vocab), corpus.num_classes, "rnn", 32, "hand")
+    model = CharClassifier(ModelConfig(len(corpus.vocab), corpus.num_classes, "rnn", 32, "hand"))
     flow = gradient_flow(model, long_names(), corpus.vocab)
     # torch's init gives W_hh a spectral radius near 0.6, so 11 steps shrink the gradient by far more than 20×.
     assert flow.ratio() < 0.05

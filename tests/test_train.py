@@ -236,7 +236,7 @@ def test_same_seed_same_run_other_seed_other_run(corpus: Corpus) -> None:
 @pytest.mark.parametrize(("model", "impl"), [("rnn", "hand"), ("gru", "fused")])
 def test_every_cell_and_engine_trains(corpus: Corpus, model: str, impl: str) -> None:
     result = quiet_train(tiny_config(model=model, impl=impl, epochs=1), corpus)
-    assert result.model.cell_name == model and result.model.impl == impl
+    assert result.model.config.cell == model and result.model.config.impl == impl
     assert result.meta["config"]["model"] == model and len(result.history) == 1
 
 

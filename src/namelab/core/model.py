@@ -2,10 +2,10 @@
 
 One model, two engines that compute the same function with the same weights::
 
-    model = CharClassifier(vocab_size=56, num_classes=18, cell="lstm", impl="hand")
+    model = CharClassifier(ModelConfig(vocab_size=56, num_classes=18, cell="lstm", impl="hand"))
     logits = model(ids, lengths)             # ids (B, T) int64 padded, lengths (B,)
     fused = model.with_impl("fused")         # same weights, torch's nn.LSTM runs them
-    model = CharClassifier.from_config(ModelConfig(vocab_size=56, num_classes=18, cell="gru"))
+    model = CharClassifier(ModelConfig(vocab_size=56, num_classes=18, cell="gru"))
 
 ``hand`` runs namelab's own cells (cells.py); ``fused`` runs torch's
 ``nn.RNN``/``nn.LSTM``/``nn.GRU``. By default (the seed experiment's model) the output
@@ -174,68 +174,39 @@ class NgramChannel(nn.Module):
 
 
 class CharClassifier(nn.Module):
-    def __init__(
-        self,
-        vocab_size: int,
-        num_classes: int,
-        cell: str = "lstm",
-        hidden_size: int = 256,
-        impl: str = "hand",
-        dropout: float = 0.0,
-        *,
-        bidirectional: bool = False,
-        pool: str = "last",
-        embedding_dim: int = 0,
-        ngram_buckets: int = 0,
-    ):
-        super().__init__()
-        config = ModelConfig(
-            vocab_size, num_classes, cell, hidden_size, impl, dropout, bidirectional, pool, embedding_dim, ngram_buckets
-        )
-        self.config = config
-        self.vocab_size = vocab_size
-        self.num_classes = num_classes
-        self.cell_name = cell
-        self.hidden_size = hidden_size
-        self.impl = impl
-        self.dropout_p = dropout
-        cell_type = cell_class(cell)
-        input_size = embedding_dim or vocab_size
-        if embedding_dim:
-            self.embed = nn.Embedding(vocab_size, embedding_dim)
-        if impl == "hand":
-            self.cell = cell_type(input_size, hidden_size)
-            if bidirectional:
-                self.cell_reverse = cell_type(input_size, hidden_size)
-        else:
-            self.rnn = cell_type.fused(input_size, hidden_size, batch_first=True, bidirectional=bidirectional)
-        self.dropout = nn.Dropout(dropout)
-        self.out = nn.Linear(config.features, num_classes)
-        if ngram_buckets:
-            self.ngram = NgramChannel(vocab_size, num_classes, ngram_buckets)
+    """Ids and lengths of a padded batch in, logits over the languages out; built from one config.
 
-    @classmethod
-    def from_config(cls, config: ModelConfig) -> "CharClassifier":
-        return cls(
-            config.vocab_size,
-            config.num_classes,
-            config.cell,
-            config.hidden_size,
-            config.impl,
-            config.dropout,
-            bidirectional=config.bidirectional,
-            pool=config.pool,
-            embedding_dim=config.embedding_dim,
-            ngram_buckets=config.ngram_buckets,
-        )
+    The recurrent part runs on the hand engine (``self.cell``, with ``self.cell_reverse``
+    for the second direction) or the fused one (``self.rnn``: torch's nn.LSTM/GRU/RNN).
+    """
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        cell_type = cell_class(config.cell)
+        input_size = config.embedding_dim or config.vocab_size
+        if config.embedding_dim:
+            self.embed = nn.Embedding(config.vocab_size, config.embedding_dim)
+        if config.impl == "hand":
+            self.cell = cell_type(input_size, config.hidden_size)
+            if config.bidirectional:
+                self.cell_reverse = cell_type(input_size, config.hidden_size)
+        else:
+            self.rnn = cell_type.fused(
+                input_size, config.hidden_size, batch_first=True, bidirectional=config.bidirectional
+            )
+        self.dropout = nn.Dropout(config.dropout)
+        self.out = nn.Linear(config.features, config.num_classes)
+        if config.ngram_buckets:
+            self.ngram = NgramChannel(config.vocab_size, config.num_classes, config.ngram_buckets)
 
     def hidden_states(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Hidden states at every step, ``(B, T, H)``, padding steps included (seed-shaped models)."""
         check_batch(ids, lengths)
         if not self.config.is_seed_shape:
             raise ValueError("hidden_states steps the seed experiment's model only (one-hot, one direction)")
-        if self.impl == "fused":
-            one_hot = F.one_hot(ids, self.vocab_size).to(self.out.weight.dtype)  # (B, T, V)
+        if self.config.impl == "fused":
+            one_hot = F.one_hot(ids, self.config.vocab_size).to(self.out.weight.dtype)  # (B, T, V)
             outputs, _ = self.rnn(one_hot)
             return outputs
         cell = self.cell
@@ -250,7 +221,7 @@ class CharClassifier(nn.Module):
 
     def last_hidden(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Hidden state after each name's last real character, ``(B, H)`` (seed-shaped models)."""
-        if self.impl == "hand" and self.config.is_seed_shape:
+        if self.config.impl == "hand" and self.config.is_seed_shape:
             return run_cell(self.cell, ids, lengths)
         outputs = self.hidden_states(ids, lengths)
         rows = torch.arange(ids.shape[0], device=ids.device)
@@ -260,7 +231,7 @@ class CharClassifier(nn.Module):
         """What the output layer reads, ``(B, config.features)``."""
         if self.config.is_seed_shape:
             return self.last_hidden(ids, lengths)
-        if self.impl == "fused":
+        if self.config.impl == "fused":
             return self._fused_features(ids, lengths)
         check_batch(ids, lengths)
         directions = [(self.cell, ids)]
@@ -289,7 +260,7 @@ class CharClassifier(nn.Module):
         if self.config.embedding_dim:
             inputs = self.embed(ids)
         else:
-            inputs = F.one_hot(ids, self.vocab_size).to(self.out.weight.dtype)
+            inputs = F.one_hot(ids, self.config.vocab_size).to(self.out.weight.dtype)
         packed = pack_padded_sequence(inputs, lengths.cpu(), batch_first=True, enforce_sorted=False)
         outputs, final = self.rnn(packed)
         if self.config.pool == "last":
@@ -311,7 +282,7 @@ class CharClassifier(nn.Module):
     def recurrent_weights(self) -> dict[str, torch.Tensor]:
         """The recurrent tensors under torch's names (``_reverse`` for the second direction)."""
         suffixes = ("", "_reverse") if self.config.bidirectional else ("",)
-        if self.impl == "fused":
+        if self.config.impl == "fused":
             return {f"{name}{s}": getattr(self.rnn, f"{name}_l0{s}") for s in suffixes for name in WEIGHT_NAMES}
         weights = {}
         for suffix, cell in zip(suffixes, (self.cell, getattr(self, "cell_reverse", None))):
@@ -328,7 +299,7 @@ class CharClassifier(nn.Module):
     def with_impl(self, impl: str) -> "CharClassifier":
         """A copy of this model run by the other engine, with the same weights."""
         weight = self.out.weight
-        other = CharClassifier.from_config(replace(self.config, impl=impl)).to(weight.device, weight.dtype)
+        other = CharClassifier(replace(self.config, impl=impl)).to(weight.device, weight.dtype)
         with torch.no_grad():
             for name, tensor in other.recurrent_weights().items():
                 tensor.copy_(self.recurrent_weights()[name])

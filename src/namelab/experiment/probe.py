@@ -78,7 +78,7 @@ def gradient_flow(model: CharClassifier, examples: Sequence[Example], vocab: Voc
     """
     if not examples:
         raise ValueError("the gradient probe needs at least one name")
-    hand = model.with_impl("hand") if model.impl != "hand" else model
+    hand = model.with_impl("hand") if model.config.impl != "hand" else model
     was_training = hand.training
     hand.eval()  # dropout would scale some gradients by 1/(1-p) at random
     device = hand.out.weight.device
@@ -88,7 +88,7 @@ def gradient_flow(model: CharClassifier, examples: Sequence[Example], vocab: Voc
     cell = hand.cell
     try:
         with torch.enable_grad():
-            one_hot = F.one_hot(ids, hand.vocab_size).to(hand.out.weight.dtype)  # (B, T, V)
+            one_hot = F.one_hot(ids, hand.config.vocab_size).to(hand.out.weight.dtype)  # (B, T, V)
             xw = cell.x2h(one_hot)  # (B, T, G*H)
             state = cell.init_state(ids.shape[0], device=device, dtype=xw.dtype)
             hidden = []

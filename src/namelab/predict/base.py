@@ -63,7 +63,7 @@ def logits_in_order(model: CharClassifier, normalized: Sequence[str], vocab: Voc
     model.eval()
     device = next(model.parameters()).device
     order = sorted(range(len(normalized)), key=lambda i: len(normalized[i]))
-    out = torch.empty(len(normalized), model.num_classes)
+    out = torch.empty(len(normalized), model.config.num_classes)
     for start in range(0, len(order), batch_size):
         rows = order[start : start + batch_size]
         ids, lengths = encode_batch([normalized[i] for i in rows], vocab)
