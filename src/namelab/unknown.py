@@ -8,8 +8,8 @@
 
 A classifier's top probability is a poor judge of a foreign name: it must share all of its
 probability among the languages it knows, and a Finnish ``Aaltonen`` gets a confident
-answer (the top probability separated in-domain from out-of-domain real names with an
-AUROC of only 0.61). What tells a foreign name is its spelling. The scorer holds one
+answer (the top probability separates known-language from foreign real names with an
+AUROC of 0.61 on one set of real names, 0.48 on the Faker lists below). What tells a foreign name is its spelling. The scorer holds one
 character language model per training language: interpolated Kneser-Ney over n-grams of
 up to :data:`ORDER` characters, with the name's start padded and its end predicted. A
 name's score is its per-character negative log-likelihood (nats, end included) under the
@@ -19,13 +19,20 @@ language model that explains it best::
 
 so a name typical of any one language, however small, scores low; one that no language's
 spelling explains scores high. Measured on real surnames (Faker's per-country lists: 25
-locales of the 18 languages against 32 locales of others), this ranks foreign names above
-known-language names with an AUROC of 0.78, against 0.71 for one model of all training
-names, 0.65 for the fraction of unseen trigrams and 0.61 for the top probability.
+locales of the 18 languages, 15,471 names, against 32 locales of other languages, 7,920
+names), it ranks foreign names above known-language names with an AUROC of 0.77 (0.80
+without the Arabic-script lists, whose transliterations look unlike the folder's romanized
+Arabic names), against 0.71 for one model of all training names, 0.65 for the fraction of
+unseen trigrams and 0.48 for the preset model's top probability (adding the top
+probability to the score lowered the AUROC). With the threshold set at 5 % of validation
+names, 5.0 % of the test split is flagged, but 20 % of the real known-language names
+are (15 % of the Latin-script ones): real names are further from the names folder than
+its own test split is.
 
 Fitting is counting (a second for the names folder); scoring is table lookups, vectorized
-over all characters of a batch of names (``torch.searchsorted``), with no model pass. The
-tables are stored in safetensors and the settings in JSON: nothing is pickled.
+over all characters of a batch of names (``torch.searchsorted``), with no model pass: about
+4,600 names a second on one thread for 18 languages. The tables are stored in
+safetensors and the settings in JSON: nothing is pickled.
 
 The threshold is chosen on validation names, never on test: :meth:`threshold_at` returns
 the score above which at most ``false_alarm`` of them fall.
