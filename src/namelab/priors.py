@@ -46,8 +46,8 @@ import csv
 import io
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import torch
 
@@ -85,7 +85,9 @@ def reweight(
     ratio = torch.where(train > 0, target / train.clamp(min=torch.finfo(torch.float64).tiny), torch.zeros_like(train))
     weighted = probs.double() * ratio
     total = weighted.sum(dim=1, keepdim=True)
-    out = torch.where(total > 0, weighted / total.clamp(min=torch.finfo(torch.float64).tiny), target.expand_as(weighted))
+    out = torch.where(
+        total > 0, weighted / total.clamp(min=torch.finfo(torch.float64).tiny), target.expand_as(weighted)
+    )
     return out.to(probs.dtype)
 
 
@@ -102,7 +104,9 @@ def estimate_prior(
     probabilities are calibrated; on a few dozen names it is noisy.
     """
     if probs.dim() != 2 or probs.shape[0] == 0:
-        raise ValueError(f"estimating a prior needs probabilities (N, C) of at least one name, got {tuple(probs.shape)}")
+        raise ValueError(
+            f"estimating a prior needs probabilities (N, C) of at least one name, got {tuple(probs.shape)}"
+        )
     if tol <= 0 or max_iter < 1:
         raise ValueError(f"tol must be positive and max_iter at least 1, got tol={tol}, max_iter={max_iter}")
     probs = probs.double()
@@ -134,9 +138,9 @@ def read_prior(path: Path | str, labels: Sequence[str]) -> torch.Tensor:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as err:
-            raise ValueError(f"{path} is not valid JSON ({err}); write it as {{\"Russian\": 0.3, ...}}") from err
+            raise ValueError(f'{path} is not valid JSON ({err}); write it as {{"Russian": 0.3, ...}}') from err
         if not isinstance(data, dict):
-            raise ValueError(f"{path} must hold one JSON object of language shares, e.g. {{\"Russian\": 0.3, ...}}")
+            raise ValueError(f'{path} must hold one JSON object of language shares, e.g. {{"Russian": 0.3, ...}}')
         items = list(data.items())
     elif path.suffix.lower() in (".csv", ".tsv", ".txt"):
         dialect = "excel-tab" if path.suffix.lower() == ".tsv" else "excel"
@@ -158,7 +162,9 @@ def read_prior(path: Path | str, labels: Sequence[str]) -> torch.Tensor:
         except (TypeError, ValueError):
             raise ValueError(f"{path}: the share of {language!r} is {share!r}, not a number") from None
         if isinstance(share, bool) or not math.isfinite(value) or value < 0:
-            raise ValueError(f"{path}: the share of {language!r} is {share!r}; shares must be finite numbers of 0 or more")
+            raise ValueError(
+                f"{path}: the share of {language!r} is {share!r}; shares must be finite numbers of 0 or more"
+            )
         shares[language] = value
     unknown = [language for language in shares if language not in labels]
     if unknown:
@@ -223,7 +229,9 @@ def weighted_conformal_threshold(
     labels_idx = torch.as_tensor(labels_idx, dtype=torch.int64).flatten()
     weights = torch.as_tensor(weights, dtype=torch.float64).flatten()
     if scores.numel() == 0 or scores.numel() != labels_idx.numel():
-        raise ValueError(f"need one label per score and at least one score; got {scores.numel()} and {labels_idx.numel()}")
+        raise ValueError(
+            f"need one label per score and at least one score; got {scores.numel()} and {labels_idx.numel()}"
+        )
     if not torch.isfinite(weights).all() or (weights < 0).any() or float(weights.max()) <= 0:
         raise ValueError("weights must be finite, 0 or more, and not all 0")
     order = scores.argsort()

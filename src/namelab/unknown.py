@@ -42,8 +42,8 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import torch
 from safetensors.torch import load as load_safetensors
@@ -123,7 +123,9 @@ class UnknownScorer:
     # -- fitting -------------------------------------------------------------------------
 
     @classmethod
-    def fit(cls, train_names: Sequence[str], train_labels: Sequence[int] | None = None, *, order: int = ORDER) -> "UnknownScorer":
+    def fit(
+        cls, train_names: Sequence[str], train_labels: Sequence[int] | None = None, *, order: int = ORDER
+    ) -> UnknownScorer:
         """Count the n-grams of normalized ``train_names``, per label when ``train_labels`` are given.
 
         With labels (recommended), a name's score is that of the language that explains it
@@ -232,7 +234,7 @@ class UnknownScorer:
         write_json(folder / META_FILE, info)
 
     @classmethod
-    def load(cls, folder: Path | str) -> tuple["UnknownScorer", dict]:
+    def load(cls, folder: Path | str) -> tuple[UnknownScorer, dict]:
         """The scorer saved in ``folder`` and its JSON (``info["threshold"]`` is the stored threshold)."""
         folder = Path(folder)
         if not (folder / META_FILE).is_file() or not (folder / STATE_FILE).is_file():
@@ -240,9 +242,13 @@ class UnknownScorer:
         info = read_json(folder / META_FILE)
         blob = (folder / STATE_FILE).read_bytes()
         if info.get("format") != FORMAT or info.get("alphabet") != ALPHABET:
-            raise CheckpointError(f"{folder / META_FILE} was written by another version of namelab; fit the scorer again")
+            raise CheckpointError(
+                f"{folder / META_FILE} was written by another version of namelab; fit the scorer again"
+            )
         if hashlib.sha256(blob).hexdigest() != info.get("sha256"):
-            raise CheckpointError(f"{folder / STATE_FILE} does not match its checksum: truncated or modified; fit it again")
+            raise CheckpointError(
+                f"{folder / STATE_FILE} does not match its checksum: truncated or modified; fit it again"
+            )
         tables = load_safetensors(blob)
         order = int(info["order"])
         missing = [f"{name}{k}" for k in range(1, order + 1) for name in ("keys", "alpha", "context_keys", "gamma")]
