@@ -1,0 +1,265 @@
+"""How unlike the training languages a name is: character language models and a threshold.
+
+    scorer = UnknownScorer.fit([e.name for e in split.train], [e.label for e in split.train])
+    threshold = scorer.threshold_at(scorer.score([e.name for e in split.val]), false_alarm=0.05)
+    flagged = scorer.score(normalized_names) > threshold      # "a language namelab was not trained on"
+    scorer.save(run_dir)                                      # unknown.safetensors + unknown.json
+    UnknownScorer.load(run_dir)
+
+A classifier's top probability is a poor judge of a foreign name: it must share all of its
+probability among the languages it knows, and a Finnish ``Aaltonen`` gets a confident
+answer (the top probability separates known-language from foreign real names with an
+AUROC of 0.61 on one set of real names, 0.48 on the Faker lists below). What tells a foreign name is its spelling. The scorer holds one
+character language model per training language: interpolated Kneser-Ney over n-grams of
+up to :data:`ORDER` characters, with the name's start padded and its end predicted. A
+name's score is its per-character negative log-likelihood (nats, end included) under the
+language model that explains it best::
+
+    score(x) = min_c  -log p_c(x) / (len(x) + 1)
+
+so a name typical of any one language, however small, scores low; one that no language's
+spelling explains scores high. Measured on real surnames (Faker's per-country lists: 25
+locales of the 18 languages, 15,471 names, against 32 locales of other languages, 7,920
+names), it ranks foreign names above known-language names with an AUROC of 0.77 (0.80
+without the Arabic-script lists, whose transliterations look unlike the folder's romanized
+Arabic names), against 0.71 for one model of all training names, 0.65 for the fraction of
+unseen trigrams and 0.48 for the preset model's top probability (adding the top
+probability to the score lowered the AUROC). With the threshold set at 5 % of validation
+names, 5.0 % of the test split is flagged, but 20 % of the real known-language names
+are (15 % of the Latin-script ones): real names are further from the names folder than
+its own test split is.
+
+Fitting is counting (a second for the names folder); scoring is table lookups, vectorized
+over all characters of a batch of names (``torch.searchsorted``), with no model pass: about
+4,600 names a second on one thread for 18 languages. The tables are stored in
+safetensors and the settings in JSON: nothing is pickled.
+
+The threshold is chosen on validation names, never on test: :meth:`threshold_at` returns
+the score above which at most ``false_alarm`` of them fall.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from safetensors.torch import load as load_safetensors
+from safetensors.torch import save as save_safetensors
+
+from .checkpoint import CheckpointError, atomic_write_bytes, read_json, write_json
+
+ORDER = 5  # 4 to 6 measured alike (AUROC 0.775-0.776); 3 gives 0.764
+ALPHABET = "abcdefghijklmnopqrstuvwxyz '-?"  # what normalize() can emit, case folded; '?' is its unknown
+BOUNDARY = 0  # the padding before a name and the symbol that ends it
+BASE = len(ALPHABET) + 1
+STATE_FILE = "unknown.safetensors"
+META_FILE = "unknown.json"
+FORMAT = 1
+# Ney's discount n1 / (n1 + 2 n2) is kept inside these bounds: a tiny language can have no
+# n-gram seen exactly once, and a zero discount would give every unseen character zero.
+MIN_DISCOUNT, MAX_DISCOUNT = 0.1, 0.9
+
+
+def _symbol_table() -> torch.Tensor:
+    table = torch.full((128,), ALPHABET.index("?") + 1, dtype=torch.int64)
+    for i, ch in enumerate(ALPHABET):
+        table[ord(ch)] = i + 1
+        table[ord(ch.upper())] = i + 1
+    return table
+
+
+def _windows(names: Sequence[str], order: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every predicted symbol's window of ``order`` symbols ``(P, order)`` and its name's row ``(P,)``.
+
+    A name of n characters predicts n + 1 symbols (its characters, then the end), each
+    from the ``order - 1`` symbols before it (the start padded with :data:`BOUNDARY`).
+    """
+    lengths = torch.tensor([len(name) for name in names], dtype=torch.int64)
+    width = int(lengths.max()) if len(names) else 0
+    codes = torch.frombuffer(bytearray("".join(names).encode("utf-32-le")), dtype=torch.int32).long()
+    ids = _symbol_table()[codes.clamp(max=127)]  # non-ASCII (never from normalize) reads as '?'
+    padded = torch.full((len(names), order - 1 + width + 1), BOUNDARY, dtype=torch.int64)
+    inside = torch.arange(width)[None, :] < lengths[:, None]  # (N, width)
+    padded[:, order - 1 : order - 1 + width][inside] = ids
+    windows = padded.unfold(1, order, 1)  # (N, width + 1, order): window t predicts symbol t
+    valid = torch.arange(width + 1)[None, :] <= lengths[:, None]
+    rows = torch.arange(len(names))[:, None].expand(-1, width + 1)
+    return windows[valid], rows[valid]
+
+
+def _keys(windows: torch.Tensor) -> torch.Tensor:
+    """Integer key of each row of ``windows`` ``(P, k)``: the symbols as base-BASE digits."""
+    k = windows.shape[1]
+    powers = BASE ** torch.arange(k - 1, -1, -1, dtype=torch.int64)
+    return (windows * powers).sum(dim=1)
+
+
+def _lookup(keys: torch.Tensor, values: torch.Tensor, queries: torch.Tensor, default: float) -> torch.Tensor:
+    if keys.numel() == 0:
+        return torch.full(queries.shape, default, dtype=values.dtype)
+    at = torch.searchsorted(keys, queries).clamp(max=keys.numel() - 1)
+    return torch.where(keys[at] == queries, values[at], torch.tensor(default, dtype=values.dtype))
+
+
+class UnknownScorer:
+    """Kneser-Ney character language models of G groups of names (one per language, or one of all).
+
+    The tables of order k, for all groups at once: ``keys[k]`` the sorted keys
+    ``group * BASE**k + n-gram``, ``alpha[k]`` the discounted share ``max(c - D, 0) / c(h)``
+    of each n-gram; ``context_keys[k]`` the sorted ``group * BASE**(k-1) + context`` and
+    ``gamma[k]`` the mass ``D * N1+(h .) / c(h)`` each context leaves to order k - 1.
+    Counts are raw at the highest order and continuation counts (distinct left
+    neighbours) below, as in Kneser-Ney; order 0 is uniform over the symbols.
+    """
+
+    def __init__(self, order: int, groups: int, tables: dict[str, torch.Tensor]):
+        self.order = order
+        self.groups = groups
+        self.tables = tables
+
+    # -- fitting -------------------------------------------------------------------------
+
+    @classmethod
+    def fit(
+        cls, train_names: Sequence[str], train_labels: Sequence[int] | None = None, *, order: int = ORDER
+    ) -> UnknownScorer:
+        """Count the n-grams of normalized ``train_names``, per label when ``train_labels`` are given.
+
+        With labels (recommended), a name's score is that of the language that explains it
+        best; without, of one model of all names (measured weaker: see the module docstring).
+        """
+        if not 1 <= order <= 8:
+            raise ValueError(f"order must be between 1 and 8 characters, got {order}")
+        if not train_names:
+            raise ValueError("no training names to fit the unknown-language scorer on")
+        if train_labels is None:
+            train_labels = [0] * len(train_names)
+        if len(train_labels) != len(train_names):
+            raise ValueError(f"{len(train_names)} names but {len(train_labels)} labels; give one label per name")
+        labels = torch.tensor(list(train_labels), dtype=torch.int64)
+        if int(labels.min()) < 0:
+            raise ValueError("labels must be class indices (0, 1, ...), not negative numbers")
+        groups = int(labels.max()) + 1
+        windows, rows = _windows(list(train_names), order)
+        group_of = labels[rows]
+        tables: dict[str, torch.Tensor] = {}
+        grams, counts = torch.unique(group_of * BASE**order + _keys(windows), return_counts=True)
+        for k in range(order, 0, -1):
+            group = grams // BASE**k
+            ngram = grams % BASE**k
+            discount = _discount(counts)
+            contexts, inverse = torch.unique(group * BASE ** (k - 1) + ngram // BASE, return_inverse=True)
+            total = torch.zeros(contexts.numel(), dtype=torch.float64).index_add_(0, inverse, counts.double())
+            types = torch.bincount(inverse, minlength=contexts.numel()).double()
+            tables[f"keys{k}"] = grams
+            tables[f"alpha{k}"] = ((counts.double() - discount).clamp(min=0.0) / total[inverse]).float()
+            tables[f"context_keys{k}"] = contexts
+            tables[f"gamma{k}"] = (discount * types / total).float()
+            if k > 1:  # the next order down counts distinct left neighbours (Kneser-Ney continuation)
+                grams, counts = torch.unique(group * BASE ** (k - 1) + ngram % BASE ** (k - 1), return_counts=True)
+        return cls(order, groups, tables)
+
+    # -- scoring -------------------------------------------------------------------------
+
+    def log_likelihoods(self, normalized: Sequence[str], chunk: int = 50_000) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per name and group, ``log p_g(name)`` ``(N, G)`` (float64), and the symbols predicted ``(N,)``."""
+        out = torch.zeros(len(normalized), self.groups, dtype=torch.float64)
+        counts = torch.zeros(len(normalized), dtype=torch.int64)
+        for start in range(0, len(normalized), chunk):
+            names = list(normalized[start : start + chunk])
+            windows, rows = _windows(names, self.order)
+            group = torch.arange(self.groups)[None, :]  # every window is read by every group's model
+            prob = torch.full((windows.shape[0], self.groups), 1.0 / BASE, dtype=torch.float64)
+            for k in range(1, self.order + 1):
+                ngram = _keys(windows[:, self.order - k :])[:, None]  # (P, 1)
+                alpha = _lookup(self.tables[f"keys{k}"], self.tables[f"alpha{k}"], group * BASE**k + ngram, 0.0)
+                gamma = _lookup(
+                    self.tables[f"context_keys{k}"],
+                    self.tables[f"gamma{k}"],
+                    group * BASE ** (k - 1) + ngram // BASE,
+                    1.0,  # an unseen context hands all its mass down
+                )
+                prob = alpha.double() + gamma.double() * prob
+            out[start : start + len(names)].index_add_(0, rows, prob.log())
+            counts[start : start + len(names)] = torch.bincount(rows, minlength=len(names))
+        return out, counts
+
+    def score(self, normalized: Sequence[str]) -> torch.Tensor:
+        """How unlike every training language each name is ``(N,)`` (float32; higher: more foreign).
+
+        The per-character negative log-likelihood under the group that explains the name best.
+        """
+        if not len(normalized):
+            return torch.empty(0)
+        log_likelihoods, counts = self.log_likelihoods(normalized)
+        return (-log_likelihoods.max(dim=1).values / counts).float()
+
+    @staticmethod
+    def threshold_at(val_scores: torch.Tensor | Sequence[float], false_alarm: float = 0.05) -> float:
+        """The smallest threshold above which at most ``false_alarm`` of ``val_scores`` lie.
+
+        ``scores > threshold`` then flags ``floor(false_alarm * n)`` validation names or
+        fewer (fewer only where scores tie at the threshold).
+        """
+        if not 0.0 <= false_alarm < 1.0:
+            raise ValueError(f"false_alarm must be in [0, 1), e.g. 0.05; got {false_alarm}")
+        scores = torch.as_tensor(val_scores, dtype=torch.float64).flatten()
+        if scores.numel() == 0:
+            raise ValueError("no validation scores to set the threshold on")
+        if not torch.isfinite(scores).all():
+            raise ValueError("the validation scores hold NaN or infinite values")
+        ordered = scores.sort().values
+        allowed = math.floor(false_alarm * scores.numel() + 1e-9)  # names that may lie above
+        return float(ordered[scores.numel() - 1 - allowed])
+
+    # -- storage: tables in safetensors, settings in JSON --------------------------------
+
+    def save(self, folder: Path | str, threshold: float | None = None, meta: dict | None = None) -> None:
+        """Write ``unknown.safetensors`` and ``unknown.json`` (order, groups, checksum, threshold) into ``folder``."""
+        folder = Path(folder)
+        blob = save_safetensors({name: tensor.contiguous() for name, tensor in self.tables.items()})
+        atomic_write_bytes(folder / STATE_FILE, blob)
+        info = {
+            "format": FORMAT,
+            "order": self.order,
+            "groups": self.groups,
+            "alphabet": ALPHABET,
+            "threshold": threshold,
+            "sha256": hashlib.sha256(blob).hexdigest(),
+            **(meta or {}),
+        }
+        write_json(folder / META_FILE, info)
+
+    @classmethod
+    def load(cls, folder: Path | str) -> tuple[UnknownScorer, dict]:
+        """The scorer saved in ``folder`` and its JSON (``info["threshold"]`` is the stored threshold)."""
+        folder = Path(folder)
+        if not (folder / META_FILE).is_file() or not (folder / STATE_FILE).is_file():
+            raise CheckpointError(f"{folder} holds no unknown-language scorer ({META_FILE} and {STATE_FILE})")
+        info = read_json(folder / META_FILE)
+        blob = (folder / STATE_FILE).read_bytes()
+        if info.get("format") != FORMAT or info.get("alphabet") != ALPHABET:
+            raise CheckpointError(
+                f"{folder / META_FILE} was written by another version of namelab; fit the scorer again"
+            )
+        if hashlib.sha256(blob).hexdigest() != info.get("sha256"):
+            raise CheckpointError(
+                f"{folder / STATE_FILE} does not match its checksum: truncated or modified; fit it again"
+            )
+        tables = load_safetensors(blob)
+        order = int(info["order"])
+        missing = [f"{name}{k}" for k in range(1, order + 1) for name in ("keys", "alpha", "context_keys", "gamma")]
+        missing = [name for name in missing if name not in tables]
+        if missing:
+            raise CheckpointError(f"{folder / STATE_FILE} lacks the tables {', '.join(missing)}; fit the scorer again")
+        return cls(order, int(info["groups"]), tables), info
+
+
+def _discount(counts: torch.Tensor) -> float:
+    n1 = int((counts == 1).sum())
+    n2 = int((counts == 2).sum())
+    discount = n1 / (n1 + 2 * n2) if n1 + 2 * n2 else 0.5
+    return min(max(discount, MIN_DISCOUNT), MAX_DISCOUNT)
