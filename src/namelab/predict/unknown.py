@@ -49,7 +49,7 @@ import torch
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
-from .checkpoint import CheckpointError, atomic_write_bytes, read_json, write_json
+from ..runs.checkpoint import CheckpointError, atomic_write_bytes, read_json, write_json
 
 ORDER = 5  # 4 to 6 measured alike (AUROC 0.775-0.776); 3 gives 0.764
 ALPHABET = "abcdefghijklmnopqrstuvwxyz '-?"  # what normalize() can emit, case folded; '?' is its unknown
