@@ -125,9 +125,12 @@ class EnsemblePredictor(Predictor):
         self.weights = [float(w) / sum(weights) for w in weights]
 
     @classmethod
-    def from_folder(cls, folder: Path | str, device: str | torch.device = "cpu") -> "EnsemblePredictor":
+    def from_folder(
+        cls, folder: Path | str, device: str | torch.device = "cpu", backend: str = "torch"
+    ) -> "EnsemblePredictor":
         meta = read_json(Path(folder) / CONFIG)
-        return cls([Predictor.from_run(path, device=device) for path in member_folders(folder, meta)], meta)
+        members = [Predictor.from_run(path, device=device, backend=backend) for path in member_folders(folder, meta)]
+        return cls(members, meta)
 
     @torch.inference_mode()
     def scores(self, normalized: Sequence[str], batch_size: int = 1024) -> torch.Tensor:

@@ -31,6 +31,7 @@ from typing import Sequence
 
 import torch
 
+from .backends import make_backend
 from .calibrate import conformal_threshold, prediction_sets
 from .checkpoint import CONFIG, load_run, read_json
 from .data import UnusableName, Vocab, encode_batch, normalize
@@ -72,12 +73,15 @@ def logits_in_order(model: CharClassifier, normalized: Sequence[str], vocab: Voc
 
 
 class Predictor:
-    def __init__(self, model: CharClassifier, vocab: Vocab, labels: list[str], meta: dict | None = None):
+    def __init__(
+        self, model: CharClassifier, vocab: Vocab, labels: list[str], meta: dict | None = None, backend: str = "torch"
+    ):
         self.model = model.eval()
         self.vocab = vocab
         self.labels = labels
         self.meta = meta or {}
         self.device = next(model.parameters()).device
+        self.backend = make_backend(self.model, vocab, backend)  # what runs the forward pass (backends.py)
 
     @property
     def temperature(self) -> float:
@@ -98,21 +102,24 @@ class Predictor:
         return conformal_threshold(self.conformal_scores, coverage)
 
     @classmethod
-    def from_run(cls, run_dir: Path | str, device: str | torch.device = "cpu") -> "Predictor":
-        """The predictor of any run folder: a recurrent model, the n-gram baseline or an ensemble."""
+    def from_run(cls, run_dir: Path | str, device: str | torch.device = "cpu", backend: str = "torch") -> "Predictor":
+        """The predictor of any run folder: a recurrent model, the n-gram baseline or an ensemble.
+
+        ``backend`` runs the recurrent models: ``torch``, ``onnx`` (onnxruntime) or ``auto`` (backends.py).
+        """
         kind = run_kind(run_dir)
         if kind == "ensemble":
             from .ensemble import EnsemblePredictor  # ensemble imports this module
 
-            return EnsemblePredictor.from_folder(run_dir, device=device)
+            return EnsemblePredictor.from_folder(run_dir, device=device, backend=backend)
         if kind == "ngram":
             return NgramPredictor.from_folder(run_dir)
         model, meta = load_run(run_dir, device=device)
-        return cls(model, Vocab(meta["vocab"]), meta["labels"], meta)
+        return cls(model, Vocab(meta["vocab"]), meta["labels"], meta, backend=backend)
 
     def scores(self, normalized: Sequence[str], batch_size: int = 1024) -> torch.Tensor:
         """Uncalibrated logits ``(N, C)`` of already normalized names, in input order."""
-        return logits_in_order(self.model, normalized, self.vocab, batch_size)
+        return self.backend.scores(normalized, batch_size)
 
     def probabilities(self, normalized: Sequence[str], batch_size: int = 1024) -> torch.Tensor:
         """Calibrated class probabilities ``(N, C)`` of already normalized names, in input order."""

@@ -1,0 +1,106 @@
+"""What runs a recurrent model's forward pass for a Predictor: torch, or onnxruntime.
+
+    backend = make_backend(model, vocab, "onnx")         # "torch" | "onnx" | "auto"
+    logits = backend.scores(["nakamura", "schmidt"])     # (N, C) float32, in input order
+
+Both backends take already normalized names and give the model's logits in input
+order, the contract of ``Predictor.scores``; a Predictor only swaps which one it calls.
+``onnx`` builds the model's graph in memory (export.build_graph, the graph that
+``namelab export`` writes, proven equal to torch within 1e-5 by tests/test_export.py)
+and runs it with onnxruntime on ``threads`` threads. ``auto`` picks ``onnx`` for a
+model on the CPU where onnxruntime is installed, else ``torch``.
+
+Both batch names by length (sorted, so a batch holds little padding) and score each
+distinct name once: tables of real names repeat a lot, and a repeat costs a dict lookup.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from .data import Vocab, encode_batch
+
+BACKENDS = ("torch", "onnx", "auto")
+
+
+def distinct(normalized: Sequence[str]) -> tuple[list[str], np.ndarray]:
+    """The distinct names, shortest first, and the row of each input name among them."""
+    first = dict.fromkeys(normalized)
+    unique = sorted(first, key=len)
+    row = {name: i for i, name in enumerate(unique)}
+    return unique, np.fromiter((row[name] for name in normalized), dtype=np.int64, count=len(normalized))
+
+
+class TorchBackend:
+    """The model itself (either engine) under ``torch.inference_mode``."""
+
+    name = "torch"
+
+    def __init__(self, model, vocab: Vocab):
+        self.model, self.vocab = model.eval(), vocab
+
+    def scores(self, normalized: Sequence[str], batch_size: int = 1024) -> torch.Tensor:
+        from .predict import logits_in_order  # predict builds backends: import on use
+
+        unique, rows = distinct(normalized)
+        logits = logits_in_order(self.model, unique, self.vocab, batch_size)
+        return logits[torch.from_numpy(rows)]
+
+
+class OnnxBackend:
+    """The model's ONNX graph on onnxruntime: what ``namelab export`` writes, run in memory."""
+
+    name = "onnx"
+
+    def __init__(self, model_bytes: bytes, vocab: Vocab, num_classes: int, threads: int = 2):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
+        self.vocab, self.num_classes = vocab, num_classes
+
+    @classmethod
+    def from_model(cls, model, vocab: Vocab, threads: int = 2) -> "OnnxBackend":
+        from .export import build_graph  # onnx is imported only by those who run it
+
+        return cls(build_graph(model).SerializeToString(), vocab, model.num_classes, threads)
+
+    def scores(self, normalized: Sequence[str], batch_size: int = 1024) -> torch.Tensor:
+        unique, rows = distinct(normalized)
+        out = np.empty((len(unique), self.num_classes), dtype=np.float32)
+        for start in range(0, len(unique), batch_size):
+            ids, lengths = encode_batch(unique[start : start + batch_size], self.vocab)
+            feed = {"ids": ids.numpy(), "lengths": lengths.numpy()}
+            out[start : start + batch_size] = self.session.run(["logits"], feed)[0]
+        return torch.from_numpy(out[rows])
+
+
+def onnx_available() -> bool:
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def make_backend(model, vocab: Vocab, backend: str = "torch", threads: int | None = None):
+    """The backend named ``backend`` (see :data:`BACKENDS`) for ``model``; ``threads`` for onnxruntime."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    on_cpu = next(model.parameters()).device.type == "cpu"
+    if backend == "auto":
+        backend = "onnx" if on_cpu and onnx_available() else "torch"
+    if backend == "torch":
+        return TorchBackend(model, vocab)
+    if not on_cpu:
+        raise ValueError("the onnx backend runs on the CPU; load the model with device='cpu' or use backend='torch'")
+    if not onnx_available():
+        raise ValueError("the onnx backend needs onnx and onnxruntime (pip install onnx onnxruntime); or use 'torch'")
+    return OnnxBackend.from_model(model, vocab, threads or min(2, torch.get_num_threads()))
