@@ -46,9 +46,12 @@ def test_onnx_backend_predicts_as_torch(ensemble_dir, member):
 
 
 def test_ensembles_pass_the_backend_to_their_members(ensemble_dir):
-    torch_e, onnx_e = Predictor.from_run(ensemble_dir), Predictor.from_run(ensemble_dir, backend="auto")
+    torch_e, onnx_e = Predictor.from_run(ensemble_dir), Predictor.from_run(ensemble_dir, backend="onnx")
     assert isinstance(onnx_e, EnsemblePredictor)
     assert {m.backend.name for m in onnx_e.members} == {"onnx"}
+    # auto: onnxruntime for the LSTM only, where it measured faster than the hand engine.
+    auto = Predictor.from_run(ensemble_dir, backend="auto")
+    assert [m.backend.name for m in auto.members] == ["onnx", "torch"]
     assert (torch_e.probabilities(NAMES) - onnx_e.probabilities(NAMES)).abs().max() <= 1e-5
 
 

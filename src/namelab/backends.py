@@ -6,9 +6,9 @@
 Both backends take already normalized names and give the model's logits in input
 order, the contract of ``Predictor.scores``; a Predictor only swaps which one it calls.
 ``onnx`` builds the model's graph in memory (export.build_graph, the graph that
-``namelab export`` writes, proven equal to torch within 1e-5 by tests/test_export.py)
-and runs it with onnxruntime on ``threads`` threads. ``auto`` picks ``onnx`` for a
-model on the CPU where onnxruntime is installed, else ``torch``.
+export_onnx writes, proven equal to torch within 1e-5 by tests/test_export.py) and
+runs it with onnxruntime on ``threads`` threads. ``auto`` picks ``onnx`` for an LSTM
+on the CPU where onnxruntime is installed (where it measured faster), else ``torch``.
 
 Both batch names by length (sorted, so a batch holds little padding) and score each
 distinct name once: tables of real names repeat a lot, and a repeat costs a dict lookup.
@@ -96,7 +96,9 @@ def make_backend(model, vocab: Vocab, backend: str = "torch", threads: int | Non
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     on_cpu = next(model.parameters()).device.type == "cpu"
     if backend == "auto":
-        backend = "onnx" if on_cpu and onnx_available() else "torch"
+        # Measured (bench/speed.py --backends): onnxruntime's LSTM beats the hand engine, above
+        # all for one name; its GRU and bidirectional GRU are several times slower, so they stay on torch.
+        backend = "onnx" if on_cpu and model.cell_name == "lstm" and onnx_available() else "torch"
     if backend == "torch":
         return TorchBackend(model, vocab)
     if not on_cpu:

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .checkpoint import CheckpointError, atomic_write_bytes
+from .checkpoint import atomic_write_bytes
 from .data import PAD_ID, UNKNOWN, UNKNOWN_ID, Vocab
 from .model import _HASH_MULTIPLIER, NGRAM_ORDERS, CharClassifier
 
@@ -137,7 +137,8 @@ class _Graph:
 
     def op(self, op_type: str, *inputs: str, outputs: int = 1, name: str | None = None, **attrs):
         self.count += 1
-        names = [name or f"{op_type.lower()}{self.count}"] if outputs == 1 else [f"{op_type.lower()}{self.count}_{k}" for k in range(outputs)]
+        stem = f"{op_type.lower()}{self.count}"
+        names = [name or stem] if outputs == 1 else [f"{stem}_{k}" for k in range(outputs)]
         self.nodes.append(self.helper.make_node(op_type, list(inputs), names, **attrs))
         return names[0] if outputs == 1 else names
 
@@ -215,7 +216,8 @@ def build_graph(model: CharClassifier, temperature: float = 1.0, name: str = "na
             masked = g.op("Where", mask, states, g.const(np.float32(-np.inf)))
             parts.append(g.op("ReduceMax", masked, g.const(_i64(1)), keepdims=0))
         features = parts[0] if len(parts) == 1 else g.op("Concat", *parts, axis=1)
-    logits = g.op("Gemm", features, g.const(_f32(model.out.weight), "out_weight"), g.const(_f32(model.out.bias), "out_bias"), transB=1)
+    out_weight, out_bias = g.const(_f32(model.out.weight), "out_weight"), g.const(_f32(model.out.bias), "out_bias")
+    logits = g.op("Gemm", features, out_weight, out_bias, transB=1)
     if config.ngram_buckets:
         logits = g.op("Add", logits, _ngram_logits(g, model))
     logits = g.op("Identity", logits, name="logits")
