@@ -22,7 +22,8 @@ For each cell (rnn, lstm, gru) it measures, in the same run, on the real train s
 * the same products replayed alone (``matmul_replay``): their rate, and the share of a
   hand epoch they take; the rest of the epoch is everything that is not a product;
 * for the LSTM, ``Predictor.predict`` on ``--predict-names`` names at once, and the median
-  latency of a one-name call.
+  latency of a one-name call, with each ``--backends`` (torch, onnx: namelab.backends) side
+  by side; figures of a backend other than torch carry its name (``predict_names_per_s_onnx``).
 
 Every figure is the median of ``--repeats`` runs (the matmul peak: the best of bursts taken
 between the timed epochs; their median is kept too, and the LSTM target compares against
@@ -257,6 +258,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--predict-names", type=int, default=20_000)
     parser.add_argument("--latency-calls", type=int, default=200)
     parser.add_argument(
+        "--backends", default="torch", help="comma-separated prediction backends to time side by side: torch, onnx"
+    )
+    parser.add_argument(
         "--allow-load",
         action="store_true",
         help=f"run even if the 1-minute load average is above {LOAD_LIMIT} (the results are marked under_load)",
@@ -272,6 +276,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results.json")
     args = parser.parse_args(argv)
     args.cells = [c.strip() for c in args.cells.split(",") if c.strip()]
+    args.backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    if not args.backends or set(args.backends) - {"torch", "onnx"}:
+        parser.error(f"--backends: choose from torch, onnx, got {','.join(args.backends) or '(none)'}")
     unknown = sorted(set(args.cells) - set(CELLS))
     if unknown or not args.cells:
         parser.error(f"--cells: unknown {', '.join(unknown) or '(none given)'}; choose from {', '.join(CELLS)}")
@@ -337,18 +344,29 @@ def main(argv: list[str] | None = None) -> int:
         names = [name for name, _ in corpus.pairs]
         names = (names * (args.predict_names // len(names) + 1))[: args.predict_names]
         random.Random(1).shuffle(names)
-        predictor = Predictor(lstm_model, corpus.vocab, corpus.labels)
-        rate, latency = predict_figures(predictor, names, args.latency_calls, args.repeats)
-        results["cells"]["lstm"].update(predict_names_per_s=rate, predict_latency_ms=latency)
+        for backend in args.backends:
+            predictor = Predictor(lstm_model, corpus.vocab, corpus.labels, backend=backend)
+            rate, latency = predict_figures(predictor, names, args.latency_calls, args.repeats)
+            results["cells"]["lstm"].update(
+                {f"predict_names_per_s{_suffix(backend)}": rate, f"predict_latency_ms{_suffix(backend)}": latency}
+            )
     names = [name for name, _ in corpus.pairs]
     names = (names * (args.predict_names // len(names) + 1))[: args.predict_names]
     random.Random(1).shuffle(names)
     if args.run:
         results["runs"] = {}
     for run in args.run:
-        rate, latency = predict_figures(load_predictor(run), names, args.latency_calls, args.repeats)
-        results["runs"][str(run)] = {"predict_names_per_s": rate, "predict_latency_ms": latency}
-        print(f"{run} predict: {rate:,.0f} names/s on {len(names):,} names; one name: {latency:.2f} ms", flush=True)
+        results["runs"][str(run)] = {}
+        for backend in args.backends:
+            predictor = load_predictor(run, backend=backend)
+            rate, latency = predict_figures(predictor, names, args.latency_calls, args.repeats)
+            results["runs"][str(run)].update(
+                {f"predict_names_per_s{_suffix(backend)}": rate, f"predict_latency_ms{_suffix(backend)}": latency}
+            )
+            print(
+                f"{run} predict ({backend}): {rate:,.0f} names/s on {len(names):,} names; one name: {latency:.2f} ms",
+                flush=True,
+            )
     # The one-thread loop runs last: switching torch's thread count back and forth between
     # the engines' timings would be one more thing that could disturb them.
     for cell in args.cells:
@@ -362,10 +380,12 @@ def main(argv: list[str] | None = None) -> int:
         print(_row(cell, results["cells"][cell]))
     if "predict_names_per_s" in results["cells"].get("lstm", {}):
         lstm = results["cells"]["lstm"]
-        print(
-            f"lstm predict: {lstm['predict_names_per_s']:,.0f} names/s on {args.predict_names:,} names; "
-            f"one name: {lstm['predict_latency_ms']:.2f} ms (median of {args.latency_calls})"
-        )
+        for backend in args.backends:
+            print(
+                f"lstm predict ({backend}): {lstm[f'predict_names_per_s{_suffix(backend)}']:,.0f} names/s on "
+                f"{args.predict_names:,} names; one name: {lstm[f'predict_latency_ms{_suffix(backend)}']:.2f} ms "
+                f"(median of {args.latency_calls})"
+            )
     results["machine"]["load_average_end"] = load_average()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
@@ -375,6 +395,11 @@ def main(argv: list[str] | None = None) -> int:
         f"{results['machine']['load_average_end']} at the end{flag}; figures in {args.out}"
     )
     return 0
+
+
+def _suffix(backend: str) -> str:
+    """torch's figures keep their historical names; another backend's carry its name."""
+    return "" if backend == "torch" else f"_{backend}"
 
 
 HEADER = (

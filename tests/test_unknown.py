@@ -5,8 +5,8 @@ import random
 import pytest
 import torch
 
-from namelab.runs.checkpoint import CheckpointError
 from namelab.predict.unknown import UnknownScorer
+from namelab.runs.checkpoint import CheckpointError
 
 STEMS = {0: ["ov", "ev", "in", "sky"], 1: ["son", "ton", "ley", "er"]}
 

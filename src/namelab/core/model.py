@@ -121,7 +121,7 @@ def pool_steps(states: torch.Tensor, lengths: torch.Tensor, pool: str) -> torch.
 
 
 NGRAM_ORDERS = (1, 2, 3, 4)
-_HASH_MULTIPLIER = 2654435761  # Knuth's multiplicative hash: its high bits mix every bit of the key
+HASH_MULTIPLIER = 2654435761  # Knuth's multiplicative hash: its high bits mix every bit of the key
 
 
 def ngram_bag(ids: torch.Tensor, lengths: torch.Tensor, vocab_size: int, buckets: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -145,7 +145,7 @@ def ngram_bag(ids: torch.Tensor, lengths: torch.Tensor, vocab_size: int, buckets
         key = framed.new_full((batch, starts), n)  # the order leads the key: "a" and "^a" differ
         for k in range(n):
             key = key * base + framed[:, k : k + starts]
-        mixed = (key * _HASH_MULTIPLIER) & 0xFFFFFFFF
+        mixed = (key * HASH_MULTIPLIER) & 0xFFFFFFFF
         indices.append((mixed * buckets) >> 32)
         valid.append(steps[:starts] + n <= lengths[:, None] + 2)
     index, mask = torch.cat(indices, dim=1), torch.cat(valid, dim=1)

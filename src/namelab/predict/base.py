@@ -32,8 +32,9 @@ from typing import Sequence
 import torch
 
 from ..core.model import CharClassifier
-from ..data.corpus import UnusableName, Vocab, encode_batch, normalize
+from ..data.corpus import UnusableName, Vocab, normalize
 from ..runs.checkpoint import load_run
+from .backends import make_backend
 from .calibrate import conformal_threshold, prediction_sets
 
 
@@ -53,31 +54,16 @@ def ranked(probs: torch.Tensor, labels: Sequence[str], top_k: int) -> list[list[
     return [flat[start : start + k] for start in range(0, len(flat), k)]
 
 
-@torch.inference_mode()
-def logits_in_order(model: CharClassifier, normalized: Sequence[str], vocab: Vocab, batch_size: int = 1024) -> torch.Tensor:
-    """Logits ``(N, C)`` (float32, on the CPU) of already normalized names, in input order.
-
-    The one prediction path: names are batched by length (little padding), and every
-    row is put back where its name was.
-    """
-    model.eval()
-    device = next(model.parameters()).device
-    order = sorted(range(len(normalized)), key=lambda i: len(normalized[i]))
-    out = torch.empty(len(normalized), model.config.num_classes)
-    for start in range(0, len(order), batch_size):
-        rows = order[start : start + batch_size]
-        ids, lengths = encode_batch([normalized[i] for i in rows], vocab)
-        out[rows] = model(ids.to(device), lengths.to(device)).float().cpu()
-    return out
-
-
 class Predictor:
-    def __init__(self, model: CharClassifier, vocab: Vocab, labels: list[str], meta: dict | None = None):
+    def __init__(
+        self, model: CharClassifier, vocab: Vocab, labels: list[str], meta: dict | None = None, backend: str = "torch"
+    ):
         self.model = model.eval()
         self.vocab = vocab
         self.labels = labels
         self.meta = meta or {}
         self.device = next(model.parameters()).device
+        self.backend = make_backend(self.model, vocab, backend)  # what runs the forward pass (backends.py)
 
     @property
     def temperature(self) -> float:
@@ -98,14 +84,19 @@ class Predictor:
         return conformal_threshold(self.conformal_scores, coverage)
 
     @classmethod
-    def from_folder(cls, run_dir: Path | str, device: str | torch.device = "cpu") -> "Predictor":
-        """The predictor of a recurrent model's run folder (``load_predictor`` reads every kind)."""
+    def from_folder(
+        cls, run_dir: Path | str, device: str | torch.device = "cpu", backend: str = "torch"
+    ) -> "Predictor":
+        """The predictor of a recurrent model's run folder (``load_predictor`` reads every kind).
+
+        ``backend`` runs the model: ``torch``, ``onnx`` (onnxruntime) or ``auto`` (backends.py).
+        """
         model, meta = load_run(run_dir, device=device)
-        return cls(model, Vocab(meta["vocab"]), meta["labels"], meta)
+        return cls(model, Vocab(meta["vocab"]), meta["labels"], meta, backend=backend)
 
     def scores(self, normalized: Sequence[str], batch_size: int = 1024) -> torch.Tensor:
         """Uncalibrated logits ``(N, C)`` of already normalized names, in input order."""
-        return logits_in_order(self.model, normalized, self.vocab, batch_size)
+        return self.backend.scores(normalized, batch_size)
 
     def probabilities(self, normalized: Sequence[str], batch_size: int = 1024) -> torch.Tensor:
         """Calibrated class probabilities ``(N, C)`` of already normalized names, in input order."""

@@ -104,13 +104,13 @@ def fit_weight(probs: Sequence[torch.Tensor], targets: torch.Tensor, grid: Seque
     return [(1 - best) / (len(probs) - 1)] * (len(probs) - 1) + [best]
 
 
-def load_member(run_dir: Path | str, device: str | torch.device = "cpu") -> Predictor:
+def load_member(run_dir: Path | str, device: str | torch.device = "cpu", backend: str = "torch") -> Predictor:
     """A member's predictor: a recurrent model or the n-gram baseline (an ensemble holds no ensembles)."""
     if run_kind(run_dir) == NGRAM:
         return NgramPredictor.from_folder(run_dir)
     if run_kind(run_dir) == KIND:
         raise CheckpointError(f"{run_dir} is an ensemble inside an ensemble; members are single runs, rebuild it")
-    return Predictor.from_folder(run_dir, device=device)
+    return Predictor.from_folder(run_dir, device=device, backend=backend)
 
 
 class EnsemblePredictor(Predictor):
@@ -136,9 +136,11 @@ class EnsemblePredictor(Predictor):
         self.weights = [float(w) / sum(weights) for w in weights]
 
     @classmethod
-    def from_folder(cls, folder: Path | str, device: str | torch.device = "cpu") -> "EnsemblePredictor":
+    def from_folder(
+        cls, folder: Path | str, device: str | torch.device = "cpu", backend: str = "torch"
+    ) -> "EnsemblePredictor":
         meta = read_json(Path(folder) / CONFIG)
-        return cls([load_member(path, device) for path in member_folders(folder, meta)], meta)
+        return cls([load_member(path, device, backend) for path in member_folders(folder, meta)], meta)
 
     @torch.inference_mode()
     def scores(self, normalized: Sequence[str], batch_size: int = 1024) -> torch.Tensor:

@@ -20,8 +20,11 @@ from .ensemble import KIND as ENSEMBLE
 from .ensemble import EnsemblePredictor, load_member
 
 
-def load_predictor(run_dir: Path | str, device: str | torch.device = "cpu") -> Predictor:
-    """The predictor of any run folder: a recurrent model, the n-gram baseline or an ensemble."""
+def load_predictor(run_dir: Path | str, device: str | torch.device = "cpu", backend: str = "torch") -> Predictor:
+    """The predictor of any run folder: a recurrent model, the n-gram baseline or an ensemble.
+
+    ``backend`` runs the recurrent models: ``torch``, ``onnx`` (onnxruntime) or ``auto`` (backends.py).
+    """
     if run_kind(run_dir) == ENSEMBLE:
-        return EnsemblePredictor.from_folder(run_dir, device=device)
-    return load_member(run_dir, device)
+        return EnsemblePredictor.from_folder(run_dir, device=device, backend=backend)
+    return load_member(run_dir, device, backend)

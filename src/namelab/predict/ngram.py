@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Sequence
 
@@ -85,9 +86,14 @@ class NgramModel:
             features[column] = gram
         return cls(features, vectorizer.idf_.copy(), clf.coef_.copy(), clf.intercept_.copy(), list(labels), c)
 
+    @cached_property
+    def _counter(self):
+        """The n-gram counter, built once: building it maps every feature (~30 ms a call on the full data)."""
+        return _counter({gram: i for i, gram in enumerate(self.features)})
+
     def transform(self, names: Sequence[str]):
         """TF-IDF rows of ``names`` (sparse ``(N, F)``), as scikit-learn's ``sublinear_tf`` vectorizer computes them."""
-        counts = _counter({gram: i for i, gram in enumerate(self.features)}).transform(names).astype(np.float64)
+        counts = self._counter.transform(names).astype(np.float64)
         counts.data = 1.0 + np.log(counts.data)
         x = counts.multiply(self.idf[None, :]).tocsr()
         norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=1)).ravel())

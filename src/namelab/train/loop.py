@@ -32,7 +32,8 @@ from ..core.metrics import classification_metrics
 from ..core.model import CharClassifier
 from ..data.corpus import PAD_ID, UNKNOWN_ID, Corpus, Example, Split, Vocab, batches
 from ..data.download import dataset_checksum
-from ..predict.base import Predictor, logits_in_order
+from ..predict.backends import logits_in_order
+from ..predict.base import Predictor
 from ..predict.calibrate import calibrate_predictor
 from ..runs import checkpoint
 from ..runs.checkpoint import CheckpointError
