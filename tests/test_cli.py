@@ -108,7 +108,10 @@ def test_train_writes_a_run(capsys, names_dir: Path, tmp_path: Path) -> None:
         )  # fmt: skip
     assert code == 0
     assert "test accuracy" in out and f"run written to {out_dir}" in out
-    assert {p.name for p in out_dir.iterdir()} == {"config.json", "model.safetensors", "history.json", "metrics.json", "manifest.json"}
+    assert {p.name for p in out_dir.iterdir()} == {
+        "config.json", "model.safetensors", "history.json", "metrics.json", "manifest.json", "unknown.json",
+        "unknown.safetensors",
+    }
     config = json.loads((out_dir / "config.json").read_text())
     assert config["config"]["model"] == "rnn" and config["config"]["hidden_size"] == 16
     assert config["config"]["seed"] == 3 and config["dataset_sha256"]
@@ -207,7 +210,8 @@ def test_evaluate_a_missing_run(capsys, names_dir: Path, tmp_path: Path) -> None
 
 def assert_prediction_row(row: dict, name: str, top_k: int) -> None:
     assert row["name"] == name
-    assert set(row) == {"name", "normalized", "predictions"}
+    assert set(row) == {"name", "normalized", "predictions", "unknown_language", "unknown_score"}
+    assert isinstance(row["unknown_language"], bool) and isinstance(row["unknown_score"], float)
     assert row["normalized"] == normalize(name)
     predictions = row["predictions"]
     assert len(predictions) == top_k

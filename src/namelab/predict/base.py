@@ -36,6 +36,8 @@ from ..data.corpus import UnusableName, Vocab, normalize
 from ..runs.checkpoint import load_run
 from .backends import make_backend
 from .calibrate import conformal_threshold, prediction_sets
+from .priors import TRAIN_PRIOR, resolve_prior, reweight
+from .unknown import DEFAULT_FALSE_ALARM, UnknownCheck
 
 
 def ranked(probs: torch.Tensor, labels: Sequence[str], top_k: int) -> list[list[dict]]:
@@ -55,8 +57,20 @@ def ranked(probs: torch.Tensor, labels: Sequence[str], top_k: int) -> list[list[
 
 
 class Predictor:
+    """A recurrent model's run behind one interface: ``predict(names)`` and its parts.
+
+    ``unknown`` is the run's unknown-language scorer (unknown.py) with its stored
+    validation scores, or None for a run written without one.
+    """
+
     def __init__(
-        self, model: CharClassifier, vocab: Vocab, labels: list[str], meta: dict | None = None, backend: str = "torch"
+        self,
+        model: CharClassifier,
+        vocab: Vocab,
+        labels: list[str],
+        meta: dict | None = None,
+        backend: str = "torch",
+        unknown: UnknownCheck | None = None,
     ):
         self.model = model.eval()
         self.vocab = vocab
@@ -64,6 +78,7 @@ class Predictor:
         self.meta = meta or {}
         self.device = next(model.parameters()).device
         self.backend = make_backend(self.model, vocab, backend)  # what runs the forward pass (backends.py)
+        self.unknown = unknown
 
     @property
     def temperature(self) -> float:
@@ -92,32 +107,80 @@ class Predictor:
         ``backend`` runs the model: ``torch``, ``onnx`` (onnxruntime) or ``auto`` (backends.py).
         """
         model, meta = load_run(run_dir, device=device)
-        return cls(model, Vocab(meta["vocab"]), meta["labels"], meta, backend=backend)
+        return cls(model, Vocab(meta["vocab"]), meta["labels"], meta, backend=backend, unknown=UnknownCheck.load(run_dir))
 
     def scores(self, normalized: Sequence[str], batch_size: int = 1024) -> torch.Tensor:
         """Uncalibrated logits ``(N, C)`` of already normalized names, in input order."""
         return self.backend.scores(normalized, batch_size)
 
     def probabilities(self, normalized: Sequence[str], batch_size: int = 1024) -> torch.Tensor:
-        """Calibrated class probabilities ``(N, C)`` of already normalized names, in input order."""
+        """Calibrated class probabilities ``(N, C)`` of already normalized names, in input order (training prior)."""
         # logits or log-probabilities alike: the softmax ignores a per-row constant
         return torch.softmax(self.scores(normalized, batch_size) / self.temperature, dim=1)
 
+    @property
+    def train_prior(self) -> torch.Tensor:
+        """The languages' shares in the training split, which the calibrated probabilities carry."""
+        shares = self.meta.get("train_prior")
+        if shares is None:
+            raise ValueError(
+                "this run records no training prior (config.json has no train_prior): it was written by an older "
+                "namelab; train it again to predict with another --prior"
+            )
+        return torch.tensor(shares, dtype=torch.float64)
+
+    def target_prior(self, prior: str | Path | torch.Tensor, probs: torch.Tensor | None = None) -> torch.Tensor | None:
+        """The prior ``prior`` names (priors.py), or None for the training prior (nothing to re-weight)."""
+        if isinstance(prior, torch.Tensor):
+            return prior.double()
+        if str(prior) == TRAIN_PRIOR:
+            return None
+        return resolve_prior(str(prior), self.labels, self.train_prior, probs)
+
+    def with_prior(self, probs: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
+        """``probs`` under the training prior re-weighted to ``target`` (unchanged for None)."""
+        return probs if target is None else reweight(probs, self.train_prior, target)
+
     def describe(
-        self, probs: torch.Tensor, top_k: int = 3, *, min_confidence: float | None = None, coverage: float | None = None
+        self,
+        probs: torch.Tensor,
+        top_k: int = 3,
+        *,
+        min_confidence: float | None = None,
+        coverage: float | None = None,
+        unknown_scores: torch.Tensor | None = None,
+        false_alarm: float = DEFAULT_FALSE_ALARM,
+        set_probs: torch.Tensor | None = None,
     ) -> list[dict]:
-        """Per row of ``probs``: ``{"predictions": top-k}``, plus ``uncertain`` and ``coverage_set`` when asked."""
+        """Per row of ``probs``: ``{"predictions": top-k}``, plus the flags asked for.
+
+        ``uncertain`` and ``coverage_set`` when ``min_confidence`` and ``coverage`` are set;
+        ``unknown_language`` and ``unknown_score`` when ``unknown_scores`` are given (the
+        threshold is the run's, at ``false_alarm`` of validation names). Coverage sets are
+        built from ``set_probs`` (default ``probs``): the probabilities under the training
+        prior, the population their guarantee holds for.
+        """
         rows = [{"predictions": top} for top in ranked(probs, self.labels, max(1, min(top_k, len(self.labels))))]
         if min_confidence is not None:
             if not 0.0 <= min_confidence <= 1.0:
                 raise ValueError(f"min_confidence must be between 0 and 1, got {min_confidence}")
             for row, confident in zip(rows, (probs.max(dim=1).values >= min_confidence).tolist()):
                 row["uncertain"] = not confident
+        if unknown_scores is not None:
+            threshold = self.unknown.threshold(false_alarm)
+            rounded = unknown_scores.double().mul(1e4).round().div(1e4).tolist()
+            for row, score in zip(rows, rounded):
+                row["unknown_language"] = score > threshold
+                row["unknown_score"] = score
         if coverage is not None:
-            sets = prediction_sets(probs, self.coverage_threshold(coverage))
+            sets = prediction_sets(probs if set_probs is None else set_probs, self.coverage_threshold(coverage))
             for row, members in zip(rows, sets):
                 row["coverage_set"] = [self.labels[j] for j in members]
         return rows
+
+    def unknown_scores(self, normalized: Sequence[str]) -> torch.Tensor | None:
+        """How unlike the training languages each name is (None for a run without a scorer)."""
+        return None if self.unknown is None else self.unknown.scorer.score(normalized)
 
     def predict(
         self,
@@ -127,12 +190,28 @@ class Predictor:
         min_confidence: float | None = None,
         coverage: float | None = None,
         max_length: int | None = None,
+        prior: str | Path | torch.Tensor = TRAIN_PRIOR,
+        false_alarm: float = DEFAULT_FALSE_ALARM,
     ) -> list[dict]:
-        """One row per name, in order (see :func:`prepare` for ``max_length``)."""
+        """One row per name, in order (see :func:`prepare` for ``max_length``).
+
+        ``prior`` re-weights the probabilities to a population's make-up: ``"train"``,
+        ``"uniform"``, ``"estimate"`` (EM over these names), a JSON/CSV file of shares or
+        a tensor (priors.py). Rows carry ``unknown_language``/``unknown_score`` when the
+        run has an unknown-language scorer.
+        """
         results, usable, normalized = prepare(names, max_length)
         if usable:
+            probs = self.probabilities(normalized)
+            shifted = self.with_prior(probs, self.target_prior(prior, probs))
             described = self.describe(
-                self.probabilities(normalized), top_k, min_confidence=min_confidence, coverage=coverage
+                shifted,
+                top_k,
+                min_confidence=min_confidence,
+                coverage=coverage,
+                unknown_scores=self.unknown_scores(normalized),
+                false_alarm=false_alarm,
+                set_probs=probs,
             )
             for i, row in zip(usable, described):
                 results[i].update(row)

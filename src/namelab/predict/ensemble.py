@@ -23,6 +23,7 @@ from ..runs.checkpoint import CONFIG, CheckpointError, read_json, run_kind, writ
 from .base import ModelSummary, Predictor
 from .ngram import KIND as NGRAM
 from .ngram import NgramPredictor
+from .unknown import UnknownCheck
 
 KIND = "ensemble"
 
@@ -116,7 +117,7 @@ def load_member(run_dir: Path | str, device: str | torch.device = "cpu", backend
 class EnsemblePredictor(Predictor):
     """Averages its member predictors' calibrated probabilities."""
 
-    def __init__(self, members: Sequence[Predictor], meta: dict):
+    def __init__(self, members: Sequence[Predictor], meta: dict, unknown: UnknownCheck | None = None):
         if not members:
             raise ValueError("an ensemble needs at least one member")
         self.members = list(members)
@@ -128,6 +129,7 @@ class EnsemblePredictor(Predictor):
         self.vocab = None
         self.meta = meta
         self.device = self.members[0].device
+        self.unknown = unknown
         weights = meta.get("weights") or [1.0 / len(self.members)] * len(self.members)
         if len(weights) != len(self.members) or any(not w >= 0 for w in weights) or not sum(weights) > 0:
             raise CheckpointError(
@@ -140,7 +142,8 @@ class EnsemblePredictor(Predictor):
         cls, folder: Path | str, device: str | torch.device = "cpu", backend: str = "torch"
     ) -> "EnsemblePredictor":
         meta = read_json(Path(folder) / CONFIG)
-        return cls([load_member(path, device, backend) for path in member_folders(folder, meta)], meta)
+        members = [load_member(path, device, backend) for path in member_folders(folder, meta)]
+        return cls(members, meta, UnknownCheck.load(folder))
 
     @torch.inference_mode()
     def scores(self, normalized: Sequence[str], batch_size: int = 1024) -> torch.Tensor:

@@ -36,6 +36,7 @@ from ..runs.checkpoint import (
     write_json,
 )
 from .base import ModelSummary, Predictor
+from .unknown import UnknownCheck
 
 KIND = "ngram"
 C_GRID = (1.0, 3.0, 10.0, 30.0)
@@ -158,18 +159,19 @@ class NgramModel:
 class NgramPredictor(Predictor):
     """The n-gram baseline's run folder behind the Predictor interface."""
 
-    def __init__(self, ngram, meta: dict):
+    def __init__(self, ngram, meta: dict, unknown: UnknownCheck | None = None):
         self.ngram = ngram
         self.model = ModelSummary(ngram.coef.size + ngram.intercept.size)
         self.vocab = None
         self.labels = list(ngram.labels)
         self.meta = meta
         self.device = torch.device("cpu")
+        self.unknown = unknown
 
     @classmethod
     def from_folder(cls, run_dir: Path | str) -> "NgramPredictor":
         ngram, meta = NgramModel.load(run_dir)
-        return cls(ngram, meta)
+        return cls(ngram, meta, UnknownCheck.load(run_dir))
 
     def scores(self, normalized: Sequence[str], batch_size: int = 1024) -> torch.Tensor:
         return self.ngram.log_probs(normalized) if normalized else torch.empty(0, len(self.labels))

@@ -54,6 +54,19 @@ import torch
 KEYWORDS = ("train", "uniform", "estimate")
 
 
+TRAIN_PRIOR = "train"
+PRIORS = (TRAIN_PRIOR, "uniform", "estimate")  # or a file of shares
+RECOMMENDED_PRIOR = "uniform"  # for a population of unknown make-up (see above)
+
+
+def class_shares(targets: Sequence[int], num_classes: int) -> list[float]:
+    """Each class's share of ``targets`` (class indices): the training prior a run records."""
+    counts = torch.bincount(torch.as_tensor(list(targets), dtype=torch.long), minlength=num_classes).double()
+    if counts.sum() == 0:
+        raise ValueError("no examples to count class shares from")
+    return (counts / counts.sum()).tolist()
+
+
 def _as_prior(prior: torch.Tensor | Sequence[float], num_classes: int, what: str) -> torch.Tensor:
     prior = torch.as_tensor(prior, dtype=torch.float64).flatten()
     if prior.numel() != num_classes:

@@ -49,14 +49,14 @@ import torch
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
-from ..runs.checkpoint import CheckpointError, atomic_write_bytes, read_json, write_json
+from ..runs.checkpoint import UNKNOWN_META, UNKNOWN_STATE, CheckpointError, atomic_write_bytes, read_json, write_json
 
 ORDER = 5  # 4 to 6 measured alike (AUROC 0.775-0.776); 3 gives 0.764
 ALPHABET = "abcdefghijklmnopqrstuvwxyz '-?"  # what normalize() can emit, case folded; '?' is its unknown
 BOUNDARY = 0  # the padding before a name and the symbol that ends it
 BASE = len(ALPHABET) + 1
-STATE_FILE = "unknown.safetensors"
-META_FILE = "unknown.json"
+STATE_FILE = UNKNOWN_STATE
+META_FILE = UNKNOWN_META
 FORMAT = 1
 # Ney's discount n1 / (n1 + 2 n2) is kept inside these bounds: a tiny language can have no
 # n-gram seen exactly once, and a zero discount would give every unseen character zero.
@@ -263,3 +263,56 @@ def _discount(counts: torch.Tensor) -> float:
     n2 = int((counts == 2).sum())
     discount = n1 / (n1 + 2 * n2) if n1 + 2 * n2 else 0.5
     return min(max(discount, MIN_DISCOUNT), MAX_DISCOUNT)
+
+
+# -- in a run folder --------------------------------------------------------------------
+
+DEFAULT_FALSE_ALARM = 0.05  # share of in-domain validation names flagged: the default threshold
+
+
+class UnknownCheck:
+    """A run's scorer and its validation scores: the threshold for any false-alarm rate.
+
+        check = UnknownCheck.fit(split)                   # train names fit it, validation names set it
+        check.save(run_dir)
+        check = UnknownCheck.load(run_dir)                # None when the run has no scorer
+        check.scorer.score(names) > check.threshold(0.05)
+    """
+
+    def __init__(self, scorer: UnknownScorer, validation_scores: torch.Tensor):
+        self.scorer = scorer
+        self.validation_scores = validation_scores.double().sort().values
+
+    @classmethod
+    def fit(cls, split) -> "UnknownCheck":
+        """Fit on the train split's names and languages; score the validation names (never test)."""
+        scorer = UnknownScorer.fit([e.name for e in split.train], [e.label for e in split.train])
+        return cls(scorer, scorer.score([e.name for e in split.val]))
+
+    def threshold(self, false_alarm: float = DEFAULT_FALSE_ALARM) -> float:
+        if not 0.0 < false_alarm < 1.0:
+            raise ValueError(f"the unknown-language false-alarm rate must be between 0 and 1, got {false_alarm}")
+        return UnknownScorer.threshold_at(self.validation_scores, false_alarm)
+
+    def save(self, run_dir: Path | str) -> None:
+        scores = [round(float(s), 6) for s in self.validation_scores]
+        self.scorer.save(
+            run_dir,
+            threshold=self.threshold(DEFAULT_FALSE_ALARM),
+            meta={"false_alarm": DEFAULT_FALSE_ALARM, "validation_scores": scores},
+        )
+
+    @classmethod
+    def load(cls, run_dir: Path | str) -> "UnknownCheck | None":
+        run_dir = Path(run_dir)
+        if not (run_dir / META_FILE).exists() and not (run_dir / STATE_FILE).exists():
+            return None
+        scorer, info = UnknownScorer.load(run_dir)
+        scores = info.get("validation_scores")
+        if not isinstance(scores, list) or not scores or not all(
+            isinstance(s, (int, float)) and math.isfinite(s) for s in scores
+        ):
+            raise CheckpointError(
+                f"{run_dir / META_FILE} holds no usable validation_scores; train the run again"
+            )
+        return cls(scorer, torch.tensor(scores, dtype=torch.float64))

@@ -5,10 +5,12 @@
 
 The layout of a run folder, and its one home (other modules import these names):
 
-    config.json             CONFIG    what was trained, on what, the weights' sha256
+    config.json             CONFIG    what was trained, on what, the weights' sha256, the training prior
     model.safetensors       WEIGHTS   the kept (best validation) weights
     history.json            HISTORY   one row per epoch
     metrics.json            METRICS   test-split metrics of the kept weights
+    unknown.safetensors     UNKNOWN_STATE  the unknown-language scorer (character models of the train split)
+    unknown.json            UNKNOWN_META   its settings and the validation names' scores
     manifest.json           MANIFEST  sha256 of each file above, written last
     checkpoint.safetensors  CHECKPOINT  training state after the last finished epoch
 
@@ -46,7 +48,9 @@ HISTORY = "history.json"
 METRICS = "metrics.json"
 MANIFEST = "manifest.json"
 CHECKPOINT = "checkpoint.safetensors"
-RUN_FILES = (CONFIG, WEIGHTS, HISTORY, METRICS)  # what the manifest may list
+UNKNOWN_STATE = "unknown.safetensors"  # the unknown-language scorer's tables (predict/unknown.py)
+UNKNOWN_META = "unknown.json"  # its settings and validation scores
+RUN_FILES = (CONFIG, WEIGHTS, HISTORY, METRICS, UNKNOWN_STATE, UNKNOWN_META)  # what the manifest may list
 # Everything training writes into a run folder: --force removes these and nothing else.
 OWNED_FILES = (*RUN_FILES, MANIFEST, CHECKPOINT)
 _CHECKPOINT_KEY = "namelab_checkpoint"  # the JSON half of a checkpoint, in the safetensors metadata

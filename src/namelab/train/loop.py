@@ -35,6 +35,8 @@ from ..data.download import dataset_checksum
 from ..predict.backends import logits_in_order
 from ..predict.base import Predictor
 from ..predict.calibrate import calibrate_predictor
+from ..predict.priors import class_shares
+from ..predict.unknown import UnknownCheck
 from ..runs import checkpoint
 from ..runs.checkpoint import CheckpointError
 from ..runs.config import TrainConfig, build_model, resolve_device
@@ -258,6 +260,7 @@ def _train(
         "config": asdict(config),
         "vocab": vocab.chars,
         "labels": corpus.labels,
+        "train_prior": class_shares([e.label for e in split.train], corpus.num_classes),
         **split.sizes(),
         "dataset_sha256": dataset_sha256,
         "best_epoch": progress["best_epoch"],
@@ -270,6 +273,7 @@ def _train(
     meta["calibration"], calibration_metrics = calibrate_predictor(Predictor(model, vocab, corpus.labels), split)
     metrics.update(calibration_metrics)
     if out is not None:
+        UnknownCheck.fit(split).save(out)  # before the manifest, which lists it
         checkpoint.save_run(out, model, meta, history, metrics)
         (out / checkpoint.CHECKPOINT).unlink(missing_ok=True)  # the manifest is written: nothing left to resume
     return TrainResult(model=model.eval(), history=history, metrics=metrics, meta=meta, is_main=group.is_main)

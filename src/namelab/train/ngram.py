@@ -13,6 +13,8 @@ from ..core.metrics import classification_metrics
 from ..data.corpus import Split
 from ..predict.calibrate import calibrate_predictor
 from ..predict.ngram import C_GRID, NgramModel, NgramPredictor
+from ..predict.priors import class_shares
+from ..predict.unknown import UnknownCheck
 from ..runs.checkpoint import CONFIG, HISTORY, METRICS, write_json
 
 
@@ -32,7 +34,10 @@ def train_ngram(
     model = NgramModel.fit(split, labels, c_grid)
     seconds = time.perf_counter() - started
     full = model.save(out_dir, {**(meta or {}), "fit_seconds": round(seconds, 2)})
-    predictor = NgramPredictor(model, full)
+    full["train_prior"] = class_shares([e.label for e in split.train], len(labels))
+    check = UnknownCheck.fit(split)
+    check.save(out_dir)
+    predictor = NgramPredictor(model, full, check)
     full["calibration"], calibration = calibrate_predictor(predictor, split)
     write_json(Path(out_dir) / CONFIG, full)
     predicted = predictor.scores([e.name for e in split.test]).argmax(dim=1).tolist()

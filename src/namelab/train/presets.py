@@ -24,6 +24,8 @@ from ..data.download import dataset_checksum
 from ..predict.calibrate import calibrate_predictor
 from ..predict.ensemble import EnsemblePredictor, fit_weight, write_ensemble
 from ..predict.ngram import C_GRID
+from ..predict.priors import class_shares
+from ..predict.unknown import UnknownCheck
 from ..runs.checkpoint import CONFIG, HISTORY, METRICS, read_json, run_kind, write_json
 from ..runs.config import TrainConfig
 from .loop import train
@@ -113,6 +115,8 @@ def train_ensemble(
         folders.append(folder)
     write_ensemble(out, folders, {**(meta or {}), "vocab": corpus.vocab.chars, **split.sizes()})
     config = read_json(out / CONFIG)
+    config["train_prior"] = class_shares([e.label for e in split.train], corpus.num_classes)
+    UnknownCheck.fit(split).save(out)
     if len(folders) > 1 and run_kind(folders[-1]) == "ngram":
         # The n-gram member's share, chosen on the validation split (the members keep their own temperatures).
         members = EnsemblePredictor.from_folder(out).members

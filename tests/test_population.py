@@ -1,0 +1,107 @@
+"""The population a user classifies: --prior re-weights a run's probabilities, and names unlike
+every training language are flagged ``unknown_language``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+
+from namelab.data.corpus import normalize
+from namelab.predict.load import load_predictor
+from namelab.predict.priors import reweight
+from namelab.predict.unknown import UnknownCheck
+from namelab.runs.checkpoint import CONFIG, CheckpointError, write_manifest
+
+NAMES = ["Abab", "Cdcd", "Efef", "Baba", "Dcdc"]
+
+
+def full_rows(predictor, names, **options) -> torch.Tensor:
+    """The probability of every language per name, in label order, from ``predict``'s rows."""
+    rows = predictor.predict(names, top_k=len(predictor.labels), **options)
+    out = torch.zeros(len(rows), len(predictor.labels), dtype=torch.float64)
+    for i, row in enumerate(rows):
+        for entry in row["predictions"]:
+            out[i, predictor.labels.index(entry["language"])] = entry["probability"]
+    return out
+
+
+def test_a_run_records_its_training_prior(tiny_runs):
+    predictor = load_predictor(tiny_runs["gru"])
+    prior = predictor.train_prior
+    assert prior.shape == (len(predictor.labels),)
+    assert prior.sum().item() == pytest.approx(1.0) and (prior > 0).all()
+
+
+def test_uniform_and_file_priors_reweight_as_the_formula_says(tiny_runs, tmp_path):
+    predictor = load_predictor(tiny_runs["gru"])
+    train = full_rows(predictor, NAMES)
+    uniform = full_rows(predictor, NAMES, prior="uniform")
+    expected = reweight(train, predictor.train_prior, torch.full((len(predictor.labels),), 1 / len(predictor.labels)))
+    assert torch.allclose(uniform, expected, atol=2e-6)
+    shares = {label: (i + 1) for i, label in enumerate(predictor.labels)}
+    path = tmp_path / "shares.json"
+    path.write_text(json.dumps(shares))
+    target = torch.tensor([shares[label] for label in predictor.labels], dtype=torch.float64)
+    assert torch.allclose(full_rows(predictor, NAMES, prior=path), reweight(train, predictor.train_prior, target), atol=2e-6)
+    assert torch.allclose(full_rows(predictor, NAMES, prior="train"), train)
+
+
+def test_estimate_fits_the_prior_of_the_names_given(tiny_runs, known_names):
+    predictor = load_predictor(tiny_runs["lstm"])
+    # A population of one language: EM puts most of the mass there.
+    only = [name for name, language in known_names.items() if language == predictor.labels[0]]
+    names = [name + suffix for name in only for suffix in ("", "a", "e", "o")] or only
+    probs = predictor.probabilities([normalize(n) for n in names])
+    target = predictor.target_prior("estimate", probs)
+    assert target.argmax().item() == 0 and target[0] > predictor.train_prior[0]
+
+
+def test_a_run_without_a_training_prior_says_to_train_again(tiny_runs, tmp_path):
+    run = shutil.copytree(tiny_runs["rnn"], tmp_path / "old")
+    meta = json.loads((run / CONFIG).read_text())
+    del meta["train_prior"]
+    (run / CONFIG).write_text(json.dumps(meta))
+    write_manifest(run)
+    predictor = load_predictor(run)
+    assert predictor.predict(["Abab"])[0]["predictions"]  # the training prior needs nothing
+    with pytest.raises(ValueError, match="records no training prior.*train it again"):
+        predictor.predict(["Abab"], prior="uniform")
+
+
+def test_every_row_carries_the_unknown_language_flag_and_score(tiny_runs):
+    predictor = load_predictor(tiny_runs["gru"])
+    rows = predictor.predict(["Abab", "Zzzzqqq", "!!"])
+    assert rows[2]["error"] and "unknown_language" not in rows[2]
+    known, odd = rows[0], rows[1]
+    assert known["unknown_score"] < odd["unknown_score"]
+    assert odd["unknown_language"] is True
+
+
+def test_the_threshold_flags_the_false_alarm_rate_of_validation_names(tiny_runs):
+    check = UnknownCheck.load(tiny_runs["gru"])
+    scores = check.validation_scores
+    for rate in (0.05, 0.2, 0.5):
+        flagged = (scores > check.threshold(rate)).double().mean().item()
+        assert flagged <= rate + 1e-9 and flagged >= rate - 1.0 / len(scores) - 1e-9
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        check.threshold(1.5)
+
+
+def test_a_damaged_scorer_is_refused(tiny_runs, tmp_path):
+    run = shutil.copytree(tiny_runs["rnn"], tmp_path / "damaged")
+    blob = bytearray((run / "unknown.safetensors").read_bytes())
+    blob[-1] ^= 0xFF
+    (run / "unknown.safetensors").write_bytes(bytes(blob))
+    with pytest.raises(CheckpointError):
+        load_predictor(run)
+
+
+def test_coverage_sets_keep_the_training_prior(tiny_runs):
+    predictor = load_predictor(tiny_runs["gru"])
+    plain = predictor.predict(NAMES, coverage=0.9)
+    shifted = predictor.predict(NAMES, coverage=0.9, prior="uniform")
+    assert [r["coverage_set"] for r in plain] == [r["coverage_set"] for r in shifted]
