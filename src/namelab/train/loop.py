@@ -175,19 +175,96 @@ def train(
         ddp.close_process_group()
 
 
+@dataclass
+class TrainState:
+    """Everything a resumed run needs, as one object (nanoGPT's checkpoint literal, flattened to safetensors).
+
+    ``record`` adds an epoch's row and keeps the best validation accuracy's weights;
+    ``state_dict`` / ``load_state_dict`` round-trip the whole state, random generators included.
+    """
+
+    model: CharClassifier
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    history: list[dict] = field(default_factory=list)
+    best_state: dict | None = None
+    best_accuracy: float = -1.0
+    best_epoch: int = 0
+
+    @property
+    def epoch(self) -> int:
+        """The last finished epoch (0 before the first)."""
+        return len(self.history)
+
+    def record(self, row: dict) -> None:
+        self.history.append(row)
+        if row["val_accuracy"] > self.best_accuracy:
+            self.best_accuracy, self.best_epoch = row["val_accuracy"], row["epoch"]
+            self.best_state = copy.deepcopy(self.model.state_dict())
+
+    def state_dict(self) -> dict:
+        return {
+            "epoch": self.epoch,
+            "history": self.history,
+            "best_epoch": self.best_epoch,
+            "best_accuracy": self.best_accuracy,
+            "model": self.model.state_dict(),
+            "best": self.best_state,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "rng": _rng_states(),
+        }
+
+    def load_state_dict(self, state: dict, device: torch.device) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.history = list(state["history"])
+        if len(self.history) != int(state["epoch"]):
+            raise ValueError(f"the history holds {len(self.history)} epochs, the checkpoint says {state['epoch']}")
+        self.best_accuracy = float(state["best_accuracy"])
+        self.best_epoch = int(state["best_epoch"])
+        self.best_state = {k: v.to(device) for k, v in state["best"].items()}
+        _set_rng_states(state["rng"])
+
+
+@dataclass
+class _Run:
+    """What the setup hands the epoch loop and the finish: one training's objects, built once."""
+
+    config: TrainConfig
+    corpus: Corpus
+    split: Split
+    device: torch.device
+    group: ProcessGroup
+    state: TrainState
+    trained: torch.nn.Module  # the model, or DDP around it
+    weights: torch.Tensor  # the loss weight of each class
+    out: Path | None  # None on every rank but 0, and when nothing is written
+    command: str
+    dataset_sha256: str | None
+    log: Callable[[str], None]
+
+
 def _train(
     config, corpus, out_dir, data_dir, split, log, resume, force, between_epochs, command, group: ProcessGroup
 ) -> TrainResult:
+    run = _setup(config, corpus, out_dir, data_dir, split, log, resume, force, command, group)
+    _epochs(run, between_epochs)
+    return _finish(run)
+
+
+def _setup(config, corpus, out_dir, data_dir, split, log, resume, force, command, group: ProcessGroup) -> _Run:
+    """The model, optimizer, schedule and run folder; the state restored from its checkpoint on --resume."""
     device = ddp.rank_device(resolve_device(config.device), group)
     if not group.is_main:
         log = lambda line: None  # noqa: E731  one log, rank 0's
     split = split or corpus.split(seed=config.split_seed)
     if not split.train or not split.val:
         raise ValueError("the dataset is too small to split into train and validation sets; add names")
-    vocab = corpus.vocab
     dataset_sha256 = dataset_checksum(data_dir) if data_dir else None
     seed_everything(config.seed)
-    model = build_model(config, len(vocab), corpus.num_classes).to(device)
+    model = build_model(config, len(corpus.vocab), corpus.num_classes).to(device)
     trained = ddp.wrap(model, group, device)  # the model itself, or DDP averaging the ranks' gradients
     if group.distributed:
         torch.manual_seed(config.seed * 1_000_003 + group.rank)  # the same weights, each rank its own dropout
@@ -195,43 +272,50 @@ def _train(
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=fused or None
     )
-    steps_per_epoch = math.ceil(len(split.train) / config.batch_size)
-    total_steps = config.epochs * steps_per_epoch
+    total_steps = config.epochs * math.ceil(len(split.train) / config.batch_size)
     # OneCycleLR divides by pct_start * total_steps - 1, zero at exactly 10 steps: warm up a little longer there.
     pct_start = 0.1 if total_steps != 10 else 0.15
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=config.lr, total_steps=max(total_steps, 1), pct_start=pct_start
     )
     weights = class_weights(split.train, corpus.num_classes, config.class_weight_power).to(device)
-    progress = {"history": [], "best_state": None, "best_accuracy": -1.0, "best_epoch": 0}
+    state = TrainState(model, optimizer, scheduler)
     out = Path(out_dir) if out_dir is not None else None
     command = command or (train_command(config, out, data_dir, corpus.columns) if out is not None else "")
-    first_epoch = 1
     if out is not None:
-        info = ddp.on_main(
+        resuming = ddp.on_main(
             group, device, lambda: prepare_run_folder(
                 out, config, resume=resume, force=force, dataset_sha256=dataset_sha256, log=log
             ) is not None
         )
-        if info:
-            first_epoch = _restore(out, model, optimizer, scheduler, progress, device) + 1
-            log(f"resuming {out} after epoch {first_epoch - 1} of {config.epochs}")
+        if resuming:
+            _restore(out, state, device)
+            log(f"resuming {out} after epoch {state.epoch} of {config.epochs}")
         if not group.is_main:
             out = None  # rank 0 alone writes
-    bar = tqdm(total=total_steps, initial=(first_epoch - 1) * steps_per_epoch, leave=False, dynamic_ncols=True,
-               disable=None if group.is_main else True)  # None: shown on a terminal only
-    say = bar.write if not bar.disable else log
+    return _Run(config, corpus, split, device, group, state, trained, weights, out, command, dataset_sha256, log)
+
+
+def _epochs(run: _Run, between_epochs: Callable[[], object]) -> None:
+    """Train the remaining epochs, checkpointing each into the run folder."""
+    config, state = run.config, run.state
+    steps_per_epoch = math.ceil(len(run.split.train) / config.batch_size)
+    bar = tqdm(total=config.epochs * steps_per_epoch, initial=state.epoch * steps_per_epoch, leave=False,
+               dynamic_ncols=True, disable=None if run.group.is_main else True)  # None: shown on a terminal only
+    say = bar.write if not bar.disable else run.log
+    first = state.epoch + 1
     try:
-        for epoch in range(first_epoch, config.epochs + 1):
-            if epoch > first_epoch:
+        for epoch in range(first, config.epochs + 1):
+            if epoch > first:
                 between_epochs()
             start = time.perf_counter()
             train_loss, train_accuracy = train_epoch(
-                trained, optimizer, scheduler, split.train, vocab, config, weights, epoch, lambda: bar.update(1), group
+                run.trained, state.optimizer, state.scheduler, run.split.train, run.corpus.vocab, config,
+                run.weights, epoch, lambda: bar.update(1), run.group,
             )
             seconds = time.perf_counter() - start
-            val_loss, val_accuracy = validate(model, split.val, vocab, device, group)
-            progress["history"].append(
+            val_loss, val_accuracy = validate(state.model, run.split.val, run.corpus.vocab, run.device, run.group)
+            state.record(
                 {
                     "epoch": epoch,
                     "seconds": round(seconds, 4),
@@ -241,42 +325,45 @@ def _train(
                     "val_accuracy": val_accuracy,
                 }
             )
-            if val_accuracy > progress["best_accuracy"]:
-                progress.update(best_accuracy=val_accuracy, best_epoch=epoch, best_state=copy.deepcopy(model.state_dict()))
             say(
                 f"[{config.model}/{config.impl}] epoch {epoch}/{config.epochs}  "
                 f"train loss {train_loss:.4f} acc {train_accuracy:.4f}  "
                 f"val loss {val_loss:.4f} acc {val_accuracy:.4f}  {seconds:.1f}s"
             )
-            if out is not None:
-                _save_checkpoint(out, epoch, config, command, dataset_sha256, model, optimizer, scheduler, progress)
+            if run.out is not None:
+                _save_checkpoint(run, state)
     finally:
         bar.close()
-    model.load_state_dict(progress["best_state"])
-    _, test_pred, test_true = predict_examples(model, split.test, vocab, device)
+
+
+def _finish(run: _Run) -> TrainResult:
+    """Keep the best epoch's weights, read the test split once, calibrate, and write the run folder."""
+    config, corpus, split, model = run.config, run.corpus, run.split, run.state.model
+    model.load_state_dict(run.state.best_state)
+    _, test_pred, test_true = predict_examples(model, split.test, corpus.vocab, run.device)
     metrics = classification_metrics(test_true, test_pred, corpus.labels)
-    history = progress["history"]
     meta = {
         "config": asdict(config),
-        "vocab": vocab.chars,
+        "vocab": corpus.vocab.chars,
         "labels": corpus.labels,
         "train_prior": class_shares([e.label for e in split.train], corpus.num_classes),
         **split.sizes(),
-        "dataset_sha256": dataset_sha256,
-        "best_epoch": progress["best_epoch"],
+        "dataset_sha256": run.dataset_sha256,
+        "best_epoch": run.state.best_epoch,
         "parameters": model.num_parameters(),
-        "device": str(device),
-        "processes": group.world_size,
+        "device": str(run.device),
+        "processes": run.group.world_size,
         "versions": environment(),
     }
     # The kept model's temperature and conformal scores, fitted on the validation split.
-    meta["calibration"], calibration_metrics = calibrate_predictor(Predictor(model, vocab, corpus.labels), split)
+    meta["calibration"], calibration_metrics = calibrate_predictor(Predictor(model, corpus.vocab, corpus.labels), split)
     metrics.update(calibration_metrics)
-    if out is not None:
-        UnknownCheck.fit(split).save(out)  # before the manifest, which lists it
-        checkpoint.save_run(out, model, meta, history, metrics)
-        (out / checkpoint.CHECKPOINT).unlink(missing_ok=True)  # the manifest is written: nothing left to resume
-    return TrainResult(model=model.eval(), history=history, metrics=metrics, meta=meta, is_main=group.is_main)
+    history = run.state.history
+    if run.out is not None:
+        UnknownCheck.fit(split).save(run.out)  # before the manifest, which lists it
+        checkpoint.save_run(run.out, model, meta, history, metrics)
+        (run.out / checkpoint.CHECKPOINT).unlink(missing_ok=True)  # the manifest is written: nothing left to resume
+    return TrainResult(model=model.eval(), history=history, metrics=metrics, meta=meta, is_main=run.group.is_main)
 
 
 # -- run folders: refuse, resume, start over ------------------------------------------------
@@ -351,42 +438,25 @@ def _check_resumable(out: Path, info: dict, config: TrainConfig, dataset_sha256:
         )
 
 
-def _save_checkpoint(out, epoch, config, command, dataset_sha256, model, optimizer, scheduler, progress) -> None:
+def _save_checkpoint(run: _Run, state: TrainState) -> None:
+    """The state after an epoch, with what a resume checks it against (config, data, command)."""
     tensors: dict[str, torch.Tensor] = {}
-    info = {
-        "format": 1,
-        "epoch": epoch,
-        "config": asdict(config),
-        "command": command,
-        "dataset_sha256": dataset_sha256,
-        "history": progress["history"],
-        "best_epoch": progress["best_epoch"],
-        "best_accuracy": progress["best_accuracy"],
-        "model": checkpoint.flatten_state(model.state_dict(), "model", tensors),
-        "best": checkpoint.flatten_state(progress["best_state"], "best", tensors),
-        "optimizer": checkpoint.flatten_state(optimizer.state_dict(), "optimizer", tensors),
-        "scheduler": checkpoint.flatten_state(scheduler.state_dict(), "scheduler", tensors),
-        "rng": checkpoint.flatten_state(_rng_states(), "rng", tensors),
-    }
-    checkpoint.save_checkpoint(out, tensors, info)
+    info = {"format": 1, "config": asdict(run.config), "command": run.command, "dataset_sha256": run.dataset_sha256}
+    for key, value in state.state_dict().items():
+        info[key] = checkpoint.flatten_state(value, key, tensors) if key in _TENSOR_STATE else value
+    checkpoint.save_checkpoint(run.out, tensors, info)
 
 
-def _restore(out: Path, model, optimizer, scheduler, progress: dict, device: torch.device) -> int:
-    """Load the checkpoint into the training objects; returns the epoch it was written after."""
+_TENSOR_STATE = ("model", "best", "optimizer", "scheduler", "rng")  # flattened into the safetensors half
+
+
+def _restore(out: Path, state: TrainState, device: torch.device) -> None:
+    """Load the checkpoint into ``state``."""
     tensors, info = checkpoint.load_checkpoint(out)
     try:
-        model.load_state_dict(checkpoint.unflatten_state(info["model"], tensors))
-        optimizer.load_state_dict(checkpoint.unflatten_state(info["optimizer"], tensors))
-        scheduler.load_state_dict(checkpoint.unflatten_state(info["scheduler"], tensors))
-        best = checkpoint.unflatten_state(info["best"], tensors)
-        progress.update(
-            history=list(info["history"]),
-            best_accuracy=float(info["best_accuracy"]),
-            best_epoch=int(info["best_epoch"]),
-            best_state={k: v.to(device) for k, v in best.items()},
-        )
-        _set_rng_states(checkpoint.unflatten_state(info["rng"], tensors))
-        return int(info["epoch"])
+        flat = {key: checkpoint.unflatten_state(info[key], tensors) for key in _TENSOR_STATE}
+        state.load_state_dict({**{k: info[k] for k in ("epoch", "history", "best_epoch", "best_accuracy")}, **flat},
+                              device)
     except (KeyError, TypeError, ValueError, RuntimeError) as err:
         raise CheckpointError(f"{out / checkpoint.CHECKPOINT} cannot be resumed ({err}); pass --force to start over") from err
 
