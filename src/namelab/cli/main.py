@@ -155,7 +155,7 @@ def cmd_predict(args) -> int:
     if bool(args.names) == bool(args.input):
         print("error: give names as arguments or --input FILE (one of the two)", file=sys.stderr)
         return EXIT_USAGE
-    if args.top_k is not None and args.top_k < 1:
+    if args.top_k < 1:
         print("error: --top-k must be at least 1", file=sys.stderr)
         return EXIT_USAGE
     if args.min_confidence is not None and not 0.0 <= args.min_confidence <= 1.0:
@@ -166,17 +166,24 @@ def cmd_predict(args) -> int:
         return EXIT_USAGE
     if args.input and is_table(args.input):
         return _predict_table(args)
+    if args.format not in (None, "text", "csv", "json"):
+        print(f"error: --format {args.format} is for tables; names are written as text, csv or json", file=sys.stderr)
+        return EXIT_USAGE
     if args.workers or args.scheduler:
         print("error: --workers and --scheduler need a table: --input FILE.csv|.tsv|.parquet", file=sys.stderr)
         return EXIT_USAGE
-    top_k = args.top_k or 3
+    top_k = args.top_k
     names = read_names_file(args.input) if args.input else args.names
     predictor = load_predictor(args.run_dir, device=resolve_device(args.device))
     with open_output(args.output, input_path=args.input) as output:
         results = predict_rows(
             predictor, names, top_k, min_confidence=args.min_confidence, coverage=args.coverage
         )
-        output.write(format_predictions(results, args.format or "text", min(top_k, len(predictor.labels))))
+        output.write(
+            format_predictions(
+                results, args.format or "text", min(top_k, len(predictor.labels)), coverage=args.coverage is not None
+            )
+        )
     return 0
 
 
@@ -184,23 +191,21 @@ def _predict_table(args) -> int:
     """A table in, the same rows with their predictions out: streamed, or on Dask."""
     from ..predict.stream import TableOptions, predict_table  # pyarrow: imported for tables only
 
-    if args.format is not None:
-        print("error: --format is for names; a table's output format follows --output's suffix", file=sys.stderr)
-        return EXIT_USAGE
     if args.workers and args.scheduler:
         print("error: give --workers (a local cluster) or --scheduler (an existing one), not both", file=sys.stderr)
         return EXIT_USAGE
-    options = TableOptions(args.name_column, args.top_k or 1, args.min_confidence, args.coverage)
+    options = TableOptions(args.name_column, args.top_k, args.min_confidence, args.coverage)
     log = lambda line: print(line, file=sys.stderr)  # noqa: E731  standard output may hold the table
     if args.workers or args.scheduler:
         from ..predict.distributed import predict_table_dask  # dask: imported when asked for
 
         predict_table_dask(
-            args.run_dir, args.input, args.output, options, workers=args.workers, scheduler=args.scheduler, log=log
+            args.run_dir, args.input, args.output, options, workers=args.workers, scheduler=args.scheduler, log=log,
+            kind=args.format,
         )
         return 0
     predictor = load_predictor(args.run_dir, device=resolve_device(args.device))
-    predict_table(predictor, args.input, args.output, options, chunk_rows=args.chunk_rows, log=log)
+    predict_table(predictor, args.input, args.output, options, chunk_rows=args.chunk_rows, log=log, kind=args.format)
     return 0
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from ..core.cells import CELLS
 from ..core.model import IMPLS, POOLS
 from ..data.corpus import MAX_NAME_LENGTH
+from ..predict.schema import DEFAULT_MIN_CONFIDENCE, DEFAULT_TOP_K
 from ..runs.config import TrainConfig
 from ..train.presets import PRESETS
 from ..version import __version__
@@ -155,13 +156,23 @@ def build_parser() -> argparse.ArgumentParser:
         "file is replaced whole when done (its mode kept), a symlink is followed, a FIFO or device is written "
         "through, and the --input file is refused",
     )
-    p.add_argument("--top-k", type=int, default=None, help="languages per name (default: 3; for a table: 1)")
-    p.add_argument("--format", choices=["text", "csv", "json"], default=None, help="for names (default: text)")
+    p.add_argument(
+        "--top-k", type=int, default=DEFAULT_TOP_K, help=f"languages per name (default: {DEFAULT_TOP_K}, as the API's)"
+    )
+    p.add_argument(
+        "--format",
+        choices=["text", "csv", "tsv", "json", "parquet"],
+        default=None,
+        help="text, csv or json (JSON lines) for names (default: text); for a table any of them, tsv and parquet too "
+        "(default: --output's suffix, CSV on standard output). Columns: namelab.predict.schema",
+    )
     p.add_argument(
         "--min-confidence",
         type=float,
         metavar="P",
-        help="mark a name uncertain when its top calibrated probability is below P (the ranking is still given)",
+        default=DEFAULT_MIN_CONFIDENCE,
+        help="mark a name uncertain when its top calibrated probability is below P (the ranking is still given; "
+        f"default: {DEFAULT_MIN_CONFIDENCE}, as serve's; 0 marks none)",
     )
     p.add_argument(
         "--coverage",
@@ -192,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--min-confidence",
         type=_probability,
-        default=0.5,
+        default=DEFAULT_MIN_CONFIDENCE,
         help="mark a model's answer uncertain when its top language's calibrated probability is below this "
         "(default 0.5; a request may send its own min_confidence)",
     )

@@ -16,10 +16,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..predict.base import prepare
 from ..predict.explain import occlusion_variants, read_occlusion, variant_starts
+from ..predict.schema import DEFAULT_MIN_CONFIDENCE
 from ..version import __version__
 from .batcher import Batcher, Busy, work_of
 from .limits import MAX_BODY_BYTES, BodyLimit
-from .runs import ServedModel
+from .runs import ServedModel, lead_model
 from .schemas import (
     MAX_EXPLAIN_CHARACTERS,
     MAX_EXPLAIN_NAMES,
@@ -74,7 +75,7 @@ def _page() -> str:
     return _web_file("index.html")
 
 
-MIN_CONFIDENCE = 0.5
+MIN_CONFIDENCE = DEFAULT_MIN_CONFIDENCE  # the same default as the CLI's, why: namelab.predict.schema
 # Surnames of many origins; the page offers those the served models agree on, and some they do not.
 EXAMPLE_NAMES = (
     "Nakamura", "Schmidt", "O'Brien", "Dvořák", "Rossi", "García", "Kowalski", "Nguyen", "Papadopoulos",
@@ -198,6 +199,8 @@ def create_app(
         "max_explain_characters": MAX_EXPLAIN_CHARACTERS,
     }
     examples = choose_examples(models, example_names)
+    lead = lead_model(models)
+    infos = [{**m.info(), "lead": m is lead} for m in models]
 
     @app.api_route("/", methods=["GET", "HEAD"], response_class=HTMLResponse, include_in_schema=False)
     async def index() -> HTMLResponse:
@@ -216,9 +219,9 @@ def create_app(
 
     @app.get("/api/models", response_model=ModelsResponse, summary="The served models")
     async def list_models() -> dict:
-        """Every served model (name, cell, size, labels, test metrics), the server's settings and limits,
-        and example names."""
-        return {"models": [m.info() for m in models], "settings": settings, "examples": examples}
+        """Every served model (name, cell, size, labels, validation and test metrics, whether it is the
+        `lead`: the best by validation accuracy), the server's settings and limits, and example names."""
+        return {"models": infos, "settings": settings, "examples": examples}
 
     @app.post(
         "/api/predict",

@@ -147,6 +147,12 @@ class ServedModel:
         return True
 
 
+def lead_model(models: Sequence[ServedModel]) -> ServedModel:
+    """The model to lead with: the best validation accuracy (a run without history counts as the worst),
+    the first served of equals. Validation, not test: choosing by test accuracy would tune on the test split."""
+    return max(models, key=lambda m: -1.0 if m.best_val_accuracy is None else m.best_val_accuracy)
+
+
 def _unique_names(run_dirs: Sequence[Path], cells: Sequence[str]) -> list[str]:
     """The cell name; for runs sharing a cell, the folder name (with its parent's if that is shared too)."""
     cell_counts = Counter(cells)

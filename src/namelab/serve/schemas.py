@@ -8,6 +8,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..data.corpus import MAX_NAME_LENGTH  # the models' limit on a name: the server checks it as sent and as normalized
+from ..predict.schema import DEFAULT_TOP_K
 
 # The limits bound the work one request may ask for. A name's length is checked as sent and
 # again once normalized (transliteration turns U+FDFA into 29 letters). A plain request is at
@@ -37,7 +38,7 @@ class PredictRequest(BaseModel):
         examples=[["Nakamura", "Schmidt"]],
     )
     top_k: int = Field(
-        3, ge=1, description="How many languages to rank per name (capped at the number of languages).", examples=[3]
+        DEFAULT_TOP_K, ge=1, description="How many languages to rank per name (capped at the number of languages).", examples=[3]
     )
     model: str | None = Field(
         None,
@@ -149,6 +150,11 @@ class ModelInfo(BaseModel):
     labels: list[str] = Field(description="The languages this model chooses from.")
     best_epoch: int | None = None
     best_val_accuracy: float | None = Field(None, description="Validation accuracy of the kept weights.")
+    lead: bool = Field(
+        False,
+        description="True for the one model the page leads with: the best by validation accuracy (never by test "
+        "accuracy, which would tune on the test split); ties go to the first served.",
+    )
     test: TestMetrics | None = Field(None, description="Test metrics from the run's metrics.json.")
     coverage: bool = Field(False, description="Whether the run holds conformal calibration (`coverage` requests).")
 
