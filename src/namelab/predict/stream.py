@@ -166,7 +166,10 @@ class _Writer:
             self.writer = pq.ParquetWriter(target, schema)
         elif kind in ("csv", "tsv"):
             self.schema = _flat_schema(schema, predicted)
-            options = pa_csv.WriteOptions(delimiter=DELIMITERS[f".{kind}"], quoting_style="needed")
+            delimiter = DELIMITERS[f".{kind}"]
+            # Strings stay quoted (an empty name "" apart from a missing one); the header only where needed.
+            plain = not any(set(name) & {delimiter, '"', "\r", "\n"} for name in schema.names)
+            options = pa_csv.WriteOptions(delimiter=delimiter, quoting_header="none" if plain else "needed")
             self.writer = pa_csv.CSVWriter(target, self.schema, write_options=options)
 
     def write(self, table: pa.Table) -> None:
