@@ -25,6 +25,7 @@ import httpx
 import pytest
 import uvicorn
 
+from namelab.predict.schema import DEFAULT_TOP_K, flat_columns
 from namelab.serve import bind_socket, create_app, load_served_models, server_config
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -148,6 +149,18 @@ return out;
 """
 
 
+def served_order(url: str) -> tuple[list[str], str]:
+    """The models as the page lists them (best validation accuracy first, ties in served order) and the lead's name."""
+    models = httpx.get(f"{url}/api/models", timeout=WAIT_S).json()["models"]
+    order = sorted(range(len(models)), key=lambda i: (-(models[i]["best_val_accuracy"] or -1), i))
+    return [models[i]["name"] for i in order], next(m["name"] for m in models if m["lead"])
+
+
+def open_all_models(browser) -> None:
+    """Unfold "All models", where every model but the lead waits folded."""
+    browser.execute_script("document.getElementById('all-models').open = true")
+
+
 def top_languages(browser) -> dict[str, str | None]:
     """``{model: language of its first bar}`` as the page shows them, read in one step (no stale elements)."""
     return browser.execute_script(TOP_LANGUAGES_JS)
@@ -188,8 +201,12 @@ def no_request_left_the_server(browser, url: str) -> bool:
 
 def test_typing_a_name_shows_each_models_bars(browser, server_url: str):
     box = open_page(browser, server_url)
+    order, lead = served_order(server_url)
+    assert order[0] == lead
+    open_all_models(browser)
     cards = browser.find_elements(By.CSS_SELECTOR, "section.card")
-    assert [c.get_attribute("data-model") for c in cards] == ["rnn", "lstm", "gru"]
+    assert [c.get_attribute("data-model") for c in cards] == order  # the lead first, then best first
+    assert "validation accuracy" in cards[1].find_element(By.CSS_SELECTOR, ".facts").text
     assert "test accuracy" in cards[1].find_element(By.CSS_SELECTOR, ".facts").text
 
     box.send_keys("Bdkgt")
@@ -217,8 +234,11 @@ def test_typing_a_name_shows_each_models_bars(browser, server_url: str):
     assert "lstm: Beta" in status.get_attribute("textContent")
     # the compact summary: every model's top language, and whether they agree
     summary = browser.find_element(By.ID, "summary")
-    assert [r.get_attribute("data-model") for r in summary.find_elements(By.CSS_SELECTOR, "tr")] == ["rnn", "lstm", "gru"]
+    assert [r.get_attribute("data-model") for r in summary.find_elements(By.CSS_SELECTOR, "tr")] == order
     assert "All 3 models agree: Beta" in summary.text
+    answer = browser.find_element(By.ID, "lead")
+    assert answer.get_attribute("data-model") == lead and answer.get_attribute("data-language") == "Beta"
+    assert f"Best model: {lead}" in answer.text and answer.get_attribute("data-disagree") == "false"
     # the address is the shareable link of what is shown
     assert browser.current_url.endswith("/?name=Bdkgt")
     assert no_request_left_the_server(browser, server_url)
@@ -258,12 +278,20 @@ def test_clicking_an_example_where_the_models_disagree_marks_it_uncertain(browse
     disagreeing[0].click()
     WebDriverWait(browser, WAIT_S).until(lambda d: shows(d, name))
     assert browser.find_element(By.ID, "name").get_attribute("value") == name
+    # the lead answer carries the disagreement flag; the other models are folded until asked for
+    answer = browser.find_element(By.ID, "lead")
+    assert answer.get_attribute("data-disagree") == "true" and "models disagree" in answer.text
+    assert browser.find_element(By.ID, "all-models").get_attribute("open") is None
+    open_all_models(browser)
     summary = browser.find_element(By.ID, "summary")
     assert summary.get_attribute("data-agree") == "false"
     assert "The models disagree" in summary.text
     # the uncertain marks are the API's flags, on the summary and on each card
     expected = api_answer(server_url, name)["uncertain"]
     assert any(expected.values()), "a disagreement among the tiny models comes with a probability under 50 %"
+    lead = answer.get_attribute("data-model")
+    assert answer.get_attribute("data-uncertain") == str(expected[lead]).lower()
+    assert ("uncertain" in answer.text) == expected[lead]
     for model, uncertain in expected.items():
         row = summary.find_element(By.CSS_SELECTOR, f'tr[data-model="{model}"]')
         assert row.get_attribute("data-uncertain") == str(uncertain).lower(), model
@@ -312,16 +340,24 @@ def test_letter_values_are_reachable_by_keyboard_and_touch(browser, server_url: 
     box = open_page(browser, server_url)
     box.send_keys("Bdkgt")
     WebDriverWait(browser, WAIT_S).until(lambda d: shows(d, "Bdkgt"))
+    open_all_models(browser)
     card = browser.find_element(By.CSS_SELECTOR, 'section.card[data-model="gru"]')
     letters = card.find_elements(By.CSS_SELECTOR, ".word button")
     assert [b.get_attribute("tabindex") for b in letters] == ["0"] + ["-1"] * 4  # one tab stop per word
     detail = card.find_element(By.CSS_SELECTOR, ".letter-detail")
+    assert {b.get_attribute("aria-pressed") for b in letters} == {"false"}
     letters[0].click()  # a tap
     assert detail.text.startswith("“B” (letter 1): ") and "points for" in detail.text
+    # the clicked letter stays visibly marked: pressed, with an outline the others lack
+    assert [b.get_attribute("aria-pressed") for b in letters] == ["true"] + ["false"] * 4
+    outline = "return getComputedStyle(arguments[0]).outlineStyle"
+    assert browser.execute_script(outline, letters[0]) == "solid" and browser.execute_script(outline, letters[2]) == "none"
     browser.switch_to.active_element.send_keys(Keys.ARROW_RIGHT)
     assert browser.switch_to.active_element.text == "d"
     assert detail.text.startswith("“d” (letter 2): ")
     assert letters[1].get_attribute("aria-label") == detail.text
+    letters[2].click()
+    assert [b.get_attribute("aria-pressed") for b in letters] == ["false", "false", "true", "false", "false"]
 
 
 def test_keyboard_and_phone_sized_window(browser, server_url: str):
@@ -336,20 +372,46 @@ def test_keyboard_and_phone_sized_window(browser, server_url: str):
     WebDriverWait(browser, WAIT_S).until(lambda d: shows(d, "Aeiou", {"rnn": "Alpha", "lstm": "Alpha", "gru": "Alpha"}))
     assert len(browser.find_elements(By.CSS_SELECTOR, 'section.card[data-model="gru"] li.bar')) == 2
 
+    open_all_models(browser)
     set_viewport(browser, PHONE)
     WebDriverWait(browser, WAIT_S).until(lambda d: d.execute_script("return window.innerWidth") == PHONE[0])
     no_sideways_scroll = "return document.documentElement.scrollWidth <= document.documentElement.clientWidth"
     assert browser.execute_script(no_sideways_scroll)
     lefts = {c.location["x"] for c in browser.find_elements(By.CSS_SELECTOR, "section.card")}
     assert len(lefts) == 1, "on a phone-sized window the model cards stack in one column"
-    # every model's top answer is on the first screen, above the cards
-    summary = browser.find_element(By.ID, "summary")
-    rows = summary.find_elements(By.CSS_SELECTOR, "tr")
-    assert len(rows) == 3
+    # the lead answer is on the first screen, above the cards and the other models' summary
+    answer = browser.find_element(By.ID, "lead")
     first_card = browser.find_element(By.CSS_SELECTOR, "section.card")
-    assert summary.location["y"] < first_card.location["y"]
-    assert summary.location["y"] + summary.size["height"] <= PHONE[1]
-    screenshot(browser, "page-phone-390x844.png")
+    summary = browser.find_element(By.ID, "summary")
+    assert len(summary.find_elements(By.CSS_SELECTOR, "tr")) == 3
+    assert answer.location["y"] < first_card.location["y"] < summary.location["y"]
+    assert answer.location["y"] + answer.size["height"] <= PHONE[1]
+
+
+LEAD_BOTTOM_JS = "const r = document.getElementById('lead').getBoundingClientRect(); return [r.top, r.bottom, innerHeight];"
+
+
+@pytest.mark.parametrize("size", [DESKTOP, PHONE], ids=["1280x900", "390x844"])
+def test_one_lead_answer_is_above_the_fold(browser, server_url: str, size: tuple[int, int]):
+    open_page(browser, server_url)
+    set_viewport(browser, size)
+    WebDriverWait(browser, WAIT_S).until(lambda d: d.execute_script("return window.innerWidth") == size[0])
+    example = browser.find_element(By.CSS_SELECTOR, "#examples button")  # the page's own first example
+    name = example.get_attribute("data-name")
+    example.click()
+    WebDriverWait(browser, WAIT_S).until(lambda d: shows(d, name))
+    _, lead = served_order(server_url)
+    answers = [a for a in browser.find_elements(By.CSS_SELECTOR, ".lead-answer") if a.is_displayed()]
+    assert len(answers) == 1 and answers[0].get_attribute("data-model") == lead
+    assert f"Best model: {lead}" in answers[0].text
+    expected = api_answer(server_url, name)["predictions"][lead][0]["language"]
+    assert answers[0].get_attribute("data-language") == expected
+    top, bottom, height = browser.execute_script(LEAD_BOTTOM_JS)
+    assert 0 <= top and bottom <= height == size[1], (top, bottom, height)
+    assert browser.execute_script("return document.documentElement.scrollWidth <= document.documentElement.clientWidth")
+    screenshot(browser, f"page-lead-{size[0]}x{size[1]}.png")
+    if size == PHONE:
+        screenshot(browser, "page-phone-390x844.png")
 
 
 def test_a_server_that_went_away_is_named_as_such(browser, served):
@@ -373,7 +435,9 @@ def download_csv(browser, folder: Path) -> list[dict]:
     browser.find_element(By.ID, "batch-download").click()
     path = folder / "namelab-predictions.csv"
     WebDriverWait(None, WAIT_S).until(lambda _: path.is_file() and not list(folder.glob("*.crdownload")))
-    return list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8"), newline="")))
+    text = path.read_bytes().decode("utf-8")  # as saved: CRLF records
+    assert browser.execute_script("return window.namelabDownload") == text  # the page's own copy of what it saved
+    return list(csv.DictReader(io.StringIO(text, newline="")))
 
 
 def table_rows(browser) -> list[list[str]]:
@@ -382,37 +446,46 @@ def table_rows(browser) -> list[list[str]]:
     )
 
 
-def check_batch(browser, server_url: str, downloads: Path, names: list[str], expected: dict[str, str]) -> None:
-    """The table and the downloaded CSV hold one row per name, with the API's answers."""
+def check_batch(
+    browser, server_url: str, downloads: Path, names: list[str], expected: dict[str, str],
+    inputs: list[list[str]] | None = None, columns: tuple[str, ...] = ("name",), name_column: str = "name",
+) -> None:
+    """The table and the downloaded CSV hold one row per input row, every input column kept, with the API's answers."""
     WebDriverWait(browser, WAIT_S).until(lambda d: "names classified" in d.find_element(By.ID, "batch-status").text)
+    inputs = inputs or [[n] for n in names]
+    order, lead = served_order(server_url)
+    others = [m for m in order if m != lead]
+    coverage = all(m["coverage"] for m in httpx.get(f"{server_url}/api/models", timeout=WAIT_S).json()["models"])
     rows = table_rows(browser)
-    assert [row[1] for row in rows] == names
+    width = len(columns)
+    assert [row[1 : 1 + width] for row in rows] == inputs  # every input column, in order
     header = browser.execute_script(
         "return [...document.querySelectorAll('#batch-table thead th')].map((th) => th.textContent)"
     )
-    assert header == ["#", "Name", "Read as", "rnn", "lstm", "gru", "Models agree", "Uncertain", "Note"]
+    assert header == ["#", *columns, "Read as", f"{lead} (best)", "Uncertain", *others, "Models agree", "Note"]
     records = download_csv(browser, downloads / str(len(list(downloads.iterdir()))))
-    assert [r["name"] for r in records] == names
-    assert list(records[0]) == [
-        "name", "normalized",
-        "rnn_language", "rnn_probability", "rnn_uncertain",
-        "lstm_language", "lstm_probability", "lstm_uncertain",
-        "gru_language", "gru_probability", "gru_uncertain",
-        "models_agree", "note",
-    ]  # fmt: skip
+    assert [r[name_column] for r in records] == names
+    # the flat schema of every surface, then each other model's top answer
+    want = flat_columns(list(columns), DEFAULT_TOP_K, coverage=coverage)
+    want += [f"{m}:{field}_1" for m in others for field in ("language", "probability")]
+    assert list(records[0]) == want
+    assert [[r[c] for c in columns] for r in records] == inputs
     for record, row in zip(records, rows):
-        name = record["name"]
+        name = record[name_column]
         if name in expected:
-            for model in ("rnn", "lstm", "gru"):
-                assert record[f"{model}_language"] == expected[name], (name, model)
-            assert record["models_agree"] == "true" and row[6] == "yes"
+            assert record["language_1"] == expected[name]
+            for model in others:
+                assert record[f"{model}:language_1"] == expected[name], (name, model)
+            assert row[-2] == "yes"
             answer = api_answer(server_url, name)
-            # the same up to the last rounded digit: batches of other sizes add in another order
-            assert float(record["lstm_probability"]) == pytest.approx(answer["predictions"]["lstm"][0]["probability"], abs=2e-6)
-            assert record["lstm_uncertain"] == str(answer["uncertain"]["lstm"]).lower()
+            # 4 decimals, as on every flat surface; equal up to the last digit (batches add in another order)
+            assert len(record["probability_1"].split(".")[1]) == 4
+            assert float(record["probability_1"]) == pytest.approx(answer["predictions"][lead][0]["probability"], abs=1.01e-4)
+            assert record["uncertain"] == str(answer["uncertain"][lead]).lower()
+            assert record["error"] == ""
         else:
-            assert "no letters" in record["note"] and "no letters" in row[8]
-            assert record["rnn_language"] == ""
+            assert "no letters" in record["error"] and "no letters" in row[-1]
+            assert record["language_1"] == "" and record["uncertain"] == ""
 
 
 def test_batch_of_pasted_names_and_its_csv(browser, server_url: str, downloads: Path, known_names):
@@ -435,7 +508,10 @@ def test_batch_from_an_uploaded_csv(browser, server_url: str, downloads: Path, t
     open_page(browser, server_url)
     browser.find_element(By.ID, "tab-many").click()
     browser.find_element(By.ID, "batch-file").send_keys(str(upload))
-    check_batch(browser, server_url, downloads, ["Lmnrs", "Aeiou", "1234", "Bdkgt"], known_names)
+    inputs = [["1", "Lmnrs", "a, b"], ["2", "Aeiou", "x"], ["3", "1234", ""], ["4", "Bdkgt", 'say "hi"']]
+    check_batch(browser, server_url, downloads, ["Lmnrs", "Aeiou", "1234", "Bdkgt"], known_names,
+                inputs, ("id", "surname", "note"), "surname")
+    screenshot(browser, "page-batch-upload-1280x900.png")
 
 
 def test_pasting_several_lines_into_the_name_box_classifies_them_as_a_list(browser, server_url: str):
@@ -446,7 +522,7 @@ def test_pasting_several_lines_into_the_name_box_classifies_them_as_a_list(brows
         box,
     )
     WebDriverWait(browser, WAIT_S).until(lambda d: "names classified" in d.find_element(By.ID, "batch-status").text)
-    assert [row[1] for row in table_rows(browser)] == ["Aeiou", "Bdkgt"]
+    assert [row[1] for row in table_rows(browser)] == ["Aeiou", "Bdkgt"]  # the one input column: name
     assert browser.find_element(By.ID, "tab-many").get_attribute("aria-selected") == "true"
 
 

@@ -22,6 +22,7 @@ from namelab.cli.main import main
 from namelab.data.corpus import Corpus, normalize
 from namelab.predict.base import ranked
 from namelab.predict.load import load_predictor
+from namelab.predict.schema import RESULT_FIELDS, json_record
 
 KNOWN = {"Aeiou": "Alpha", "Bdkgt": "Beta", "Lmnrs": "Gamma"}  # one alphabet each (helpers.SEPARABLE_ALPHABETS)
 LABELS = ["Alpha", "Beta", "Gamma"]
@@ -210,7 +211,8 @@ def test_evaluate_a_missing_run(capsys, names_dir: Path, tmp_path: Path) -> None
 
 def assert_prediction_row(row: dict, name: str, top_k: int) -> None:
     assert row["name"] == name
-    assert set(row) == {"name", "normalized", "predictions", "unknown_language", "unknown_score"}
+    assert list(row) == list(RESULT_FIELDS)  # every field of the schema, in its order
+    assert row["error"] is None and row["coverage_set"] is None and isinstance(row["uncertain"], bool)
     assert isinstance(row["unknown_language"], bool) and isinstance(row["unknown_score"], float)
     assert row["normalized"] == normalize(name)
     predictions = row["predictions"]
@@ -224,7 +226,8 @@ def assert_prediction_row(row: dict, name: str, top_k: int) -> None:
 
 
 def assert_error_row(row: dict, name: str) -> None:
-    assert set(row) == {"name", "error"} and row["name"] == name
+    assert list(row) == list(RESULT_FIELDS) and row["name"] == name
+    assert row["normalized"] is row["predictions"] is row["uncertain"] is None
     assert "no letters" in row["error"]
 
 
@@ -259,7 +262,8 @@ def test_predict_matches_the_predictor(capsys, run_dir: Path) -> None:
     names = ["Aeiou", "M\u00fcller"]
     code, out, _ = run_cli(capsys, "predict", run_dir, *names, "--format", "json", "--top-k", "3")
     assert code == 0
-    assert json_lines(out) == load_predictor(run_dir).predict(names, top_k=3)
+    expected = load_predictor(run_dir).predict(names, top_k=3, min_confidence=0.5)  # the CLI's default threshold
+    assert json_lines(out) == [json_record(row) for row in expected]
 
 
 def test_predict_top_k_is_capped_at_the_number_of_languages(capsys, run_dir: Path) -> None:
@@ -278,10 +282,15 @@ def test_predict_text_and_csv(capsys, run_dir: Path) -> None:
     assert second.startswith("42\terror:")
     code, out, _ = run_cli(capsys, "predict", run_dir, "Aeiou", "42", "--top-k", "2", "--format", "csv")
     header, ok, bad = list(csv.reader(io.StringIO(out)))
-    assert header == ["name", "normalized", "language_1", "probability_1", "language_2", "probability_2", "error"]
-    assert ok[:3] == ["Aeiou", "Aeiou", "Alpha"] and ok[-1] == ""
+    assert header == [
+        "name", "normalized", "language_1", "probability_1", "language_2", "probability_2", "uncertain",
+        "unknown_language", "unknown_score", "error",
+    ]  # fmt: skip
+    assert ok[:3] == ["Aeiou", "Aeiou", "Alpha"] and ok[-1] == "" and ok[6] in ("true", "false")
+    assert ok[7] in ("true", "false") and float(ok[8]) > 0
     assert float(ok[3]) >= float(ok[5])
-    assert bad[0] == "42" and bad[1:-1] == [""] * 5 and "no letters" in bad[-1]
+    assert len(ok[3].split(".")[1]) == 4  # 4 decimals on every flat surface
+    assert bad[0] == "42" and bad[1:-1] == [""] * 8 and "no letters" in bad[-1]
 
 
 def test_predict_input_file_json_keeps_every_line_in_order(capsys, run_dir: Path, input_file: Path) -> None:
@@ -420,7 +429,7 @@ def test_predict_min_confidence_and_coverage_in_every_format(capsys, run_dir: Pa
     assert any(row.get("uncertain") for row in expected)  # the tiny model is never that sure
     args = ("predict", run_dir, *names, "--top-k", "2", "--min-confidence", "0.999999", "--coverage", "0.9")
     code, out, _ = run_cli(capsys, *args, "--format", "json")
-    assert code == 0 and json_lines(out) == expected
+    assert code == 0 and json_lines(out) == [json_record(row) for row in expected]
     code, out, _ = run_cli(capsys, *args, "--format", "csv")
     header, *rows = list(csv.reader(io.StringIO(out)))
     assert header[-3:] == ["uncertain", "coverage_set", "error"]

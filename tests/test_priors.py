@@ -179,3 +179,12 @@ def test_weighted_conformal_covers_under_label_shift():
     threshold = weighted_conformal_threshold(mass_above(val_probs, val_labels), val_labels, target / train, 0.9)
     coverage = float((mass_above(test_probs, test_labels) <= threshold + 1e-9).double().mean())
     assert 0.89 <= coverage <= 0.95
+
+
+def test_em_with_counts_equals_em_over_repeated_rows():
+    torch.manual_seed(3)
+    probs = torch.softmax(torch.randn(6, 4, dtype=torch.float64), dim=1)
+    train = torch.tensor([0.4, 0.3, 0.2, 0.1], dtype=torch.float64)
+    counts = torch.tensor([1, 5, 2, 1, 7, 3])
+    repeated = probs.repeat_interleave(counts, dim=0)
+    assert torch.allclose(estimate_prior(probs, train, counts=counts)[0], estimate_prior(repeated, train)[0], atol=1e-9)

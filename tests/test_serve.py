@@ -271,6 +271,20 @@ def test_models_lists_labels_size_and_test_metrics(client: TestClient, tiny_runs
         assert m["test"] == {"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"], "n": metrics["n"]}
         history = json.loads((run_dir / "history.json").read_text())
         assert m["best_val_accuracy"] == max(row["val_accuracy"] for row in history)
+    # one lead: the best by validation accuracy, the first served of equals
+    (lead,) = [m for m in models if m["lead"]]
+    best = max(m["best_val_accuracy"] for m in models)
+    assert lead == next(m for m in models if m["best_val_accuracy"] == best)
+
+
+def test_lead_model_ranks_by_validation_and_counts_a_missing_history_last(served):
+    from dataclasses import replace
+
+    from namelab.serve.runs import lead_model
+
+    rnn, lstm, gru = (replace(m, best_val_accuracy=v) for m, v in zip(served, (0.5, 0.9, 0.9)))
+    assert lead_model([rnn, lstm, gru]) is lstm  # ties: the first served
+    assert lead_model([replace(rnn, best_val_accuracy=None), replace(gru, best_val_accuracy=0.1)]).name == "gru"
 
 
 def test_healthz(client: TestClient):

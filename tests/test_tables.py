@@ -24,6 +24,7 @@ from namelab.data.corpus import Corpus
 from namelab.data.download import DataError
 from namelab.predict.base import Predictor
 from namelab.predict.load import load_predictor
+from namelab.predict.schema import RESULT_FIELDS, flat_columns
 from namelab.predict.stream import TableOptions, predict_table
 from namelab.runs.checkpoint import write_manifest
 
@@ -191,15 +192,24 @@ class CountingPredictor:
         self.calls.append(len(normalized))
         return self.inner.probabilities(normalized)
 
-    def describe(self, probs, top_k=3, **kwargs):
-        return self.inner.describe(probs, top_k, **kwargs)
+    def __getattr__(self, name):  # describe, with_prior, unknown_scores...: the real predictor's
+        return getattr(self.inner, name)
 
 
 def read_rows(path: Path) -> list[dict]:
     if path.suffix == ".parquet":
         return pq.read_table(path).to_pylist()
-    if path.suffix == ".jsonl":
-        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    if path.suffix == ".jsonl":  # records: the row's own columns under "input", then the schema's fields
+        rows = []
+        for line in path.read_text(encoding="utf-8").splitlines():
+            record = json.loads(line)
+            assert list(record) == ["input", *RESULT_FIELDS]
+            row = {**record["input"], "normalized": record["normalized"], "error": record["error"]}
+            for k, hit in enumerate(record["predictions"] or [{"language": None, "probability": None}] * 2, 1):
+                row |= {f"language_{k}": hit["language"], f"probability_{k}": hit["probability"]}
+            flags = {key: record[key] for key in ("uncertain", "unknown_language", "unknown_score", "coverage_set")}
+            rows.append(row | flags)
+        return rows
     delimiter = "\t" if path.suffix == ".tsv" else ","
     options = pa_csv.ConvertOptions(
         strings_can_be_null=True, quoted_strings_can_be_null=False, column_types={"id": pa.string()}
@@ -217,7 +227,9 @@ def test_streaming_predict_keeps_every_row_in_order(
     counting = CountingPredictor(predictor)
     out = tmp_path / f"out{out_suffix}"
     summary = predict_table(counting, source, out, TableOptions("surname", top_k=2), chunk_rows=8, progress=False)
-    expected = predictor.predict([row["surname"] for row in rows], top_k=2)
+    expected = predictor.predict([row["surname"] for row in rows], top_k=2, min_confidence=0.5)
+    if out_suffix != ".jsonl":
+        assert list(read_rows(out)[0]) == flat_columns(list(rows[0]), 2, coverage=False)
     got = read_rows(out)
     assert summary.rows == len(got) == len(rows)
     assert summary.errors == sum("error" in e for e in expected) > 0
@@ -225,14 +237,17 @@ def test_streaming_predict_keeps_every_row_in_order(
     for row, out_row, want in zip(rows, got, expected):
         assert {k: str(out_row[k]) for k in row} == row  # every input column, in order
         if "error" in want:
-            assert out_row["error"] == want["error"] and out_row["predicted_language"] is None
+            assert out_row["error"] == want["error"] and out_row["language_1"] is None
             continue
         assert out_row["error"] is None and out_row["normalized"] == want["normalized"]
-        assert out_row["predicted_language"] == want["predictions"][0]["language"]
-        assert out_row["probability"] == pytest.approx(want["predictions"][0]["probability"], abs=1e-6)
-        assert out_row["predicted_language_2"] == want["predictions"][1]["language"]
+        assert out_row["language_1"] == want["predictions"][0]["language"]
+        # JSON keeps the 6 decimals; CSV, TSV and Parquet round to 4
+        decimals = 6 if out_suffix == ".jsonl" else 4
+        assert out_row["probability_1"] == round(want["predictions"][0]["probability"], decimals)
+        assert out_row["language_2"] == want["predictions"][1]["language"]
+        assert out_row["uncertain"] == want["uncertain"]
         if row["surname"] in KNOWN:
-            assert out_row["predicted_language"] == KNOWN[row["surname"]]
+            assert out_row["language_1"] == KNOWN[row["surname"]]
 
 
 def test_uncertainty_and_coverage_columns(tmp_path: Path, run_dir: Path) -> None:
@@ -266,7 +281,8 @@ def test_cli_predict_table_with_progress_and_errors(
     assert main(argv) == 0
     assert len(out.read_text().splitlines()) == 30
     assert "30 rows" in capsys.readouterr().err
-    assert main([*argv[:-2], "--format", "csv"]) == 2  # a table's format is its output suffix
+    assert main([*argv, "--format", "csv"]) == 1  # --format must agree with the output's suffix
+    assert "does not match --output" in capsys.readouterr().err
     assert main(["predict", str(run_dir), "--input", str(source), "--output", str(out)]) == 1
     assert "no column 'name'" in capsys.readouterr().err
     assert main(["predict", str(run_dir), "--input", str(source), "--name-column", "surname",
@@ -297,8 +313,26 @@ def test_csv_to_stdout(tmp_path: Path, run_dir: Path, capsysbinary: pytest.Captu
     source = write_table(tmp_path / "people.csv", people(5))
     assert main(["predict", str(run_dir), "--input", str(source), "--name-column", "surname", "--threads", "1"]) == 0
     lines = capsysbinary.readouterr().out.decode().splitlines()
-    assert lines[0].startswith('"id","surname","city","normalized","predicted_language","probability"')
+    assert lines[0] == ",".join(flat_columns(["id", "surname", "city"], 3, coverage=False))  # the defaults: top 3
     assert len(lines) == 6
+
+
+@pytest.mark.parametrize("fmt", ["json", "text", "tsv"])
+def test_a_table_takes_every_format_on_stdout(
+    tmp_path: Path, run_dir: Path, capsysbinary: pytest.CaptureFixture, fmt: str
+) -> None:
+    rows = people(5)
+    source = write_table(tmp_path / "people.csv", rows)
+    argv = ["predict", str(run_dir), "--input", str(source), "--name-column", "surname", "--format", fmt]
+    assert main([*argv, "--threads", "1"]) == 0
+    lines = capsysbinary.readouterr().out.decode().splitlines()
+    if fmt == "json":
+        records = [json.loads(line) for line in lines]
+        assert [r["input"] for r in records] == rows and [r["name"] for r in records] == [r["surname"] for r in rows]
+    elif fmt == "tsv":
+        assert lines[0].split("\t") == flat_columns(list(rows[0]), 3, coverage=False) and len(lines) == 6
+    else:
+        assert [line.split("\t")[:3] for line in lines] == [list(row.values()) for row in rows]
 
 
 def test_resume_command_of_a_table_run_names_the_table_and_its_columns(tmp_path: Path, names: dict) -> None:

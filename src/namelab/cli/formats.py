@@ -1,21 +1,21 @@
 """What the command line reads and prints: names files, per-name rows, and the text, CSV and JSON formats.
 
     names = read_names_file(Path("names.txt"))      # one name per line, rules in LINE_RULE
-    rows = predict_rows(predictor, names, top_k=3)
-    print(format_predictions(rows, "csv", top_k=3))
+    rows = predict_rows(predictor, names, top_k=3, min_confidence=0.5)
+    print(format_predictions(rows, "csv", top_k=3))   # columns: namelab.predict.schema
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 from pathlib import Path
 from typing import Sequence
 
 from ..data.corpus import MAX_INPUT_LENGTH, MAX_NAME_LENGTH
 from ..data.download import DataError
+from ..predict.schema import flat_columns, flat_row, json_line, json_record, text_line
 
 
 def read_names_file(path: Path) -> list[str]:
@@ -78,53 +78,25 @@ def predict_rows(predictor, names: Sequence[str], top_k: int, **options) -> list
     return rows
 
 
-# Characters that str.splitlines() (and many readers) take as the end of a line.
-_LINE_BREAKS = {
-    "\t": "\\t", "\n": "\\n", "\r": "\\r", "\x0b": "\\x0b", "\x0c": "\\x0c", "\x1c": "\\x1c",
-    "\x1d": "\\x1d", "\x1e": "\\x1e", "\x85": "\\x85", "\u2028": "\\u2028", "\u2029": "\\u2029",
-}  # fmt: skip
+def format_predictions(results: list[dict], fmt: str, top_k: int, *, coverage: bool | None = None) -> str:
+    """JSON lines, CSV or text, by the one schema of namelab.predict.schema.
 
-
-_TEXT_ESCAPES = str.maketrans({"\\": "\\\\", **_LINE_BREAKS})
-
-
-# JSON leaves these three unescaped, and JavaScript and str.splitlines() break lines at them.
-_JSON_ESCAPES = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
-
-
-def format_predictions(results: list[dict], fmt: str, top_k: int) -> str:
-    """JSON lines, CSV or text; ``uncertain`` and ``coverage_set`` columns appear when the rows hold them."""
+    ``coverage``: whether the CSV has a ``coverage_set`` column (None: when a row holds a set).
+    """
     out = io.StringIO()
-    flags = [key for key in ("uncertain", "coverage_set") if any(key in row for row in results)]
     if fmt == "json":
         for row in results:
-            out.write(json.dumps(row, ensure_ascii=False).translate(_JSON_ESCAPES) + "\n")
+            out.write(json_line(json_record(row)))
     elif fmt == "csv":
         # RFC 4180: CRLF ends a record, so a field holding CR or LF is quoted.
         writer = csv.writer(out, lineterminator="\r\n")
-        header = ["name", "normalized"]
-        for k in range(1, top_k + 1):
-            header += [f"language_{k}", f"probability_{k}"]
-        writer.writerow(header + flags + ["error"])
+        columns = flat_columns(
+            ["name"], top_k, coverage=any("coverage_set" in row for row in results) if coverage is None else coverage
+        )
+        writer.writerow(columns)
         for row in results:
-            cells = [row["name"], row.get("normalized", "")]
-            preds = row.get("predictions", [])
-            for k in range(top_k):
-                cells += [preds[k]["language"], f"{preds[k]['probability']:.4f}"] if k < len(preds) else ["", ""]
-            if "uncertain" in flags:
-                cells.append("" if "uncertain" not in row else str(row["uncertain"]).lower())
-            if "coverage_set" in flags:
-                cells.append("|".join(row.get("coverage_set", [])))  # languages joined by |
-            writer.writerow(cells + [row.get("error", "")])
+            writer.writerow(flat_row(row, top_k, columns))
     else:
         for row in results:
-            name = row["name"].translate(_TEXT_ESCAPES)
-            if "error" in row:
-                out.write(f"{name}\terror: {row['error'].translate(_TEXT_ESCAPES)}\n")
-            else:
-                ranked = ", ".join(f"{p['language']} {p['probability']:.3f}" for p in row["predictions"])
-                extra = "\tuncertain" if row.get("uncertain") else ""
-                if "coverage_set" in row:
-                    extra += "\tset: " + " | ".join(row["coverage_set"])
-                out.write(f"{name}\t({row['normalized']})\t{ranked}{extra}\n")
+            out.write(text_line(row) + "\n")
     return out.getvalue()

@@ -22,11 +22,12 @@ from typing import Sequence
 import torch
 
 from ..core.metrics import format_metrics
-from ..data.corpus import Corpus
+from ..data.corpus import Corpus, UnusableName, normalize
 from ..data.download import DataError, dataset_checksum, is_official, resolve_data_dir
 from ..predict.evaluate import evaluate_run
 from ..predict.load import load_predictor
 from ..predict.output import open_output
+from ..predict.priors import ESTIMATE_PRIOR
 from ..runs.checkpoint import CheckpointError, checkpoint_info
 from ..runs.config import TrainConfig, resolve_device
 from ..runs.env import AdaptiveThreads
@@ -141,7 +142,7 @@ def _train_preset(args) -> int:
 
 def cmd_evaluate(args) -> int:
     metrics, warning = evaluate_run(
-        args.run_dir, _data_path(args), name_column=args.name_column, label_column=args.label_column
+        args.run_dir, _data_path(args), name_column=args.name_column, label_column=args.label_column, prior=args.prior
     )
     if warning:
         print(f"warning: {warning}", file=sys.stderr)
@@ -155,7 +156,7 @@ def cmd_predict(args) -> int:
     if bool(args.names) == bool(args.input):
         print("error: give names as arguments or --input FILE (one of the two)", file=sys.stderr)
         return EXIT_USAGE
-    if args.top_k is not None and args.top_k < 1:
+    if args.top_k < 1:
         print("error: --top-k must be at least 1", file=sys.stderr)
         return EXIT_USAGE
     if args.min_confidence is not None and not 0.0 <= args.min_confidence <= 1.0:
@@ -166,48 +167,84 @@ def cmd_predict(args) -> int:
         return EXIT_USAGE
     if args.input and is_table(args.input):
         return _predict_table(args)
+    if args.format not in (None, "text", "csv", "json"):
+        print(f"error: --format {args.format} is for tables; names are written as text, csv or json", file=sys.stderr)
+        return EXIT_USAGE
     if args.workers or args.scheduler:
         print("error: --workers and --scheduler need a table: --input FILE.csv|.tsv|.parquet", file=sys.stderr)
         return EXIT_USAGE
-    top_k = args.top_k or 3
+    top_k = args.top_k
     names = read_names_file(args.input) if args.input else args.names
     predictor = load_predictor(args.run_dir, device=resolve_device(args.device))
+    prior = _estimated_prior(predictor, names) if args.prior == ESTIMATE_PRIOR else args.prior
     with open_output(args.output, input_path=args.input) as output:
         results = predict_rows(
-            predictor, names, top_k, min_confidence=args.min_confidence, coverage=args.coverage
+            predictor, names, top_k, min_confidence=args.min_confidence, coverage=args.coverage, prior=prior,
+            false_alarm=args.unknown_false_alarm,
         )
-        output.write(format_predictions(results, args.format or "text", min(top_k, len(predictor.labels))))
+        output.write(
+            format_predictions(
+                results, args.format or "text", min(top_k, len(predictor.labels)), coverage=args.coverage is not None
+            )
+        )
     return 0
+
+
+def _estimated_prior(predictor, names) -> torch.Tensor:
+    """EM over the names' probabilities (one model pass, reused for the answers); reported on standard error."""
+    usable = [text for text in (_normalized_or_none(name) for name in names) if text is not None]
+    if not usable:
+        raise ValueError("no usable name to estimate a prior from; use --prior train or uniform")
+    target = predictor.target_prior(ESTIMATE_PRIOR, predictor.probabilities(usable))
+    print("estimated prior: " + _shares_text(predictor.labels, target.tolist()), file=sys.stderr)
+    return target
+
+
+def _normalized_or_none(name: str) -> str | None:
+    try:
+        return normalize(name)
+    except UnusableName:
+        return None
+
+
+def _shares_text(labels, shares) -> str:
+    """The largest shares first, as ``Russian 31.2%, English 20.0%, ...``."""
+    pairs = sorted(zip(labels, shares), key=lambda pair: -pair[1])
+    return ", ".join(f"{label} {100 * share:.1f}%" for label, share in pairs if share >= 0.0005)
 
 
 def _predict_table(args) -> int:
     """A table in, the same rows with their predictions out: streamed, or on Dask."""
     from ..predict.stream import TableOptions, predict_table  # pyarrow: imported for tables only
 
-    if args.format is not None:
-        print("error: --format is for names; a table's output format follows --output's suffix", file=sys.stderr)
-        return EXIT_USAGE
     if args.workers and args.scheduler:
         print("error: give --workers (a local cluster) or --scheduler (an existing one), not both", file=sys.stderr)
         return EXIT_USAGE
-    options = TableOptions(args.name_column, args.top_k or 1, args.min_confidence, args.coverage)
+    options = TableOptions(
+        args.name_column, args.top_k, args.min_confidence, args.coverage, args.prior, args.unknown_false_alarm
+    )
     log = lambda line: print(line, file=sys.stderr)  # noqa: E731  standard output may hold the table
     if args.workers or args.scheduler:
         from ..predict.distributed import predict_table_dask  # dask: imported when asked for
 
         predict_table_dask(
-            args.run_dir, args.input, args.output, options, workers=args.workers, scheduler=args.scheduler, log=log
+            args.run_dir, args.input, args.output, options, workers=args.workers, scheduler=args.scheduler, log=log,
+            kind=args.format,
         )
         return 0
     predictor = load_predictor(args.run_dir, device=resolve_device(args.device))
-    predict_table(predictor, args.input, args.output, options, chunk_rows=args.chunk_rows, log=log)
+    summary = predict_table(
+        predictor, args.input, args.output, options, chunk_rows=args.chunk_rows, log=log, kind=args.format
+    )
+    if summary.prior is not None:
+        log("estimated prior: " + _shares_text(predictor.labels, summary.prior))
     return 0
 
 
 def cmd_serve(args) -> int:
     from ..serve import serve  # fastapi and uvicorn: imported for the server only
 
-    serve(args.run_dirs, host=args.host, port=args.port, min_confidence=args.min_confidence)
+    serve(args.run_dirs, host=args.host, port=args.port, min_confidence=args.min_confidence, prior=args.prior)
     return 0
 
 

@@ -11,6 +11,9 @@ from pathlib import Path
 from ..core.cells import CELLS
 from ..core.model import IMPLS, POOLS
 from ..data.corpus import MAX_NAME_LENGTH
+from ..predict.priors import TRAIN_PRIOR
+from ..predict.schema import DEFAULT_MIN_CONFIDENCE, DEFAULT_TOP_K
+from ..predict.unknown import DEFAULT_FALSE_ALARM
 from ..runs.config import TrainConfig
 from ..train.presets import PRESETS
 from ..version import __version__
@@ -61,6 +64,34 @@ def _add_threads(parser: argparse.ArgumentParser) -> None:
         "and after every training epoch; OMP_NUM_THREADS, when set, is used as it is). A fixed count makes "
         "training reproducible bit for bit across machines' loads",
     )
+
+
+def _add_population(parser: argparse.ArgumentParser) -> None:
+    """--prior and --unknown-false-alarm: who the names come from, and how often a known language may be flagged."""
+    parser.add_argument(
+        "--prior",
+        default=TRAIN_PRIOR,
+        metavar="PRIOR",
+        help="the make-up of the population the names come from: train (the training data's language shares: "
+        "52%% Russian), uniform (every language alike; recommended when the make-up is unknown), estimate (fitted "
+        "to the input's names by EM; needs a few hundred names or more), or a JSON/CSV file of language shares "
+        "(default: train)",
+    )
+    parser.add_argument(
+        "--unknown-false-alarm",
+        type=_open_probability,
+        default=DEFAULT_FALSE_ALARM,
+        metavar="RATE",
+        help="flag a name unknown_language when its spelling is less like every training language than all but "
+        f"this share of validation names (default: {DEFAULT_FALSE_ALARM})",
+    )
+
+
+def _open_probability(text: str) -> float:
+    value = _probability(text)
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1 (exclusive), got {text}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -132,6 +163,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir", type=Path)
     _add_data_dir(p)
     p.add_argument("--json", action="store_true", help="print the metrics object as JSON")
+    p.add_argument(
+        "--prior",
+        default=TRAIN_PRIOR,
+        metavar="PRIOR",
+        help="score the answers re-weighted to this population: train, uniform, estimate or a file of shares "
+        "(default: train)",
+    )
     _add_threads(p)
 
     p = sub.add_parser(
@@ -155,13 +193,23 @@ def build_parser() -> argparse.ArgumentParser:
         "file is replaced whole when done (its mode kept), a symlink is followed, a FIFO or device is written "
         "through, and the --input file is refused",
     )
-    p.add_argument("--top-k", type=int, default=None, help="languages per name (default: 3; for a table: 1)")
-    p.add_argument("--format", choices=["text", "csv", "json"], default=None, help="for names (default: text)")
+    p.add_argument(
+        "--top-k", type=int, default=DEFAULT_TOP_K, help=f"languages per name (default: {DEFAULT_TOP_K}, as the API's)"
+    )
+    p.add_argument(
+        "--format",
+        choices=["text", "csv", "tsv", "json", "parquet"],
+        default=None,
+        help="text, csv or json (JSON lines) for names (default: text); for a table any of them, tsv and parquet too "
+        "(default: --output's suffix, CSV on standard output). Columns: namelab.predict.schema",
+    )
     p.add_argument(
         "--min-confidence",
         type=float,
         metavar="P",
-        help="mark a name uncertain when its top calibrated probability is below P (the ranking is still given)",
+        default=DEFAULT_MIN_CONFIDENCE,
+        help="mark a name uncertain when its top calibrated probability is below P (the ranking is still given; "
+        f"default: {DEFAULT_MIN_CONFIDENCE}, as serve's; 0 marks none)",
     )
     p.add_argument(
         "--coverage",
@@ -177,6 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--scheduler", help="predict a table on an existing Dask cluster, e.g. tcp://10.0.0.5:8786")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu")
+    _add_population(p)
     _add_threads(p)
 
     p = sub.add_parser("serve", help="serve runs over HTTP: a JSON API (docs at /docs) and a web page at /")
@@ -192,10 +241,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--min-confidence",
         type=_probability,
-        default=0.5,
+        default=DEFAULT_MIN_CONFIDENCE,
         help="mark a model's answer uncertain when its top language's calibrated probability is below this "
         "(default 0.5; a request may send its own min_confidence)",
     )
+    _add_population(p)
 
     p = sub.add_parser(
         "compare",

@@ -41,7 +41,7 @@ from .ensemble import KIND as ENSEMBLE
 from .ensemble import member_folders
 from .load import load_predictor
 from .output import check_not_input
-from .stream import OUTPUT_SUFFIXES, TableOptions, annotate, check_input_columns, write_tables
+from .stream import OUTPUT_SUFFIXES, TableOptions, annotate, check_input_columns, output_kind, rounded, write_tables
 
 DEFAULT_BLOCKSIZE = "16MB"  # a CSV partition (a 10^6-row table of names is ~27 MB); Parquet: its row groups
 
@@ -88,12 +88,17 @@ class PredictorPlugin(WorkerPlugin):
         self.loads += 1
 
 
-def _annotate_frame(frame, options: TableOptions, plugin_name: str):
-    """One partition (pandas) with its predictions, as Arrow-typed pandas columns (the same in every partition)."""
+def _annotate_frame(frame, options: TableOptions, plugin_name: str, round_flat: bool = False):
+    """One partition (pandas) with its predictions, as Arrow-typed pandas columns (the same in every partition).
+
+    ``round_flat``: probabilities to the flat surfaces' 4 decimals (for Parquet parts written by the workers).
+    """
     predictor = None
     if len(frame):
         predictor = get_worker().plugins[plugin_name].predictor
     table = annotate(predictor, pa.Table.from_pandas(frame, preserve_index=False), options)
+    if round_flat:
+        table = rounded(table)
     return table.to_pandas(types_mapper=pd.ArrowDtype)
 
 
@@ -146,12 +151,14 @@ def predict_table_dask(
     client=None,
     blocksize: str | int = DEFAULT_BLOCKSIZE,
     log: Callable[[str], None] | None = None,
+    kind: str | None = None,
 ) -> DaskSummary:
     """Predict every row of a table on Dask and write the annotated rows to ``output``.
 
     ``output``: a folder (no table suffix) for a partitioned Parquet dataset, a file for
     one table, ``None`` for CSV on standard output. ``client``: an open Client to use
     (then ``workers`` and ``scheduler`` are ignored and the client is left open).
+    ``kind``: a single file's format (stream.output_kind); a folder always gets Parquet parts.
     """
     labels = read_json(Path(run_dir) / CONFIG)["labels"]
     options = TableOptions(
@@ -159,6 +166,10 @@ def predict_table_dask(
     )
     check_input_columns(input_path, column_names(input_path), options)
     single_file = output is None or Path(output).suffix.lower() in OUTPUT_SUFFIXES
+    if single_file:
+        output_kind(output, kind)  # a --format that contradicts the suffix fails before a cluster starts
+    elif kind not in (None, "parquet"):
+        raise DataError(f"--output {output} is a folder of Parquet parts; --format {kind} needs a file name")
     if single_file and output is not None:
         check_not_input(output, input_path)  # before a cluster starts; write_tables applies the other rules
     if not single_file:
@@ -171,15 +182,17 @@ def predict_table_dask(
     try:
         client.register_plugin(plugin, name=plugin.name)
         frame = read_partitions(input_path, blocksize=blocksize)
+        round_flat = not single_file
         annotated = frame.map_partitions(
-            _annotate_frame, options, plugin.name, meta=_annotate_frame(frame._meta, options, plugin.name)
+            _annotate_frame, options, plugin.name, round_flat,
+            meta=_annotate_frame(frame._meta, options, plugin.name, round_flat),
         )
         partitions = annotated.npartitions
         if single_file:
             schema = pa.Table.from_pandas(annotated._meta, preserve_index=False).schema
             tables = _in_order(client, annotated.to_delayed(), window=2 * max(1, len(client.scheduler_info()["workers"])))
             write_tables((pa.Table.from_pandas(part, preserve_index=False).cast(schema) for part in tables), output,
-                         schema, input_path=input_path)
+                         schema, options, input_path=input_path, kind=kind)
         else:
             annotated.to_parquet(
                 str(output), write_index=False, name_function=lambda i: f"part-{i:05d}.parquet", compute=True

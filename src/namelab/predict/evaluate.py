@@ -19,6 +19,7 @@ from ..data.download import dataset_checksum, resolve_data_dir
 from ..runs.config import resolve_device
 from .calibrate import COVERAGE_LEVEL, calibration_metrics
 from .load import load_predictor
+from .priors import TRAIN_PRIOR
 
 
 def evaluate_run(
@@ -28,10 +29,13 @@ def evaluate_run(
     *,
     name_column: str = "name",
     label_column: str = "language",
+    prior: str = TRAIN_PRIOR,
 ) -> tuple[dict, str | None]:
     """Test-split metrics of a run, and a warning when the dataset differs from the one it was trained on.
 
     ``data_dir`` is a names folder or a table (then read with ``name_column`` and ``label_column``).
+    ``prior``: the answers re-weighted to another population (priors.py) before they are
+    scored; the calibration figures always describe the run's own (training) prior.
     """
     torch_device = resolve_device(device)
     predictor = load_predictor(run_dir, device=torch_device)
@@ -49,7 +53,13 @@ def evaluate_run(
     split = corpus.split(seed=meta["config"]["split_seed"])
     scores = predictor.scores([e.name for e in split.test])
     targets = [e.label for e in split.test]
-    metrics = classification_metrics(targets, scores.argmax(dim=1).tolist(), corpus.labels)
+    probs = torch.softmax(scores.double() / predictor.temperature, dim=1)
+    target = predictor.target_prior(prior, probs)
+    answers = predictor.with_prior(probs, target).argmax(dim=1)
+    metrics = classification_metrics(targets, answers.tolist(), corpus.labels)
+    if target is not None:  # the training prior's figures are metrics.json's, key for key
+        metrics["prior"] = str(prior)
+        metrics["prior_shares"] = dict(zip(corpus.labels, (round(float(s), 6) for s in target)))
     calibration = meta.get("calibration")
     if calibration and calibration.get("conformal_scores"):
         metrics.update(calibration_metrics(scores, torch.tensor(targets), calibration, COVERAGE_LEVEL))

@@ -55,7 +55,8 @@ KEYWORDS = ("train", "uniform", "estimate")
 
 
 TRAIN_PRIOR = "train"
-PRIORS = (TRAIN_PRIOR, "uniform", "estimate")  # or a file of shares
+ESTIMATE_PRIOR = "estimate"
+PRIORS = (TRAIN_PRIOR, "uniform", ESTIMATE_PRIOR)  # or a file of shares
 RECOMMENDED_PRIOR = "uniform"  # for a population of unknown make-up (see above)
 
 
@@ -105,14 +106,20 @@ def reweight(
 
 
 def estimate_prior(
-    probs: torch.Tensor, train_prior: torch.Tensor | Sequence[float], *, tol: float = 1e-6, max_iter: int = 1000
+    probs: torch.Tensor,
+    train_prior: torch.Tensor | Sequence[float],
+    *,
+    counts: torch.Tensor | None = None,
+    tol: float = 1e-6,
+    max_iter: int = 1000,
 ) -> tuple[torch.Tensor, int]:
     """The class prior of the population ``probs`` were computed on, by EM (Saerens et al. 2002).
 
     ``probs`` ``(N, C)`` are the model's calibrated probabilities under ``train_prior``.
     Each iteration re-weights them to the current estimate (E step) and takes the mean of
     the re-weighted rows as the next estimate (M step), starting from the training prior;
-    it stops when no share moves by more than ``tol``. Returns ``(prior, iterations)``
+    it stops when no share moves by more than ``tol``. ``counts`` ``(N,)``: how many names
+    each row stands for (a table's distinct names, each scored once). Returns ``(prior, iterations)``
     (float64). The estimate is the maximum-likelihood prior only as far as the
     probabilities are calibrated; on a few dozen names it is noisy.
     """
@@ -125,8 +132,10 @@ def estimate_prior(
     probs = probs.double()
     train = _as_prior(train_prior, probs.shape[1], "training prior")
     prior = train.clone()
+    share = None if counts is None else (counts.double() / counts.double().sum()).unsqueeze(1)  # (N, 1)
     for iteration in range(1, max_iter + 1):
-        updated = reweight(probs, train, prior).mean(dim=0)
+        shifted = reweight(probs, train, prior)
+        updated = shifted.mean(dim=0) if share is None else (shifted * share).sum(dim=0)
         change = float((updated - prior).abs().max())
         prior = updated
         if change <= tol:

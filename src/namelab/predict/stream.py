@@ -8,61 +8,122 @@
 The input is read one chunk at a time (tables.iter_batches) and each chunk is written
 before the next is read, so memory holds one chunk whatever the file's size. Rows out
 = rows in, in order: a row whose name cannot be classified keeps its place, with an
-``error`` and empty prediction fields. The output format follows the output's suffix:
-``.parquet``, ``.csv``, ``.tsv`` or ``.jsonl``. A regular file is written to a temporary
+``error`` and empty prediction fields. The output format is ``kind`` when given (the CLI's
+``--format``: csv, json, text) or else the output's suffix: ``.parquet``, ``.csv``,
+``.tsv``, ``.jsonl`` (JSON lines) or ``.txt`` (text); standard output gets CSV. A regular file is written to a temporary
 file beside it and renamed into place at the end, so a failed run never leaves half a
 table; a symlink, a FIFO or a device at ``--output`` is kept (see output.py).
 
-Appended columns (:func:`output_fields`): ``normalized``, ``predicted_language``,
-``probability``, then ``predicted_language_K``/``probability_K`` for K = 2..top-k,
-``uncertain`` (with ``min_confidence``), ``coverage_set`` (with ``coverage``) and ``error``.
+Appended columns (:func:`output_fields`): the flat schema of namelab.predict.schema,
+``normalized``, ``language_1``, ``probability_1``, ... ``uncertain``, ``coverage_set``
+(with ``coverage``), ``error``. CSV, TSV and Parquet hold probabilities to 4 decimals
+(Parquet typed: bool ``uncertain``, a list ``coverage_set``, which CSV joins by ``|``);
+JSON lines hold one record per row, the row's own columns under ``"input"``, probabilities
+to 6 decimals; text is a line per row, its own cells then the prediction.
 """
 
 from __future__ import annotations
 
-import json
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
+import torch
 from tqdm import tqdm
 
 from ..data.corpus import UnusableName, normalize
 from ..data.download import DataError
 from ..data.tables import DELIMITERS, check_columns, column_names, iter_batches, num_rows, table_kind
 from .output import open_output
+from .priors import ESTIMATE_PRIOR, TRAIN_PRIOR, estimate_prior
+from .schema import (
+    DEFAULT_MIN_CONFIDENCE,
+    DEFAULT_TOP_K,
+    FLAT_DECIMALS,
+    RESULT_FIELDS,
+    column_kind,
+    flat_text,
+    flat_values,
+    json_line,
+    json_record,
+    prediction_columns,
+    text_line,
+)
+from .unknown import DEFAULT_FALSE_ALARM
 
-OUTPUT_SUFFIXES = (".parquet", ".csv", ".tsv", ".jsonl")
+OUTPUT_KINDS = {".parquet": "parquet", ".csv": "csv", ".tsv": "tsv", ".jsonl": "json", ".txt": "text"}
+OUTPUT_SUFFIXES = tuple(OUTPUT_KINDS)
 DEFAULT_CHUNK_ROWS = 65_536
 
 
 @dataclass(frozen=True)
 class TableOptions:
     name_column: str = "name"
-    top_k: int = 1
-    min_confidence: float | None = None
+    top_k: int = DEFAULT_TOP_K
+    min_confidence: float | None = DEFAULT_MIN_CONFIDENCE
     coverage: float | None = None
+    prior: str | torch.Tensor = TRAIN_PRIOR  # train, uniform, estimate, a file, or the shares themselves
+    false_alarm: float = DEFAULT_FALSE_ALARM  # the unknown-language threshold's share of validation names
+
+
+_ARROW_TYPES = {
+    "text": pa.string(), "probability": pa.float64(), "score": pa.float64(), "flag": pa.bool_(), "set": pa.list_(pa.string())
+}
+
+
+def _arrow_type(column: str) -> pa.DataType:
+    return _ARROW_TYPES[column_kind(column)]
 
 
 def output_fields(options: TableOptions) -> list[pa.Field]:
-    """The columns appended to every input row, in order."""
-    fields = [pa.field("normalized", pa.string()), pa.field("predicted_language", pa.string())]
-    fields.append(pa.field("probability", pa.float64()))
-    for k in range(2, options.top_k + 1):
-        fields += [pa.field(f"predicted_language_{k}", pa.string()), pa.field(f"probability_{k}", pa.float64())]
-    if options.min_confidence is not None:
-        fields.append(pa.field("uncertain", pa.bool_()))
-    if options.coverage is not None:
-        fields.append(pa.field("coverage_set", pa.list_(pa.string())))
-    fields.append(pa.field("error", pa.string()))
-    return fields
+    """The columns appended to every input row, in order (namelab.predict.schema's, typed)."""
+    columns = prediction_columns(options.top_k, coverage=options.coverage is not None)
+    return [pa.field(column, _arrow_type(column)) for column in columns]
+
+
+class ProbabilityCache:
+    """Each distinct name's calibrated probabilities, computed once, and how often it occurs."""
+
+    def __init__(self, predictor):
+        self.predictor = predictor
+        self.row: dict[str, int] = {}
+        self.counts: list[int] = []
+        self.parts: list[torch.Tensor] = []
+
+    def add(self, names: Sequence[str | None]) -> None:
+        fresh = []
+        for name in names:
+            try:
+                text = normalize(name or "")
+            except UnusableName:
+                continue
+            if text not in self.row:
+                self.row[text] = len(self.counts)
+                self.counts.append(0)
+                fresh.append(text)
+            self.counts[self.row[text]] += 1
+        if fresh:
+            self.parts.append(self.predictor.probabilities(fresh))
+
+    def estimate(self) -> torch.Tensor:
+        if not self.counts:
+            raise DataError("no usable name in the table to estimate a prior from; use --prior train or uniform")
+        probs = torch.cat(self.parts)
+        return estimate_prior(probs, self.predictor.train_prior, counts=torch.tensor(self.counts))[0]
+
+    def lookup(self, normalized: list[str]) -> torch.Tensor:
+        if not self.parts:
+            return torch.empty(0, len(self.predictor.labels))
+        table = torch.cat(self.parts) if len(self.parts) > 1 else self.parts[0]
+        self.parts = [table]
+        return table[torch.tensor([self.row[name] for name in normalized], dtype=torch.long)]
 
 
 def check_input_columns(path: Path | str, columns: list[str], options: TableOptions) -> None:
@@ -75,12 +136,18 @@ def check_input_columns(path: Path | str, columns: list[str], options: TableOpti
         )
 
 
-def annotate(predictor, table: pa.Table | pa.RecordBatch, options: TableOptions) -> pa.Table:
+def annotate(
+    predictor,
+    table: pa.Table | pa.RecordBatch,
+    options: TableOptions,
+    probabilities: Callable[[list[str]], torch.Tensor] | None = None,
+) -> pa.Table:
     """``table`` with the prediction columns appended, one row per input row.
 
-    Goes through :meth:`Predictor.probabilities` and :meth:`Predictor.describe`, so the
-    probabilities are the run's calibrated ones. A table with no usable name never
-    touches the model (``predictor`` may then be ``None``).
+    Goes through :meth:`Predictor.probabilities` (or ``probabilities``, a cache of them)
+    and :meth:`Predictor.describe`, so the probabilities are the run's calibrated ones,
+    re-weighted to ``options.prior``. A table with no usable name never touches the model
+    (``predictor`` may then be ``None``).
     """
     if isinstance(table, pa.RecordBatch):
         table = pa.Table.from_batches([table])
@@ -103,17 +170,22 @@ def annotate(predictor, table: pa.Table | pa.RecordBatch, options: TableOptions)
             slot_of[u] = distinct.setdefault(normalized_of[u], len(distinct))
     per_distinct: dict[str, list] = {field.name: [] for field in output_fields(options)}
     if distinct:
-        probs = predictor.probabilities(list(distinct))
+        probs = (probabilities or predictor.probabilities)(list(distinct))
         described = predictor.describe(
-            probs, options.top_k, min_confidence=options.min_confidence, coverage=options.coverage
+            predictor.with_prior(probs, predictor.target_prior(options.prior, probs)),
+            options.top_k,
+            min_confidence=options.min_confidence,
+            coverage=options.coverage,
+            unknown_scores=predictor.unknown_scores(list(distinct)),
+            false_alarm=options.false_alarm,
+            set_probs=probs,
         )
-        for k in range(options.top_k):
-            suffix = "" if k == 0 else f"_{k + 1}"
-            per_distinct[f"predicted_language{suffix}"] = [row["predictions"][k]["language"] for row in described]
-            per_distinct[f"probability{suffix}"] = [row["predictions"][k]["probability"] for row in described]
-        for key in ("uncertain", "coverage_set"):
-            if key in per_distinct:
-                per_distinct[key] = [row[key] for row in described]
+        # Full (6-decimal) values here: JSON keeps them, the flat writers round (rounded).
+        coverage = options.coverage is not None
+        values = [flat_values(row, options.top_k, coverage=coverage, decimals=None) for row in described]
+        for key in per_distinct:
+            if key not in ("normalized", "error"):
+                per_distinct[key] = [row[key] for row in values]
     rows = encoded.indices
     to_unique = pa.array(slot_of, mask=slot_of < 0)
     columns: dict[str, pa.Array] = {}
@@ -129,28 +201,47 @@ def annotate(predictor, table: pa.Table | pa.RecordBatch, options: TableOptions)
     return table
 
 
-class _Writer:
-    """Appends tables to one output file in the format of its suffix (or CSV to a stream)."""
+def rounded(table: pa.Table) -> pa.Table:
+    """``table`` with its probability columns rounded to the flat surfaces' 4 decimals."""
+    for index, field in enumerate(table.schema):
+        if column_kind(field.name) in ("probability", "score") and pa.types.is_floating(field.type):
+            table = table.set_column(index, field, pc.round(table.column(index), FLAT_DECIMALS))
+    return table
 
-    def __init__(self, target, schema: pa.Schema, kind: str):
+
+class _Writer:
+    """Appends annotated tables to one output in one kind: parquet, csv, tsv, json (lines) or text."""
+
+    def __init__(self, target, schema: pa.Schema, kind: str, options: TableOptions):
         self.kind = kind
         self.handle = target
+        self.options = options
+        predicted = {field.name for field in output_fields(options)}
+        self.inputs = [name for name in schema.names if name not in predicted]
+        self.writer = None
         if kind == "parquet":
             self.writer = pq.ParquetWriter(target, schema)
         elif kind in ("csv", "tsv"):
-            self.schema = _flat_schema(schema)
-            options = pa_csv.WriteOptions(delimiter=DELIMITERS[f".{kind}"])
+            self.schema = _flat_schema(schema, predicted)
+            delimiter = DELIMITERS[f".{kind}"]
+            # Strings stay quoted (an empty name "" apart from a missing one); the header only where needed.
+            plain = not any(set(name) & {delimiter, '"', "\r", "\n"} for name in schema.names)
+            options = pa_csv.WriteOptions(delimiter=delimiter, quoting_header="none" if plain else "needed")
             self.writer = pa_csv.CSVWriter(target, self.schema, write_options=options)
-        else:
-            self.writer = None
 
     def write(self, table: pa.Table) -> None:
         if self.kind == "parquet":
-            self.writer.write_table(table)
+            self.writer.write_table(rounded(table))
         elif self.kind in ("csv", "tsv"):
-            self.writer.write_table(_flatten(table).cast(self.schema))
+            self.writer.write_table(_as_text(table, self.schema))
         else:
-            lines = (json.dumps(row, ensure_ascii=False, default=str) + "\n" for row in table.to_pylist())
+            lines = []
+            for row in table.to_pylist():
+                result = _result_of(row, self.options)
+                if self.kind == "json":
+                    lines.append(json_line(json_record(result, {name: row[name] for name in self.inputs})))
+                else:
+                    lines.append(text_line(result, [row[name] for name in self.inputs]) + "\n")
             self.handle.write("".join(lines).encode("utf-8"))
 
     def close(self) -> None:
@@ -158,37 +249,66 @@ class _Writer:
             self.writer.close()
 
 
-def _flat_schema(schema: pa.Schema) -> pa.Schema:
-    """CSV has no lists: a list column is written as its items joined by ``|``."""
-    return pa.schema([pa.field(f.name, pa.string()) if pa.types.is_list(f.type) else f for f in schema])
+def _result_of(row: dict, options: TableOptions) -> dict:
+    """An annotated row's prediction as the schema's result dict (what Predictor.predict gives)."""
+    predictions = []
+    for k in range(1, options.top_k + 1):
+        if row[f"language_{k}"] is not None:
+            predictions.append({"language": row[f"language_{k}"], "probability": row[f"probability_{k}"]})
+    name = row[options.name_column]
+    result = {key: row[key] for key in RESULT_FIELDS if key in row}
+    result.update(name="" if name is None else str(name), predictions=predictions or None)
+    return result
 
 
-def _flatten(table: pa.Table) -> pa.Table:
+def _flat_schema(schema: pa.Schema, predicted: set[str]) -> pa.Schema:
+    """The CSV's columns: the input's as they are, the prediction's as text (see schema.flat_text)."""
+    return pa.schema([pa.field(f.name, pa.string()) if f.name in predicted else f for f in schema])
+
+
+def _as_text(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """The prediction columns as the text every flat surface writes: 4 decimals, true/false, sets joined by |."""
     for index, field in enumerate(table.schema):
-        if pa.types.is_list(field.type):
-            joined = pa.array(
-                [None if v is None else "|".join(v) for v in table.column(index).to_pylist()], type=pa.string()
-            )
-            table = table.set_column(index, pa.field(field.name, pa.string()), joined)
-    return table
+        if schema.field(index).type != field.type and field.name in schema.names:
+            cells = [None if v is None else flat_text(v) for v in table.column(index).to_pylist()]
+            table = table.set_column(index, schema.field(index), pa.array(cells, type=pa.string()))
+    return table.cast(schema)
 
 
-def output_kind(path: Path | str) -> str:
-    suffix = Path(path).suffix.lower()
-    if suffix not in OUTPUT_SUFFIXES:
-        raise DataError(f"cannot tell the output format of {path}; end its name with {', '.join(OUTPUT_SUFFIXES)}")
-    return suffix[1:]
+def output_kind(path: Path | str | None, kind: str | None = None) -> str:
+    """The output's kind: ``kind`` (csv, tsv, json, text, parquet) if given, else by the suffix; CSV on standard output."""
+    suffix = None if path is None else Path(path).suffix.lower()
+    by_suffix = OUTPUT_KINDS.get(suffix) if suffix else None
+    if kind is not None:
+        if by_suffix is not None and by_suffix != kind:
+            raise DataError(f"--format {kind} does not match --output {path} (a {by_suffix} file); drop one of the two")
+        return kind
+    if path is None:
+        return "csv"
+    if by_suffix is None:
+        raise DataError(
+            f"cannot tell the output format of {path}; end its name with {', '.join(OUTPUT_SUFFIXES)} or give --format"
+        )
+    return by_suffix
 
 
-def write_tables(tables: Iterable[pa.Table], output: Path | str | None, schema: pa.Schema, *, input_path=None) -> None:
-    """Write ``tables`` in order to ``output``, or CSV to standard output, by :func:`~namelab.predict.output.open_output`'s rules.
+def write_tables(
+    tables: Iterable[pa.Table],
+    output: Path | str | None,
+    schema: pa.Schema,
+    options: TableOptions,
+    *,
+    input_path=None,
+    kind: str | None = None,
+) -> None:
+    """Write ``tables`` in order to ``output`` (standard output when None), by :func:`~namelab.predict.output.open_output`'s rules.
 
-    A regular file is replaced atomically once every table is written; a FIFO or a
-    device is written through (Parquet too: its writer never seeks back).
+    ``kind``: see :func:`output_kind`. A regular file is replaced atomically once every
+    table is written; a FIFO or a device is written through (Parquet too: its writer never seeks back).
     """
-    kind = "csv" if output is None else output_kind(output)
+    kind = output_kind(output, kind)
     with open_output(output, input_path=input_path, binary=True) as handle:
-        writer = _Writer(handle, schema, kind)
+        writer = _Writer(handle, schema, kind, options)
         try:
             for table in tables:
                 writer.write(table)
@@ -208,6 +328,7 @@ class StreamSummary:
     rows: int = 0
     errors: int = 0
     seconds: float = 0.0
+    prior: list[float] | None = None  # the shares --prior estimate found, in label order
 
     @property
     def names_per_second(self) -> float:
@@ -223,15 +344,16 @@ def predict_table(
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     progress: bool | None = None,
     log: Callable[[str], None] | None = None,
+    kind: str | None = None,
 ) -> StreamSummary:
     """Predict every row of ``input_path`` and write the annotated rows to ``output``.
 
     ``progress``: a tqdm bar of rows (and names per second) on standard error; by
-    default only when standard error is a terminal.
+    default only when standard error is a terminal. ``kind``: the output format (see
+    :func:`output_kind`).
     """
-    options = TableOptions(
-        options.name_column, max(1, min(options.top_k, len(predictor.labels))), options.min_confidence, options.coverage
-    )
+    options = replace(options, top_k=max(1, min(options.top_k, len(predictor.labels))))
+    output_kind(output, kind)  # a wrong suffix or --format fails before any work
     schema = input_schema(input_path)
     check_input_columns(input_path, schema.names, options)
     schema = pa.schema(list(schema) + output_fields(options))
@@ -239,9 +361,20 @@ def predict_table(
     bar = _progress_bar(num_rows(input_path), progress)
     start = time.perf_counter()
 
+    probabilities = None
+    if isinstance(options.prior, str) and options.prior == ESTIMATE_PRIOR:
+        # EM needs every name's probabilities before the first row is written: one model pass
+        # over the distinct names, kept for the writing pass, which reads the table again.
+        cache = ProbabilityCache(predictor)
+        for batch in iter_batches(input_path, chunk_rows):
+            cache.add(batch.column(options.name_column).to_pylist())
+        options = replace(options, prior=cache.estimate())
+        summary.prior = options.prior.tolist()
+        probabilities = cache.lookup
+
     def annotated() -> Iterable[pa.Table]:
         for batch in iter_batches(input_path, chunk_rows):
-            table = annotate(predictor, batch, options)
+            table = annotate(predictor, batch, options, probabilities)
             summary.rows += table.num_rows
             summary.errors += table.num_rows - table.column("error").null_count
             if bar is not None:
@@ -251,7 +384,7 @@ def predict_table(
             yield table
 
     try:
-        write_tables(annotated(), output, schema, input_path=input_path)
+        write_tables(annotated(), output, schema, options, input_path=input_path, kind=kind)
     finally:
         if bar is not None:
             bar.close()

@@ -38,8 +38,8 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
-from ..data.corpus import Vocab
 from ..core.model import CharClassifier
+from ..data.corpus import Vocab
 from .config import build_model, config_from_dict
 
 CONFIG = "config.json"

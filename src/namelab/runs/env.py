@@ -26,7 +26,6 @@ import torch
 from ..version import __version__
 
 
-
 def cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():

@@ -16,10 +16,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..predict.base import prepare
 from ..predict.explain import occlusion_variants, read_occlusion, variant_starts
+from ..predict.priors import PRIORS, TRAIN_PRIOR
+from ..predict.schema import DEFAULT_MIN_CONFIDENCE
 from ..version import __version__
 from .batcher import Batcher, Busy, work_of
 from .limits import MAX_BODY_BYTES, BodyLimit
-from .runs import ServedModel
+from .runs import ServedModel, lead_model
 from .schemas import (
     MAX_EXPLAIN_CHARACTERS,
     MAX_EXPLAIN_NAMES,
@@ -74,7 +76,7 @@ def _page() -> str:
     return _web_file("index.html")
 
 
-MIN_CONFIDENCE = 0.5
+MIN_CONFIDENCE = DEFAULT_MIN_CONFIDENCE  # the same default as the CLI's, why: namelab.predict.schema
 # Surnames of many origins; the page offers those the served models agree on, and some they do not.
 EXAMPLE_NAMES = (
     "Nakamura", "Schmidt", "O'Brien", "Dvořák", "Rossi", "García", "Kowalski", "Nguyen", "Papadopoulos",
@@ -146,6 +148,7 @@ def create_app(
     models: Sequence[ServedModel],
     *,
     min_confidence: float = MIN_CONFIDENCE,
+    prior: str = TRAIN_PRIOR,
     max_body_bytes: int = MAX_BODY_BYTES,
     max_waiting_requests: float = 16,
     example_names: Sequence[str] = EXAMPLE_NAMES,
@@ -154,6 +157,9 @@ def create_app(
 
     ``min_confidence``: the default of the request field: below this calibrated
     probability of its top language, a model's answer is marked uncertain.
+
+    ``prior``: the default of the request field (train, uniform, estimate), or a file of
+    language shares read here, once per model: the population the answers are for.
 
     ``max_waiting_requests``: how many of the heaviest allowed requests may wait for the
     model at once (lighter ones count for less); past that, ``POST /api/predict`` answers
@@ -166,6 +172,9 @@ def create_app(
         raise ValueError(f"served model names must be unique, got {[m.name for m in models]}")
     if not 0.0 <= min_confidence <= 1.0:
         raise ValueError(f"min_confidence must be between 0 and 1, got {min_confidence}")
+    if prior not in PRIORS:
+        for m in models:  # a file: read once, checked against each model's languages
+            m.prior = m.predictor.target_prior(prior)
     page = _page()
     icon = _web_file("favicon.svg")
     heaviest = work_of(["x" * MAX_NAME_LENGTH] * MAX_NAMES, len(models))
@@ -192,12 +201,15 @@ def create_app(
     app.state.batcher = batcher
     settings = {
         "min_confidence": min_confidence,
+        "prior": prior if prior in PRIORS else "file",
         "max_names": MAX_NAMES,
         "max_name_length": MAX_NAME_LENGTH,
         "max_explain_names": MAX_EXPLAIN_NAMES,
         "max_explain_characters": MAX_EXPLAIN_CHARACTERS,
     }
     examples = choose_examples(models, example_names)
+    lead = lead_model(models)
+    infos = [{**m.info(), "lead": m is lead} for m in models]
 
     @app.api_route("/", methods=["GET", "HEAD"], response_class=HTMLResponse, include_in_schema=False)
     async def index() -> HTMLResponse:
@@ -216,9 +228,9 @@ def create_app(
 
     @app.get("/api/models", response_model=ModelsResponse, summary="The served models")
     async def list_models() -> dict:
-        """Every served model (name, cell, size, labels, test metrics), the server's settings and limits,
-        and example names."""
-        return {"models": [m.info() for m in models], "settings": settings, "examples": examples}
+        """Every served model (name, cell, size, labels, validation and test metrics, whether it is the
+        `lead`: the best by validation accuracy), the server's settings and limits, and example names."""
+        return {"models": infos, "settings": settings, "examples": examples}
 
     @app.post(
         "/api/predict",
@@ -264,8 +276,13 @@ def create_app(
                         422, f"coverage cannot be given by model {m.name!r}: {err}; send the request without coverage"
                     ) from None
         confidence = min_confidence if body.min_confidence is None else body.min_confidence
+        population = body.prior or (prior if prior in PRIORS else None)  # None: each model's file prior
+        if population not in (None, TRAIN_PRIOR) and any(m.predictor.meta.get("train_prior") is None for m in asked):
+            raise HTTPException(422, f"prior {population!r} needs runs that record their training prior; retrain them")
         try:
-            content = await answer(batcher, asked, body.names, body.top_k, body.explain, confidence, body.coverage)
+            content = await answer(
+                batcher, asked, body.names, body.top_k, body.explain, confidence, body.coverage, population
+            )
         except Busy as err:
             raise HTTPException(503, str(err), headers={"Retry-After": "1"}) from None
         if len(body.names) <= INLINE_NAMES and not body.explain:
@@ -289,6 +306,7 @@ async def answer(
     explain: bool = False,
     min_confidence: float | None = None,
     coverage: float | None = None,
+    prior: str | None = TRAIN_PRIOR,
 ) -> dict:
     """The body of a ``POST /api/predict`` answer: :func:`namelab.predict.base.prepare`, one batched
     pass per model, then each model's ``Predictor.describe`` of its rows."""
@@ -311,7 +329,7 @@ async def answer(
             texts, starts = normalized, list(range(len(normalized)))
         probs = await batcher.probabilities(texts, [m.name for m in models])
         rows = [results[i] for i in usable]
-        arguments = (models, rows, probs, starts, normalized, top_k, explain, min_confidence, coverage)
+        arguments = (models, rows, probs, starts, normalized, top_k, explain, min_confidence, coverage, prior)
         if inline:
             _read_out(*arguments)
         else:
@@ -329,19 +347,31 @@ def _read_out(
     explain: bool,
     min_confidence: float | None,
     coverage: float | None,
+    prior: str | None,
 ) -> None:
-    """Fill each usable row with every model's answer (in place)."""
+    """Fill each usable row with every model's answer (in place), under ``prior`` (None: each model's file)."""
     fields = ["predictions"]
     fields += ["uncertain"] if min_confidence is not None else []
+    fields += ["unknown_language", "unknown_score"] if any(m.predictor.unknown for m in models) else []
     fields += ["coverage_set"] if coverage is not None else []
     for row in rows:
         for field in fields:
             row[field] = {}
     for m in models:
-        described = m.predictor.describe(probs[m.name][starts], top_k, min_confidence=min_confidence, coverage=coverage)
+        trained = probs[m.name][starts]
+        target = m.prior if prior is None else m.predictor.target_prior(prior, trained)
+        described = m.predictor.describe(
+            m.predictor.with_prior(trained, target),
+            top_k,
+            min_confidence=min_confidence,
+            coverage=coverage,
+            unknown_scores=m.predictor.unknown_scores(normalized),
+            set_probs=trained,
+        )
         for row, one in zip(rows, described):
             for field in fields:
-                row[field][m.name] = one[field]
+                if field in one:
+                    row[field][m.name] = one[field]
         if explain:
             for row, explanation in zip(rows, read_occlusion(probs[m.name], normalized, m.predictor.labels)):
                 row.setdefault("explanations", {})[m.name] = explanation

@@ -11,6 +11,7 @@ import torch
 import uvicorn
 from fastapi import FastAPI
 
+from ..predict.priors import TRAIN_PRIOR
 from .app import MIN_CONFIDENCE, create_app
 from .limits import BODY_TIMEOUT, HEADER_TIMEOUT, ReadTimeoutProtocol
 from .runs import load_served_models
@@ -67,11 +68,16 @@ def run_server(app: FastAPI, sock: socket.socket, log_level: str = "warning") ->
 
 
 def serve(
-    paths: Sequence[Path | str], host: str = "127.0.0.1", port: int = 8000, *, min_confidence: float = MIN_CONFIDENCE
+    paths: Sequence[Path | str],
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    *,
+    min_confidence: float = MIN_CONFIDENCE,
+    prior: str = TRAIN_PRIOR,
 ) -> None:
     """Load the runs, bind, print the address and serve until Ctrl-C."""
     models = load_served_models(paths)
-    app = create_app(models, min_confidence=min_confidence)
+    app = create_app(models, min_confidence=min_confidence, prior=prior)
     sock = bind_socket(host, port)
     # One intra-op thread: a pass is a few hundred names, too little work to split. With two,
     # the OpenMP workers spin between the many small operations of the time loop and the

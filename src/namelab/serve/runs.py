@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+import torch
+
 from ..core.cells import CELLS
 from ..predict.base import Predictor
 from ..predict.load import load_predictor
@@ -118,6 +120,7 @@ class ServedModel:
     predictor: Predictor
     test_metrics: dict | None  # accuracy, macro_f1, n from metrics.json; None when the file is absent
     best_val_accuracy: float | None
+    prior: torch.Tensor | None = None  # the population's shares when the server reads them from a file
 
     @property
     def cell(self) -> str:
@@ -145,6 +148,12 @@ class ServedModel:
         except ValueError:
             return False
         return True
+
+
+def lead_model(models: Sequence[ServedModel]) -> ServedModel:
+    """The model to lead with: the best validation accuracy (a run without history counts as the worst),
+    the first served of equals. Validation, not test: choosing by test accuracy would tune on the test split."""
+    return max(models, key=lambda m: -1.0 if m.best_val_accuracy is None else m.best_val_accuracy)
 
 
 def _unique_names(run_dirs: Sequence[Path], cells: Sequence[str]) -> list[str]:

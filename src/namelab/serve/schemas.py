@@ -5,9 +5,12 @@ The OpenAPI description at ``/openapi.json`` (rendered at ``/docs``) is built fr
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..data.corpus import MAX_NAME_LENGTH  # the models' limit on a name: the server checks it as sent and as normalized
+from ..predict.schema import DEFAULT_TOP_K
 
 # The limits bound the work one request may ask for. A name's length is checked as sent and
 # again once normalized (transliteration turns U+FDFA into 29 letters). A plain request is at
@@ -37,7 +40,7 @@ class PredictRequest(BaseModel):
         examples=[["Nakamura", "Schmidt"]],
     )
     top_k: int = Field(
-        3, ge=1, description="How many languages to rank per name (capped at the number of languages).", examples=[3]
+        DEFAULT_TOP_K, ge=1, description="How many languages to rank per name (capped at the number of languages).", examples=[3]
     )
     model: str | None = Field(
         None,
@@ -52,6 +55,14 @@ class PredictRequest(BaseModel):
         description="A model's answer is marked `uncertain` when its top language's calibrated probability is "
         "below this. Omitted: the server's setting (`settings.min_confidence` in GET /api/models).",
         examples=[0.5],
+    )
+    prior: Literal["train", "uniform", "estimate"] | None = Field(
+        None,
+        description="The make-up of the population the names come from: `train` (the training data's language "
+        "shares), `uniform` (every language alike: recommended when the make-up is unknown) or `estimate` (fitted "
+        "to this request's names by EM: only meaningful for a few hundred names or more). Omitted: the server's "
+        "setting (`settings.prior` in GET /api/models).",
+        examples=["uniform"],
     )
     coverage: float | None = Field(
         None,
@@ -122,6 +133,14 @@ class NameResult(BaseModel):
     uncertain: dict[str, bool] | None = Field(
         None, description="Per model name: true when the top language's probability is below `min_confidence`."
     )
+    unknown_language: dict[str, bool] | None = Field(
+        None,
+        description="Per model name: true when the name is unlike every language the model was trained on (its "
+        "unknown_score is above the threshold set on validation names for a 5 % false-alarm rate).",
+    )
+    unknown_score: dict[str, float] | None = Field(
+        None, description="Per model name: how unlike the training languages the name's spelling is (higher: less like)."
+    )
     coverage_set: dict[str, list[str]] | None = Field(
         None, description="Per model name, when `coverage` was set: the languages of the conformal set, best first."
     )
@@ -149,12 +168,22 @@ class ModelInfo(BaseModel):
     labels: list[str] = Field(description="The languages this model chooses from.")
     best_epoch: int | None = None
     best_val_accuracy: float | None = Field(None, description="Validation accuracy of the kept weights.")
+    lead: bool = Field(
+        False,
+        description="True for the one model the page leads with: the best by validation accuracy (never by test "
+        "accuracy, which would tune on the test split); ties go to the first served.",
+    )
     test: TestMetrics | None = Field(None, description="Test metrics from the run's metrics.json.")
     coverage: bool = Field(False, description="Whether the run holds conformal calibration (`coverage` requests).")
 
 
 class Settings(BaseModel):
     min_confidence: float = Field(description="The default `min_confidence` of POST /api/predict.", examples=[0.5])
+    prior: str = Field(
+        description="The default `prior` of POST /api/predict: train, uniform, estimate, or file (shares the "
+        "server read at start; a request may still name train, uniform or estimate).",
+        examples=["train"],
+    )
     max_names: int = Field(description="Names per request.", examples=[MAX_NAMES])
     max_name_length: int = Field(
         description="Characters per name, as sent and once normalized.", examples=[MAX_NAME_LENGTH]
