@@ -171,7 +171,7 @@ def test_interrupted_save_never_loads_mismatched_weights(run_dir: Path, monkeypa
     monkeypatch.undo()
     with pytest.raises(CheckpointError, match="unfinished run"):
         load_run(run_dir)
-    assert leftovers(run_dir, {"config.json", "model.safetensors", "history.json", "metrics.json"}) == []
+    assert leftovers(run_dir, {"config.json", "model.safetensors", "history.json", "metrics.json", "model-card.md"}) == []
 
 
 # --- damaged run folders ------------------------------------------------------------------

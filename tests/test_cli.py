@@ -108,7 +108,7 @@ def test_train_writes_a_run(capsys, names_dir: Path, tmp_path: Path) -> None:
         )  # fmt: skip
     assert code == 0
     assert "test accuracy" in out and f"run written to {out_dir}" in out
-    assert {p.name for p in out_dir.iterdir()} == {"config.json", "model.safetensors", "history.json", "metrics.json", "manifest.json"}
+    assert {p.name for p in out_dir.iterdir()} == {"config.json", "model.safetensors", "history.json", "metrics.json", "model-card.md", "manifest.json"}
     config = json.loads((out_dir / "config.json").read_text())
     assert config["config"]["model"] == "rnn" and config["config"]["hidden_size"] == 16
     assert config["config"]["seed"] == 3 and config["dataset_sha256"]

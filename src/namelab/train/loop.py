@@ -35,6 +35,7 @@ from ..data.download import dataset_checksum
 from ..predict.base import Predictor, logits_in_order
 from ..predict.calibrate import calibrate_predictor
 from ..runs import checkpoint
+from ..runs.card import model_card, reproduce_command
 from ..runs.checkpoint import CheckpointError
 from ..runs.config import TrainConfig, build_model, resolve_device
 from ..runs.env import environment
@@ -264,12 +265,13 @@ def _train(
         "device": str(device),
         "processes": group.world_size,
         "versions": environment(),
+        "command": reproduce_command(command),
     }
     # The kept model's temperature and conformal scores, fitted on the validation split.
     meta["calibration"], calibration_metrics = calibrate_predictor(Predictor(model, vocab, corpus.labels), split)
     metrics.update(calibration_metrics)
     if out is not None:
-        checkpoint.save_run(out, model, meta, history, metrics)
+        checkpoint.save_run(out, model, meta, history, metrics, card=model_card(meta, metrics, history))
         (out / checkpoint.CHECKPOINT).unlink(missing_ok=True)  # the manifest is written: nothing left to resume
     return TrainResult(model=model.eval(), history=history, metrics=metrics, meta=meta, is_main=group.is_main)
 

@@ -24,6 +24,7 @@ from ..data.download import dataset_checksum
 from ..predict.calibrate import calibrate_predictor
 from ..predict.ensemble import EnsemblePredictor, fit_weight, write_ensemble
 from ..predict.ngram import C_GRID
+from ..runs.card import write_model_card
 from ..runs.checkpoint import CONFIG, HISTORY, METRICS, read_json, run_kind, write_json
 from ..runs.config import TrainConfig
 from .loop import train
@@ -127,6 +128,7 @@ def train_ensemble(
     write_json(out / METRICS, metrics)
     # One "epoch": what the server reads to pick a compare folder's best run of each kind.
     write_json(out / HISTORY, [{"epoch": 1, "val_accuracy": config["calibration"]["val_accuracy"]}])
+    write_model_card(out, config, metrics)
     return metrics
 
 
