@@ -115,3 +115,19 @@ def test_the_official_checksum_is_the_official_folders() -> None:
     assert official_checksum() == dataset_checksum(Path(folder))
     card = model_card({"dataset_sha256": official_checksum(), "labels": ["A"]}, None)
     assert "the official names folder" in card
+
+
+def test_an_ensemble_and_each_member_get_a_card(tiny_names_dir: Path, tmp_path: Path) -> None:
+    from helpers import one_thread, tiny_config
+
+    from namelab.train.presets import train_ensemble
+
+    corpus = Corpus.from_folder(tiny_names_dir)
+    with one_thread():
+        train_ensemble([tiny_config(model="gru", epochs=2)], corpus, tmp_path / "ens", ngram=True,
+                       data_dir=tiny_names_dir, meta={"preset": "best", "description": "a recipe"}, log=lambda line: None)
+    card = (tmp_path / "ens" / MODEL_CARD).read_text(encoding="utf-8")
+    assert card.startswith("# Model card: ensemble (--preset best)")
+    assert "`members/gru-h16-seed0`, `members/ngram`" in card
+    assert "namelab train --preset best --split-seed 0 --out RUN_DIR" in card
+    assert {p.parent.name for p in (tmp_path / "ens" / "members").glob(f"*/{MODEL_CARD}")} == {"gru-h16-seed0", "ngram"}

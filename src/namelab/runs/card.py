@@ -207,12 +207,16 @@ def model_card(meta: dict, metrics: dict | None, history: list | None = None) ->
     labels = list(meta.get("labels") or metrics.get("labels") or [])
     kind = meta.get("kind", "recurrent")
     config = meta.get("config") or {}
-    title = str(config.get("model", kind)).upper() if kind == "recurrent" else KINDS.get(kind, kind)
-    epochs = f", and history.json ({len(history)} epoch{'s' if len(history) != 1 else ''})" if kind == "recurrent" and history else ""
+    titles = {"recurrent": str(config.get("model", "?")).upper(), "ngram": "character n-gram baseline",
+              "ensemble": "ensemble" + (f" (--preset {meta['preset']})" if meta.get("preset") else "")}
+    title = titles.get(kind, kind)
+    files = "config.json and metrics.json"
+    if kind == "recurrent" and history:
+        files = f"config.json, metrics.json and history.json ({len(history)} epoch{'s' if len(history) != 1 else ''})"
     sections = [
         [f"# Model card: {title}", "",
          f"Classifies a surname into one of {len(labels)} languages by its spelling. Written by namelab "
-         f"from this folder's config.json, metrics.json{epochs}."],
+         f"from this folder's {files}."],
         ["## The model", "", *_what(meta)],
         ["## Data and split", "", *_data(meta)],
         _use(labels),
