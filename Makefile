@@ -20,6 +20,7 @@ setup: $(BIN)/namelab
 demo: setup
 	$(BIN)/namelab compare --suite seed,accuracy --out reports/compare
 	@echo "report: $(CURDIR)/reports/compare/report.html"
+	@echo "try the models it trained in a browser: $(BIN)/namelab serve reports/compare"
 
 test: setup
 	$(BIN)/python -m pytest

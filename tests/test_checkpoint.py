@@ -173,7 +173,8 @@ def test_interrupted_save_never_loads_mismatched_weights(run_dir: Path, monkeypa
         load_run(run_dir)
     assert leftovers(
         run_dir,
-        {"config.json", "model.safetensors", "history.json", "metrics.json", "unknown.json", "unknown.safetensors"},
+        {"config.json", "model.safetensors", "history.json", "metrics.json", "unknown.json", "unknown.safetensors",
+         "model-card.md"},
     ) == []
 
 

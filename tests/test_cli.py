@@ -111,7 +111,7 @@ def test_train_writes_a_run(capsys, names_dir: Path, tmp_path: Path) -> None:
     assert "test accuracy" in out and f"run written to {out_dir}" in out
     assert {p.name for p in out_dir.iterdir()} == {
         "config.json", "model.safetensors", "history.json", "metrics.json", "manifest.json", "unknown.json",
-        "unknown.safetensors",
+        "unknown.safetensors", "model-card.md",
     }
     config = json.loads((out_dir / "config.json").read_text())
     assert config["config"]["model"] == "rnn" and config["config"]["hidden_size"] == 16
@@ -432,12 +432,12 @@ def test_predict_min_confidence_and_coverage_in_every_format(capsys, run_dir: Pa
     assert code == 0 and json_lines(out) == [json_record(row) for row in expected]
     code, out, _ = run_cli(capsys, *args, "--format", "csv")
     header, *rows = list(csv.reader(io.StringIO(out)))
-    assert header[-3:] == ["uncertain", "coverage_set", "error"]
+    assert header[-5:] == ["uncertain", "unknown_language", "unknown_score", "coverage_set", "error"]
     for row, want in zip(rows, expected):
         if "error" in want:
-            assert row[-3:-1] == ["", ""]
+            assert row[-5:-1] == ["", "", "", ""]
         else:
-            assert row[-3] == str(want["uncertain"]).lower()
+            assert row[-5] == str(want["uncertain"]).lower()
             assert row[-2].split("|") == want["coverage_set"]
     code, out, _ = run_cli(capsys, *args)
     assert code == 0 and "set: " in out.splitlines()[0]

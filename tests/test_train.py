@@ -60,17 +60,17 @@ def read(run_dir: Path, name: str):
 # --- the run folder -----------------------------------------------------------------------
 
 
-def test_run_folder_holds_the_six_files_a_manifest_and_no_leftovers(run) -> None:
+def test_run_folder_holds_the_seven_files_a_manifest_and_no_leftovers(run) -> None:
     out, _ = run
     assert sorted(p.name for p in out.iterdir()) == [
-        "config.json", "history.json", "manifest.json", "metrics.json", "model.safetensors",
+        "config.json", "history.json", "manifest.json", "metrics.json", "model-card.md", "model.safetensors",
         "unknown.json", "unknown.safetensors",
     ]
     manifest = read(out, "manifest.json")["files"]
     assert manifest == {
         name: hashlib.sha256((out / name).read_bytes()).hexdigest()
         for name in ("config.json", "model.safetensors", "history.json", "metrics.json", "unknown.json",
-                     "unknown.safetensors")
+                     "unknown.safetensors", "model-card.md")
     }
 
 

@@ -34,7 +34,7 @@ from ..runs.env import AdaptiveThreads
 from ..train.loop import train
 from ..train.presets import train_preset
 from .formats import format_predictions, predict_rows, read_names_file
-from .parser import build_parser
+from .parser import UsageError, build_parser, no_default_model, parse_args, split_run_and_names
 
 EXIT_USAGE = 2
 
@@ -153,6 +153,9 @@ def cmd_evaluate(args) -> int:
 def cmd_predict(args) -> int:
     from ..data.tables import is_table  # pyarrow: imported when a file is read
 
+    args.run_dir, args.names = split_run_and_names(args)
+    if args.run_dir is None:
+        raise no_default_model(args.names)
     if bool(args.names) == bool(args.input):
         print("error: give names as arguments or --input FILE (one of the two)", file=sys.stderr)
         return EXIT_USAGE
@@ -318,7 +321,13 @@ def resume_command(argv: Sequence[str], out: Path) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parse_args(parser, argv)
+    if args.command is None:
+        # Bare `namelab` asks what there is: the command list, on standard output, exit 0
+        # (as `--help`); a mistyped command is still an error (status 2, from argparse).
+        parser.print_help()
+        return 0
     args.argv = argv
     args.adapt_threads = lambda: None
     if getattr(args, "threads", None):
@@ -329,6 +338,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.adapt_threads = threads.update
     try:
         return COMMANDS[args.command](args)
+    except UsageError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_USAGE
     except (DataError, CheckpointError, ValueError, RuntimeError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -1,12 +1,22 @@
 """The ``namelab`` argument parser: every subcommand, every option, its help and its default.
 
-    args = build_parser().parse_args(["predict", "runs/gru", "Nakamura"])
+    parser = build_parser()
+    args = parse_args(parser, ["predict", "runs/gru", "Nakamura"])   # "did you mean" on a typo
+    run_dir, names = split_run_and_names(args)                         # a name where the run goes
+
+Every option has help text; the formatter appends its default; every subcommand's help
+ends with examples (tests/test_cli.py walks the parser to keep it so).
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
+import os
+import re
+import shlex
 from pathlib import Path
+from typing import Sequence
 
 from ..core.cells import CELLS
 from ..core.model import IMPLS, POOLS
@@ -17,7 +27,83 @@ from ..predict.unknown import DEFAULT_FALSE_ALARM
 from ..runs.config import TrainConfig
 from ..train.presets import PRESETS
 from ..version import __version__
-from .formats import LINE_RULE
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Each option's default appended to its help; epilogs (the examples) kept as written.
+
+    No "(default: None)" or "(default: False)": an option without a fixed default says in
+    its own help what happens when it is left out, and a flag is off unless given.
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.default in (None, False, argparse.SUPPRESS) or "default" in text:
+            return text
+        return super()._get_help_string(action)
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with the closest valid word suggested when a choice (a subcommand, a cell) is mistyped."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str):
+        match = _INVALID_CHOICE.search(message)
+        if match:
+            choices = [word.strip().strip("'\"") for word in match["choices"].split(",")]
+            message += did_you_mean(match["value"].strip("'\""), choices)
+        super().error(message)
+
+
+_INVALID_CHOICE = re.compile(r"invalid choice: (?P<value>.+?) \(choose from (?P<choices>.+)\)$")
+
+
+def did_you_mean(word: str, choices: Sequence[str]) -> str:
+    """``"; did you mean 'predict'?"`` for the closest of ``choices`` (difflib), or ``""``."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    """The subcommand parsers of ``parser``, by name."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
+def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse.Namespace:
+    """``parser.parse_args(argv)``, but an unknown option is reported by its subcommand with the closest one.
+
+    argparse hands a subcommand's unknown options up to the top parser, whose message
+    neither names the subcommand nor knows its options; here the subcommand answers,
+    in argparse's own style (its usage line, exit status 2).
+    """
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        owner = subcommands(parser).get(getattr(args, "command", None) or "", parser)
+        options = [s for action in owner._actions for s in action.option_strings]
+        suggestions = {}
+        for word in unknown:
+            flag = word.split("=", 1)[0]
+            close = difflib.get_close_matches(flag, options, n=1) if flag.startswith("-") else []
+            if close:
+                suggestions[flag] = close[0]
+        hint = ""
+        if len(suggestions) == 1:
+            hint = f"; did you mean {next(iter(suggestions.values()))!r}?"
+        elif suggestions:
+            hint = "; did you mean " + ", ".join(f"{close!r} for {flag!r}" for flag, close in suggestions.items()) + "?"
+        owner.error(f"unrecognized arguments: {' '.join(unknown)}{hint}")
+    return args
+
+
+def _examples(*commands: str, note: str = "") -> str:
+    lines = ["examples:", *(f"  {command}" for command in commands)]
+    return "\n".join(lines + ([f"\n{note}"] if note else []))
 
 
 def _add_data_dir(parser: argparse.ArgumentParser) -> None:
@@ -32,8 +118,8 @@ def _add_data_dir(parser: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="the dataset: a folder of <Language>.txt files, or a .csv, .tsv or .parquet table of names and labels",
     )
-    parser.add_argument("--name-column", default="name", help="a table's column of names (default: name)")
-    parser.add_argument("--label-column", default="language", help="a table's column of labels (default: language)")
+    parser.add_argument("--name-column", default="name", help="a table's column of names")
+    parser.add_argument("--label-column", default="language", help="a table's column of labels")
 
 
 def _positive_int(text: str) -> int:
@@ -56,13 +142,24 @@ def _probability(text: str) -> float:
     return value
 
 
-def _add_threads(parser: argparse.ArgumentParser) -> None:
+def _add_threads(parser: argparse.ArgumentParser, work: str) -> None:
+    """``--threads``; ``work`` says when the free cores are counted again ("and after every training epoch")."""
     parser.add_argument(
         "--threads",
         type=_positive_int,
-        help="CPU threads for torch (default: one per core that other programs leave free, checked at the start "
-        "and after every training epoch; OMP_NUM_THREADS, when set, is used as it is). A fixed count makes "
-        "training reproducible bit for bit across machines' loads",
+        help=f"CPU threads for torch (default: one per core that other programs leave free, counted at the start{work}; "
+        "OMP_NUM_THREADS, when set, is used as it is)",
+    )
+
+
+_TRAINING_THREADS = (
+    " and after every training epoch. A fixed count makes training reproducible bit for bit across machines' loads"
+)
+
+
+def _add_device(parser: argparse.ArgumentParser, default: str, work: str) -> None:
+    parser.add_argument(
+        "--device", choices=["auto", "cpu", "cuda"], default=default, help=f"where to {work} (auto: CUDA if present)"
     )
 
 
@@ -96,46 +193,86 @@ def _open_probability(text: str) -> float:
 
 def build_parser() -> argparse.ArgumentParser:
     defaults = TrainConfig()
-    parser = argparse.ArgumentParser(prog="namelab", description="Classify surnames by language with RNN, LSTM and GRU.")
-    parser.add_argument("--version", action="version", version=f"namelab {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = Parser(
+        prog="namelab",
+        description="Classify surnames by language with RNN, LSTM and GRU.",
+        epilog=_examples(
+            "namelab train --model gru --out runs/gru",
+            "namelab predict runs/gru Nakamura Nguyen Schmidt",
+            "namelab compare --quick --out reports/smoke",
+            note="`namelab COMMAND --help` shows a command's options and examples.",
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"namelab {__version__}", help="print the version")
+    # Not required: bare `namelab` prints the command list (main.py).
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands", parser_class=Parser)
 
-    p = sub.add_parser("data", help="describe the dataset: counts, duplicates, normalization, split sizes")
+    p = sub.add_parser(
+        "data",
+        help="describe the dataset: counts, duplicates, normalization, split sizes",
+        description="Describe the dataset: names per language, names in two languages, what normalization "
+        "changes, and the sizes of the train/validation/test split.",
+        epilog=_examples(
+            "namelab data",
+            "namelab data --data-dir ~/data/names --split-seed 1",
+            "namelab data --data people.csv --name-column surname --label-column country",
+        ),
+    )
     _add_data_dir(p)
-    p.add_argument("--split-seed", type=int, default=defaults.split_seed)
+    p.add_argument("--split-seed", type=int, default=defaults.split_seed, help="seed of the train/validation/test split")
 
-    p = sub.add_parser("train", help="train one model and write a run folder")
+    p = sub.add_parser(
+        "train",
+        help="train one model and write a run folder",
+        description="Train one model and write a run folder: weights, config, history, test metrics, a model card.",
+        epilog=_examples(
+            "namelab train --model gru --out runs/gru",
+            "namelab train --preset best --out runs/best",
+            "namelab train --model lstm --epochs 30 --hidden-size 128 --threads 1 --out runs/lstm-small",
+        ),
+    )
     p.add_argument(
         "--preset",
         choices=list(PRESETS),
         help="train a recipe chosen on the validation split (best: an ensemble; see docs/accuracy.md); "
         "--seed, --split-seed and --device still apply, the other model options are the preset's",
     )
-    p.add_argument("--model", choices=list(CELLS), default=defaults.model)
-    p.add_argument("--impl", choices=list(IMPLS), default=defaults.impl)
+    p.add_argument("--model", choices=list(CELLS), default=defaults.model, help="the recurrent cell")
+    p.add_argument(
+        "--impl",
+        choices=list(IMPLS),
+        default=defaults.impl,
+        help="hand: the cells as written in namelab/core/cells.py; fused: torch's nn.RNN/LSTM/GRU kernels "
+        "(the same model, faster)",
+    )
     _add_data_dir(p)
     p.add_argument("--out", type=Path, default=None, help="run folder to write (default: runs/<model>-seed<seed>)")
-    p.add_argument("--epochs", type=int, default=defaults.epochs)
-    p.add_argument("--hidden-size", type=int, default=defaults.hidden_size)
-    p.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    p.add_argument("--lr", type=float, default=defaults.lr)
-    p.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
-    p.add_argument("--dropout", type=float, default=defaults.dropout)
-    p.add_argument("--class-weight-power", type=float, default=defaults.class_weight_power)
+    p.add_argument("--epochs", type=int, default=defaults.epochs, help="passes over the training names")
+    p.add_argument("--hidden-size", type=int, default=defaults.hidden_size, help="width of the cell's state")
+    p.add_argument("--batch-size", type=int, default=defaults.batch_size, help="names per training step")
+    p.add_argument("--lr", type=float, default=defaults.lr, help="peak learning rate of AdamW (one-cycle schedule)")
+    p.add_argument("--weight-decay", type=float, default=defaults.weight_decay, help="AdamW weight decay")
+    p.add_argument("--dropout", type=float, default=defaults.dropout, help="dropout before the output layer")
     p.add_argument(
-        "--label-smoothing", type=float, default=defaults.label_smoothing, help="share of each target spread evenly over the classes (default: 0)"
+        "--class-weight-power",
+        type=float,
+        default=defaults.class_weight_power,
+        help="a language's loss weight is (1 / its share of names) to this power; 0: every name counts the same",
+    )
+    p.add_argument(
+        "--label-smoothing", type=float, default=defaults.label_smoothing, help="share of each target spread evenly over the classes"
     )
     p.add_argument(
         "--char-dropout",
         type=float,
         default=defaults.char_dropout,
-        help="chance that a training character is read as the unknown symbol (default: 0)",
+        help="chance that a training character is read as the unknown symbol",
     )
     p.add_argument(
         "--bidirectional", action="store_true", help="a second cell reads each name right to left; states are joined"
     )
     p.add_argument(
-        "--pool", choices=list(POOLS), default=defaults.pool, help="what the output layer reads (default: last state)"
+        "--pool", choices=list(POOLS), default=defaults.pool, help="what the output layer reads (last: the last state)"
     )
     p.add_argument(
         "--embedding-dim", type=int, default=defaults.embedding_dim, help="learned character embedding (0: one-hot)"
@@ -146,9 +283,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=defaults.ngram_buckets,
         help="a character 1-4-gram channel hashed into this many buckets, learned with the model (0: none)",
     )
-    p.add_argument("--seed", type=int, default=defaults.seed)
-    p.add_argument("--split-seed", type=int, default=defaults.split_seed)
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default=defaults.device)
+    p.add_argument("--seed", type=int, default=defaults.seed, help="seed of the weights, dropout and batch order")
+    p.add_argument("--split-seed", type=int, default=defaults.split_seed, help="seed of the train/validation/test split")
+    _add_device(p, defaults.device, "train")
     again = p.add_mutually_exclusive_group()
     again.add_argument(
         "--resume",
@@ -157,10 +294,15 @@ def build_parser() -> argparse.ArgumentParser:
         "with nothing to resume, train from the start",
     )
     again.add_argument("--force", action="store_true", help="replace the run in --out, finished or not")
-    _add_threads(p)
+    _add_threads(p, _TRAINING_THREADS)
 
-    p = sub.add_parser("evaluate", help="recompute a run's test metrics")
-    p.add_argument("run_dir", type=Path)
+    p = sub.add_parser(
+        "evaluate",
+        help="recompute a run's test metrics",
+        description="Recompute a run's test metrics on its own split of the dataset (warns if the dataset changed).",
+        epilog=_examples("namelab evaluate runs/gru", "namelab evaluate runs/gru --json"),
+    )
+    p.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a run folder written by `namelab train`")
     _add_data_dir(p)
     p.add_argument("--json", action="store_true", help="print the metrics object as JSON")
     p.add_argument(
@@ -170,24 +312,33 @@ def build_parser() -> argparse.ArgumentParser:
         help="score the answers re-weighted to this population: train, uniform, estimate or a file of shares "
         "(default: train)",
     )
-    _add_threads(p)
+    _add_threads(p, "")
 
     p = sub.add_parser(
         "predict",
         help="top-k languages of names given as arguments, in a file or in a table",
-        description="Top-k languages of each name. " + LINE_RULE + f" A name longer than {MAX_NAME_LENGTH} "
-        "characters once normalized, or not valid UTF-8, gets an error row of its own.",
+        description="Top-k languages of each name, with calibrated probabilities.",
+        epilog=_examples(
+            "namelab predict runs/gru Nakamura Nguyen Schmidt",
+            "namelab predict runs/gru Haddad --top-k 5 --format json",
+            "namelab predict runs/gru --input people.csv --name-column surname --output predictions.csv",
+            note=f"Each line of a text --input is one name and gives one output row, in order; a name longer\n"
+            f"than {MAX_NAME_LENGTH} characters, or not valid UTF-8, gets an error row of its own (line endings and\n"
+            "escaping: docs/cli.md).",
+        ),
     )
-    p.add_argument("run_dir", type=Path)
-    p.add_argument("names", nargs="*")
+    p.add_argument("run_dir", nargs="?", metavar="RUN_DIR", help="a run folder written by `namelab train`")
+    p.add_argument("names", nargs="*", metavar="NAME", help="surnames to classify")
     p.add_argument(
         "--input",
         type=Path,
+        metavar="FILE",
         help="file with one name per line, or a .csv, .tsv or .parquet table (streamed in chunks, see --name-column)",
     )
     p.add_argument(
         "--output",
         type=Path,
+        metavar="PATH",
         help="write here instead of standard output; for a table, the suffix sets the format (.parquet, .csv, .tsv, "
         ".jsonl), and with --workers/--scheduler a path without one is a folder of Parquet parts. For names, a "
         "file is replaced whole when done (its mode kept), a symlink is followed, a FIFO or device is written "
@@ -216,19 +367,28 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         metavar="L",
         help="also give the smallest set of languages that holds the true one for a fraction L of names "
-        "(split-conformal on the validation split, e.g. 0.9)",
+        "(split-conformal on the validation split, e.g. 0.9; default: no set)",
     )
-    p.add_argument("--name-column", default="name", help="the input table's column of names (default: name)")
+    p.add_argument("--name-column", default="name", help="the input table's column of names")
     p.add_argument("--chunk-rows", type=_positive_int, default=65_536, help="rows per chunk of a table")
     p.add_argument(
         "--workers", type=_positive_int, help="predict a table on a local Dask cluster of N worker processes"
     )
     p.add_argument("--scheduler", help="predict a table on an existing Dask cluster, e.g. tcp://10.0.0.5:8786")
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu")
+    _add_device(p, "cpu", "predict")
     _add_population(p)
-    _add_threads(p)
+    _add_threads(p, "")
 
-    p = sub.add_parser("serve", help="serve runs over HTTP: a JSON API (docs at /docs) and a web page at /")
+    p = sub.add_parser(
+        "serve",
+        help="serve runs over HTTP: a JSON API (docs at /docs) and a web page at /",
+        description="Serve runs over HTTP: a JSON API (its docs at /docs) and a web page at /.",
+        epilog=_examples(
+            "namelab serve runs/gru",
+            "namelab serve reports/compare",
+            "namelab serve runs/gru runs/best --port 8080",
+        ),
+    )
     p.add_argument(
         "run_dirs",
         nargs="+",
@@ -236,40 +396,96 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="RUN_DIR",
         help="a run folder, or a compare output folder (serves its best run of each model by validation accuracy)",
     )
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000, help="port to listen on (0: any free port)")
     p.add_argument(
         "--min-confidence",
         type=_probability,
         default=DEFAULT_MIN_CONFIDENCE,
         help="mark a model's answer uncertain when its top language's calibrated probability is below this "
-        "(default 0.5; a request may send its own min_confidence)",
+        "(a request may send its own min_confidence)",
     )
     _add_population(p)
 
     p = sub.add_parser(
         "compare",
         help="the experiment: train every model on every seed, write report.html, report.md, figures, summary.json",
+        description="The experiment: train every model on every seed, then write report.html, report.md, "
+        "figures and summary.json. Finished runs are reused; an interrupted one resumes.",
+        epilog=_examples(
+            "namelab compare --quick --out reports/smoke",
+            "namelab compare --suite seed,accuracy --out reports/compare",
+            "namelab compare --models lstm,gru --seeds 5 --impl fused --out reports/gated",
+            note="Then: namelab serve reports/compare",
+        ),
     )
     p.add_argument(
         "--suite",
         default="seed",
-        help="comma-separated experiments to run: seed (every model on every seed, the default), "
+        help="comma-separated experiments to run: seed (every model on every seed), "
         "insights (dropout ablation and hyperparameter grid), accuracy (the n-gram baseline, the best single "
         "model and the best ensemble, calibrated, with a reliability diagram)",
     )
-    p.add_argument("--models", default="rnn,lstm,gru", help="comma-separated cells to compare (default: rnn,lstm,gru)")
+    p.add_argument("--models", default="rnn,lstm,gru", help="comma-separated cells to compare")
     p.add_argument("--seeds", type=int, default=None, help="training seeds 0..N-1 per model (default: 3; --quick: 1)")
     p.add_argument(
         "--epochs", type=int, default=None,
         help=f"epochs per run (default: {defaults.epochs}; insights alone: 10; --quick: 2)",
     )
-    p.add_argument("--hidden-size", type=int, default=None, help=f"(default: {defaults.hidden_size}; --quick: 32)")
-    p.add_argument("--impl", choices=list(IMPLS), default=defaults.impl)
+    p.add_argument(
+        "--hidden-size", type=int, default=None, help=f"width of the cell's state (default: {defaults.hidden_size}; --quick: 32)"
+    )
+    p.add_argument(
+        "--impl", choices=list(IMPLS), default=defaults.impl, help="hand-written cells or torch's fused kernels"
+    )
     _add_data_dir(p)
-    p.add_argument("--out", type=Path, default=Path("reports/compare"), help="report folder (default: reports/compare)")
-    p.add_argument("--split-seed", type=int, default=defaults.split_seed)
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default=defaults.device)
+    p.add_argument("--out", type=Path, default=Path("reports/compare"), help="report folder")
+    p.add_argument("--split-seed", type=int, default=defaults.split_seed, help="seed of the train/validation/test split")
+    _add_device(p, defaults.device, "train")
     p.add_argument("--quick", action="store_true", help="smoke test: 2 epochs, 1 seed, hidden size 32 unless given")
-    _add_threads(p)
+    _add_threads(p, _TRAINING_THREADS)
     return parser
+
+
+# -- a name where the run folder goes --------------------------------------------------
+
+
+class UsageError(ValueError):
+    """A command line that parses but asks for something else than it means; the message shows the right one."""
+
+
+def _looks_like_path(text: str) -> bool:
+    return "/" in text or os.sep in text or text.startswith(".") or Path(text).exists()
+
+
+def split_run_and_names(args: argparse.Namespace) -> tuple[Path | None, list[str]]:
+    """``predict``'s positionals as ``(run folder, names)``; ``None`` for the folder means "the default model".
+
+    The first word is the run folder when it is a folder or looks like a path (a slash, a
+    leading dot); otherwise it is a name. A run folder given after a name is refused with
+    the command in the right order.
+    """
+    first, rest = args.run_dir, list(args.names)
+    if first is None:
+        return None, rest
+    if _looks_like_path(first):
+        return Path(first), rest
+    folders = [word for word in rest if Path(word).is_dir()]
+    if folders:
+        names = [first, *(word for word in rest if word not in folders)]
+        raise UsageError(
+            f"{folders[0]!r} is a folder and {first!r} is not: the run folder goes first, "
+            f"`{shlex.join(['namelab', 'predict', folders[0], *names])}`"
+        )
+    return None, [first, *rest]
+
+
+def no_default_model(names: Sequence[str]) -> UsageError:
+    """What ``predict`` says when no run folder is given and no default model is installed."""
+    shown = " ".join(shlex.quote(name) for name in names[:3]) or "--input names.txt"
+    taken = f"{names[0]!r} is not a run folder (no such folder); " if names else ""
+    return UsageError(
+        f"{taken}give the run folder first, then the names: `namelab predict RUN_DIR {shown}`. "
+        "No run folder yet? Train one: `namelab train --model gru --impl fused --out runs/gru`, "
+        f"then `namelab predict runs/gru {shown}`"
+    )

@@ -17,6 +17,7 @@ from .accuracy import accuracy_blocks, accuracy_figures, accuracy_rules
 from .common import model_title, suites_of, table
 from .insights import dropout_evidence, hyperparameters_evidence, insights_blocks, insights_figures, insights_rules
 from .seed import gradient_evidence, levels_evidence, ranking_evidence, seed_blocks, seed_figures, seed_rules
+from .takeaways import takeaways
 
 
 def make_figures(summary: dict) -> dict[str, bytes]:
@@ -28,8 +29,15 @@ def make_figures(summary: dict) -> dict[str, bytes]:
 
 
 def report_blocks(summary: dict) -> list[tuple]:
-    """The whole document: introduction, every finding, each suite's sections, setup, the rules."""
-    blocks = [*intro_blocks(summary), *findings_blocks(summary)]
+    """The whole document: title, takeaways, introduction, contents, every finding, each suite's sections,
+    setup, the rules.
+
+    ``("takeaways", sentences)`` is the plain-words box at the top; ``("toc",)`` stands for a
+    list of links to every h2 after it, which the renderers fill in.
+    """
+    title, *intro = intro_blocks(summary)
+    sentences = takeaways(summary)
+    blocks = [title, *([("takeaways", sentences)] if sentences else []), *intro, ("toc",), *findings_blocks(summary)]
     for suite in suites_of(summary):
         blocks += SECTIONS[suite].blocks(summary)
     return blocks + setup_blocks(summary) + rules_blocks(summary)

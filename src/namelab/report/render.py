@@ -7,16 +7,22 @@
 ``figures/*.png``, embedded as base64 data URIs, with inline CSS and no script, so it
 opens offline. ``report.md`` links the PNG files. Both are rendered from one list of
 blocks (document.py), so they always say the same thing.
+
+On a phone the page never scrolls sideways: each table scrolls inside its own box,
+images shrink to the width, long words wrap. Figures are drawn at twice their shown
+size (common.DPI) and shown at their 1x size, so they stay sharp on high-density screens.
 """
 
 from __future__ import annotations
 
 import base64
 import html
+import re
+import struct
 from pathlib import Path
 
 from ..runs.checkpoint import atomic_write_bytes
-from .common import VERDICT_COLORS
+from .common import PIXEL_RATIO, VERDICT_COLORS
 from .document import make_figures, report_blocks
 
 
@@ -24,11 +30,44 @@ def _md_cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", "<br>")  # GitHub-style tables take <br> for a line break
 
 
+TAKEAWAYS_TITLE, TOC_TITLE = "Takeaways", "Contents"
+
+
+def slug(text: str) -> str:
+    """A heading's anchor as GitHub makes it: lower case, punctuation dropped, spaces to hyphens."""
+    return re.sub(r"[^\w\- ]", "", text.lower()).replace(" ", "-")
+
+
+def anchors(blocks: list[tuple]) -> list[tuple[str, str]]:
+    """``(title, anchor)`` of every h2 and of the takeaways box, in order; a repeated title gets ``-1``, ``-2``."""
+    seen: dict[str, int] = {}
+    found = []
+    for block in blocks:
+        if block[0] in ("h2", "takeaways"):
+            title = block[1] if block[0] == "h2" else TAKEAWAYS_TITLE
+            base = slug(title)
+            count = seen.get(base, 0)
+            seen[base] = count + 1
+            found.append((title, base if count == 0 else f"{base}-{count}"))
+    return found
+
+
+def _toc_entries(blocks: list[tuple]) -> list[tuple[str, str]]:
+    """The contents list: every heading after the ("toc",) block."""
+    after = blocks.index(("toc",)) if ("toc",) in blocks else 0
+    before = len(anchors(blocks[:after]))
+    return anchors(blocks)[before:]
+
+
 def render_markdown(blocks: list[tuple], figure_paths: dict[str, str]) -> str:
     out: list[str] = []
     for block in blocks:
         kind = block[0]
-        if kind in ("h1", "h2", "h3"):
+        if kind == "takeaways":
+            out.append(f"## {TAKEAWAYS_TITLE}\n\n" + "\n".join(f"> - {sentence}" for sentence in block[1]))
+        elif kind == "toc":
+            out.append(f"**{TOC_TITLE}**: " + " · ".join(f"[{t}](#{a})" for t, a in _toc_entries(blocks)))
+        elif kind in ("h1", "h2", "h3"):
             out.append("#" * int(kind[1]) + " " + block[1])
         elif kind == "p":
             out.append(block[1])
@@ -52,9 +91,19 @@ table { border-collapse: collapse; margin: 1em 0; font-size: .9em; }
 th, td { border: 1px solid #ccc; padding: .3em .55em; vertical-align: top; text-align: left; }
 th { background: #f3f3f3; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
-figure { margin: 1.2em 0; } figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
+figure { margin: 1.2em 0; } img { max-width: 100%; height: auto; } figure img { border: 1px solid #eee; }
 figcaption { font-size: .9em; color: #555; }
 .verdict { font-weight: 600; padding: .1em .45em; border-radius: .3em; color: white; white-space: nowrap; }
+.table-wrap { overflow-x: auto; max-width: 100%; -webkit-overflow-scrolling: touch; }
+.table-wrap table { margin: .5em 0; }
+td.long { min-width: 22em; }  /* evidence: on a phone the box scrolls rather than the lines stacking a word deep */
+p, li, figcaption, h1, h2, h3 { overflow-wrap: anywhere; }
+.takeaways { background: #eef6ee; border: 1px solid #9cc59c; border-radius: .4em; padding: .2em 1.1em .6em;
+             margin: 1em 0 1.5em; }
+.takeaways h2 { margin-top: .6em; border-bottom: none; }
+.takeaways li { margin: .45em 0; }
+nav.toc ol { columns: 2 18em; padding-left: 1.4em; } nav.toc li { margin: .15em 0; }
+@media (max-width: 600px) { body { margin: 1em auto; } h1 { font-size: 1.35em; } }
 """
 
 
@@ -72,9 +121,22 @@ def render_html(blocks: list[tuple], figure_png: dict[str, bytes]) -> str:
     esc = html.escape
     body: list[str] = []
     title = next((b[1] for b in blocks if b[0] == "h1"), "namelab report")
+    ids = iter(anchor for _, anchor in anchors(blocks))
     for block in blocks:
         kind = block[0]
-        if kind in ("h1", "h2", "h3"):
+        if kind == "takeaways":
+            items = "".join(f"<li>{esc(sentence)}</li>" for sentence in block[1])
+            anchor = esc(next(ids))
+            body.append(
+                f'<aside class="takeaways" aria-labelledby="{anchor}">'
+                f'<h2 id="{anchor}">{TAKEAWAYS_TITLE}</h2><ul>{items}</ul></aside>'
+            )
+        elif kind == "toc":
+            links = "".join(f'<li><a href="#{esc(a)}">{esc(t)}</a></li>' for t, a in _toc_entries(blocks))
+            body.append(f'<nav class="toc" aria-label="{TOC_TITLE}"><strong>{TOC_TITLE}</strong><ol>{links}</ol></nav>')
+        elif kind == "h2":
+            body.append(f'<h2 id="{esc(next(ids))}">{esc(block[1])}</h2>')
+        elif kind in ("h1", "h3"):
             body.append(f"<{kind}>{esc(block[1])}</{kind}>")
         elif kind == "p":
             body.append(f"<p>{esc(block[1])}</p>")
@@ -87,7 +149,7 @@ def render_html(blocks: list[tuple], figure_png: dict[str, bytes]) -> str:
                 tds = []
                 for cell in row:
                     if "\n" in cell:  # evidence: one line per comparison
-                        tds.append("<td>" + "<br>".join(esc(line) for line in cell.split("\n")) + "</td>")
+                        tds.append('<td class="long">' + "<br>".join(esc(line) for line in cell.split("\n")) + "</td>")
                     elif cell in VERDICT_COLORS:
                         style = f"background:{VERDICT_COLORS[cell]}"
                         tds.append(f'<td><span class="verdict" style="{style}">{esc(cell)}</span></td>')
@@ -97,12 +159,17 @@ def render_html(blocks: list[tuple], figure_png: dict[str, bytes]) -> str:
                         tds.append(f"<td>{esc(cell)}</td>")
                 cells.append("<tr>" + "".join(tds) + "</tr>")
             head = "<tr>" + "".join(f"<th>{esc(h)}</th>" for h in headers) + "</tr>"
-            body.append(f"<table><thead>{head}</thead><tbody>{''.join(cells)}</tbody></table>")
-        elif kind == "figure":
-            data = base64.b64encode(figure_png[block[1]]).decode("ascii")
+            # The box scrolls sideways, not the page: wide tables stay readable on a phone.
             body.append(
-                f'<figure id="fig-{esc(block[1])}"><img alt="{esc(block[2])}" src="data:image/png;base64,{data}">'
-                f"<figcaption>{esc(block[2])}</figcaption></figure>"
+                f'<div class="table-wrap"><table><thead>{head}</thead><tbody>{"".join(cells)}</tbody></table></div>'
+            )
+        elif kind == "figure":
+            png = figure_png[block[1]]
+            data = base64.b64encode(png).decode("ascii")
+            width, height = (size // PIXEL_RATIO for size in png_size(png))
+            body.append(
+                f'<figure id="fig-{esc(block[1])}"><img alt="{esc(block[2])}" width="{width}" height="{height}" '
+                f'src="data:image/png;base64,{data}"><figcaption>{esc(block[2])}</figcaption></figure>'
             )
     return (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
@@ -111,6 +178,13 @@ def render_html(blocks: list[tuple], figure_png: dict[str, bytes]) -> str:
         + "\n".join(body)
         + "\n</body>\n</html>\n"
     )
+
+
+def png_size(png: bytes) -> tuple[int, int]:
+    """``(width, height)`` in pixels, from a PNG's header (its IHDR chunk comes first)."""
+    if png[:8] != b"\x89PNG\r\n\x1a\n" or png[12:16] != b"IHDR":
+        raise ValueError("not a PNG file")
+    return struct.unpack(">II", png[16:24])
 
 
 def write_report(summary: dict, out_dir: Path) -> dict:

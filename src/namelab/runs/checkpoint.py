@@ -1,6 +1,6 @@
 """Run folders: weights in safetensors, everything else in JSON, every write atomic.
 
-    save_run(run_dir, model, meta, history, metrics)   # the four files, then manifest.json
+    save_run(run_dir, model, meta, history, metrics, card)   # the five files, then manifest.json
     model, meta = load_run(run_dir)                     # verifies the manifest, checksums and shapes
 
 The layout of a run folder, and its one home (other modules import these names):
@@ -11,6 +11,7 @@ The layout of a run folder, and its one home (other modules import these names):
     metrics.json            METRICS   test-split metrics of the kept weights
     unknown.safetensors     UNKNOWN_STATE  the unknown-language scorer (character models of the train split)
     unknown.json            UNKNOWN_META   its settings and the validation names' scores
+    model-card.md           MODEL_CARD  what the model is, for what, how well (card.py)
     manifest.json           MANIFEST  sha256 of each file above, written last
     checkpoint.safetensors  CHECKPOINT  training state after the last finished epoch
 
@@ -46,11 +47,14 @@ CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
 HISTORY = "history.json"
 METRICS = "metrics.json"
+MODEL_CARD = "model-card.md"
 MANIFEST = "manifest.json"
 CHECKPOINT = "checkpoint.safetensors"
 UNKNOWN_STATE = "unknown.safetensors"  # the unknown-language scorer's tables (predict/unknown.py)
 UNKNOWN_META = "unknown.json"  # its settings and validation scores
-RUN_FILES = (CONFIG, WEIGHTS, HISTORY, METRICS, UNKNOWN_STATE, UNKNOWN_META)  # what the manifest may list
+# What the manifest may list. The card is one of them: an edited or truncated card fails the
+# check as a damaged weights file does; folders written before cards (or scorers) existed list none.
+RUN_FILES = (CONFIG, WEIGHTS, HISTORY, METRICS, UNKNOWN_STATE, UNKNOWN_META, MODEL_CARD)
 # Everything training writes into a run folder: --force removes these and nothing else.
 OWNED_FILES = (*RUN_FILES, MANIFEST, CHECKPOINT)
 _CHECKPOINT_KEY = "namelab_checkpoint"  # the JSON half of a checkpoint, in the safetensors metadata
@@ -190,9 +194,15 @@ def model_from_config(config: dict, vocab_size: int, num_classes: int) -> CharCl
 
 
 def save_run(
-    run_dir: Path, model: CharClassifier, meta: dict, history: list | None = None, metrics: dict | None = None
+    run_dir: Path,
+    model: CharClassifier,
+    meta: dict,
+    history: list | None = None,
+    metrics: dict | None = None,
+    card: str | None = None,
 ) -> None:
-    """Write the weights, ``config.json`` (``meta`` plus the weights' sha256), history and metrics, then the manifest.
+    """Write the weights, ``config.json`` (``meta`` plus the weights' sha256), history, metrics and the
+    model card (``card``, Markdown: card.model_card), then the manifest.
 
     The manifest goes first and comes back last, so a kill at any point leaves a folder
     that readers recognise as unfinished, never one that mixes old and new files.
@@ -207,6 +217,8 @@ def save_run(
         write_json(run_dir / HISTORY, history)
     if metrics is not None:
         write_json(run_dir / METRICS, metrics)
+    if card is not None:
+        atomic_write_bytes(run_dir / MODEL_CARD, card.encode("utf-8"))
     write_manifest(run_dir)
 
 

@@ -38,6 +38,7 @@ from ..predict.calibrate import calibrate_predictor
 from ..predict.priors import class_shares
 from ..predict.unknown import UnknownCheck
 from ..runs import checkpoint
+from ..runs.card import model_card, reproduce_command
 from ..runs.checkpoint import CheckpointError
 from ..runs.config import TrainConfig, build_model, resolve_device
 from ..runs.env import environment
@@ -354,6 +355,7 @@ def _finish(run: _Run) -> TrainResult:
         "device": str(run.device),
         "processes": run.group.world_size,
         "versions": environment(),
+        "command": reproduce_command(run.command),
     }
     # The kept model's temperature and conformal scores, fitted on the validation split.
     meta["calibration"], calibration_metrics = calibrate_predictor(Predictor(model, corpus.vocab, corpus.labels), split)
@@ -361,7 +363,7 @@ def _finish(run: _Run) -> TrainResult:
     history = run.state.history
     if run.out is not None:
         UnknownCheck.fit(split).save(run.out)  # before the manifest, which lists it
-        checkpoint.save_run(run.out, model, meta, history, metrics)
+        checkpoint.save_run(run.out, model, meta, history, metrics, card=model_card(meta, metrics, history))
         (run.out / checkpoint.CHECKPOINT).unlink(missing_ok=True)  # the manifest is written: nothing left to resume
     return TrainResult(model=model.eval(), history=history, metrics=metrics, meta=meta, is_main=run.group.is_main)
 

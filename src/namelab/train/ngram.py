@@ -15,6 +15,7 @@ from ..predict.calibrate import calibrate_predictor
 from ..predict.ngram import C_GRID, NgramModel, NgramPredictor
 from ..predict.priors import class_shares
 from ..predict.unknown import UnknownCheck
+from ..runs.card import write_model_card
 from ..runs.checkpoint import CONFIG, HISTORY, METRICS, write_json
 
 
@@ -45,4 +46,5 @@ def train_ngram(
     write_json(Path(out_dir) / METRICS, metrics)
     # One "epoch": what the server reads to pick a compare folder's best run of each kind.
     write_json(Path(out_dir) / HISTORY, [{"epoch": 1, "val_accuracy": full["calibration"]["val_accuracy"]}])
+    write_model_card(out_dir, full, metrics)
     return metrics

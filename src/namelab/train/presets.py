@@ -26,6 +26,7 @@ from ..predict.ensemble import EnsemblePredictor, fit_weight, write_ensemble
 from ..predict.ngram import C_GRID
 from ..predict.priors import class_shares
 from ..predict.unknown import UnknownCheck
+from ..runs.card import write_model_card
 from ..runs.checkpoint import CONFIG, HISTORY, METRICS, read_json, run_kind, write_json
 from ..runs.config import TrainConfig
 from .loop import train
@@ -131,6 +132,7 @@ def train_ensemble(
     write_json(out / METRICS, metrics)
     # One "epoch": what the server reads to pick a compare folder's best run of each kind.
     write_json(out / HISTORY, [{"epoch": 1, "val_accuracy": config["calibration"]["val_accuracy"]}])
+    write_model_card(out, config, metrics)
     return metrics
 
 
