@@ -1,24 +1,32 @@
-"""namelab: classify a surname's language with hand-written RNN, LSTM and GRU cells.
+"""namelab: the language of a surname, from character-level RNN, LSTM and GRU models written by hand.
 
-    from namelab import Corpus, Predictor, TrainConfig, train
+    import namelab
+    namelab.predict(["Nakamura", "Nguyen"])           # the model shipped in the package
+    namelab.predict_df(df, "surname")                 # a pandas DataFrame, prediction columns appended
+    predictor = namelab.load("runs/gru")              # any run folder: predictor.predict(names)
+
+    from namelab import Corpus, TrainConfig, train     # train your own
     corpus = Corpus.from_folder("data/names")
-    result = train(TrainConfig(model="lstm"), corpus, out_dir="runs/lstm")
-    load_predictor("runs/lstm").predict(["Nakamura"])
+    train(TrainConfig(model="gru"), corpus, out_dir="runs/gru")
 """
 
-from .core.cells import CELLS, Cell, GRUCell, LSTMCell, RNNCell  # noqa: E402
-from .core.model import CharClassifier, ModelConfig  # noqa: E402
-from .data.corpus import Corpus, UnusableName, Vocab, normalize  # noqa: E402
-from .data.download import DataError, resolve_data_dir  # noqa: E402
-from .predict.base import Predictor  # noqa: E402
+from .api import load, predict, predict_df
+from .core.cells import CELLS, Cell, GRUCell, LSTMCell, RNNCell
+from .core.model import CharClassifier, ModelConfig
+from .data.corpus import Corpus, UnusableName, Vocab, normalize
+from .data.download import DataError, resolve_data_dir
+from .predict.base import Predictor
 from .predict.load import load_predictor
-from .runs.checkpoint import CheckpointError, load_run, save_run  # noqa: E402
+from .runs.checkpoint import CheckpointError, load_run, save_run
 from .runs.config import TrainConfig
-from .train.loop import train  # noqa: E402
+from .train.loop import train
 from .version import __version__
 
 __all__ = [
     "__version__",
+    "predict",
+    "predict_df",
+    "load",
     "load_predictor",
     "CELLS",
     "Cell",
