@@ -5,7 +5,7 @@
 TF-IDF of character 1- to 4-grams (scikit-learn), trained on the train split, C chosen
 on the validation split, scored once on the test split with namelab's own metrics. With
 ``--runs``, the same table lists those run folders' test metrics (same split seed).
-The model is namelab.predict.ngram's, the one ``namelab compare --accuracy`` trains.
+The model is namelab.inference.ngram's, the one ``namelab compare --accuracy`` trains.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 from namelab.core.metrics import classification_metrics
 from namelab.data.corpus import Corpus, Split
 from namelab.data.download import resolve_data_dir
-from namelab.predict.ngram import C_GRID, NgramModel
+from namelab.inference.ngram import C_GRID, NgramModel
 from namelab.runs.checkpoint import (
     CONFIG,
     HISTORY,

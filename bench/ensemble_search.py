@@ -3,7 +3,7 @@
     python bench/ensemble_search.py /tmp/acc/gru-base /tmp/acc/bigru-last /tmp/acc/ngram
 
 Each member's scores are temperature-scaled on validation (as training calibrates a
-run), then averaged as namelab.predict.ensemble averages them; the best combinations by
+run), then averaged as namelab.inference.ensemble averages them; the best combinations by
 validation accuracy are printed. The test split is not read.
 """
 
@@ -18,8 +18,8 @@ import torch
 from namelab.core.metrics import classification_metrics
 from namelab.data.corpus import Corpus
 from namelab.data.download import resolve_data_dir
-from namelab.predict.calibrate import fit_temperature
-from namelab.predict.load import load_predictor
+from namelab.inference.calibrate import fit_temperature
+from namelab.inference.load import load_predictor
 
 
 def main(argv=None) -> int:

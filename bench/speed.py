@@ -63,8 +63,8 @@ from namelab.core.model import CharClassifier  # noqa: E402
 from namelab.core.native import lstm_ops  # noqa: E402
 from namelab.data.corpus import Corpus, Split, batches  # noqa: E402
 from namelab.data.download import resolve_data_dir  # noqa: E402
-from namelab.predict.base import Predictor  # noqa: E402
-from namelab.predict.load import load_predictor
+from namelab.inference.base import Predictor  # noqa: E402
+from namelab.inference.load import load_predictor
 from namelab.runs.config import TrainConfig
 from namelab.runs.env import machine as env_machine  # noqa: E402
 from namelab.train.loop import train  # noqa: E402

@@ -14,7 +14,7 @@ from helpers import REAL_NAMES, make_names_folder, require_real_names, separable
 
 # Names made only of their class's letters (see helpers.SEPARABLE_ALPHABETS): every tiny model must get them right.
 from namelab.core import native
-from namelab.predict.load import load_predictor
+from namelab.inference.load import load_predictor
 
 KNOWN_NAMES = {"Aeiou": "Alpha", "Bdkgt": "Beta", "Lmnrs": "Gamma"}
 

@@ -6,9 +6,9 @@ import pytest
 import torch
 from helpers import make_names_folder, separable_names, train_tiny_run
 
-from namelab.predict.backends import distinct, make_backend
-from namelab.predict.ensemble import EnsemblePredictor, write_ensemble
-from namelab.predict.load import load_predictor
+from namelab.inference.backends import distinct, make_backend
+from namelab.inference.ensemble import EnsemblePredictor, write_ensemble
+from namelab.inference.load import load_predictor
 
 pytest.importorskip("onnxruntime")
 

@@ -25,7 +25,7 @@ import httpx
 import pytest
 import uvicorn
 
-from namelab.predict.schema import DEFAULT_TOP_K, flat_columns
+from namelab.inference.schema import DEFAULT_TOP_K, flat_columns
 from namelab.serve import bind_socket, create_app, load_served_models, server_config
 
 CHROMIUM = Path("/usr/bin/chromium")

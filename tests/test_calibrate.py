@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from namelab.data.corpus import Vocab
-from namelab.predict.base import Predictor
-from namelab.predict.calibrate import (
+from namelab.inference.base import Predictor
+from namelab.inference.calibrate import (
     conformal_scores,
     conformal_threshold,
     coverage_report,
@@ -157,7 +157,7 @@ def test_temperature_one_changes_nothing(tiny_runs):
 
 
 def test_calibrate_scores_fits_on_validation_and_reports_test_ece_and_coverage():
-    from namelab.predict.calibrate import calibrate_scores
+    from namelab.inference.calibrate import calibrate_scores
 
     logits, labels = synthetic_task(3000, seed=11)
     val, test = slice(0, 1500), slice(1500, 3000)

@@ -20,9 +20,9 @@ from helpers import make_names_folder, one_thread, separable_names, train_tiny_r
 
 from namelab.cli.main import main
 from namelab.data.corpus import Corpus, normalize
-from namelab.predict.base import ranked
-from namelab.predict.load import load_predictor
-from namelab.predict.schema import RESULT_FIELDS, json_record
+from namelab.inference.base import ranked
+from namelab.inference.load import load_predictor
+from namelab.inference.schema import RESULT_FIELDS, json_record
 
 KNOWN = {"Aeiou": "Alpha", "Bdkgt": "Beta", "Lmnrs": "Gamma"}  # one alphabet each (helpers.SEPARABLE_ALPHABETS)
 LABELS = ["Alpha", "Beta", "Gamma"]
@@ -449,7 +449,7 @@ def test_predict_min_confidence_and_coverage_in_every_format(capsys, run_dir: Pa
 def test_train_preset_best_writes_a_calibrated_ensemble(capsys, names_dir: Path, tmp_path: Path, monkeypatch) -> None:
     from dataclasses import replace
 
-    from namelab.predict.ensemble import EnsemblePredictor
+    from namelab.inference.ensemble import EnsemblePredictor
     from namelab.train import presets
 
     # The preset's own members, shrunk to what a test affords; everything else is the real path.

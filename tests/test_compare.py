@@ -34,7 +34,7 @@ from namelab.experiment.stats import (
     judge_ranking,
     paired_difference,
 )
-from namelab.predict.evaluate import evaluate_run
+from namelab.inference.evaluate import evaluate_run
 from namelab.report.common import fmt_mean_std
 from namelab.report.document import finding_evidence
 from namelab.runs.checkpoint import load_run

@@ -23,10 +23,10 @@ from test_tables import people, read_rows, write_table
 
 from namelab.cli.main import main
 from namelab.data.download import DataError
-from namelab.predict.distributed import PredictorPlugin, predict_table_dask, run_files, start_client
-from namelab.predict.ensemble import write_ensemble
-from namelab.predict.load import load_predictor
-from namelab.predict.stream import TableOptions, predict_table
+from namelab.inference.distributed import PredictorPlugin, predict_table_dask, run_files, start_client
+from namelab.inference.ensemble import write_ensemble
+from namelab.inference.load import load_predictor
+from namelab.inference.stream import TableOptions, predict_table
 from namelab.runs.checkpoint import CHECKPOINT
 
 pytestmark = pytest.mark.slow
@@ -90,7 +90,7 @@ def test_one_model_load_per_worker(tmp_path: Path, run_dir: Path, client) -> Non
     client.register_plugin(plugin, name=plugin.name)
     try:
         source = write_table(tmp_path / "people.csv", people(2000, seed=2))
-        from namelab.predict.distributed import _annotate_frame, read_partitions
+        from namelab.inference.distributed import _annotate_frame, read_partitions
 
         frame = read_partitions(source, blocksize=8_000)
         annotated = frame.map_partitions(
@@ -153,7 +153,7 @@ def test_dask_refuses_an_output_that_is_its_input_before_starting(tmp_path: Path
     before = source.read_bytes()
     alias = tmp_path / "alias.csv"
     alias.symlink_to(source)
-    monkeypatch.setattr("namelab.predict.distributed.start_client", lambda *a, **k: pytest.fail("a cluster was started"))
+    monkeypatch.setattr("namelab.inference.distributed.start_client", lambda *a, **k: pytest.fail("a cluster was started"))
     with pytest.raises(ValueError, match="is the --input file"):
         predict_table_dask(run_dir, source, alias, TableOptions("surname"), workers=2)
     assert source.read_bytes() == before

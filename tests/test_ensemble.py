@@ -14,10 +14,10 @@ from fastapi.testclient import TestClient
 from helpers import one_thread, tiny_config
 
 from namelab.data.corpus import Corpus
-from namelab.predict.ensemble import EnsemblePredictor, write_ensemble
-from namelab.predict.evaluate import evaluate_run
-from namelab.predict.load import load_predictor
-from namelab.predict.ngram import NgramModel, NgramPredictor
+from namelab.inference.ensemble import EnsemblePredictor, write_ensemble
+from namelab.inference.evaluate import evaluate_run
+from namelab.inference.load import load_predictor
+from namelab.inference.ngram import NgramModel, NgramPredictor
 from namelab.runs.checkpoint import CONFIG, WEIGHTS, CheckpointError, read_json
 from namelab.train.ngram import train_ngram
 from namelab.train.presets import PRESETS, preset, train_ensemble
@@ -140,7 +140,7 @@ def test_an_ensemble_refuses_members_outside_its_folder_and_unknown_presets(tmp_
 
 
 def test_weights_are_fitted_on_validation_and_used(ensemble_dir: Path):
-    from namelab.predict.ensemble import fit_weight
+    from namelab.inference.ensemble import fit_weight
 
     meta = read_json(ensemble_dir / CONFIG)
     weights = meta["weights"]

@@ -1,4 +1,4 @@
-"""Tests for namelab.predict.explain: occlusion, on the session's tiny runs (conftest.py).
+"""Tests for namelab.inference.explain: occlusion, on the session's tiny runs (conftest.py).
 
     .venv/bin/python -m pytest tests/test_explain.py -q
 """
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from namelab.predict.explain import occlusion_variants, read_occlusion, variant_starts
-from namelab.predict.load import load_predictor
+from namelab.inference.explain import occlusion_variants, read_occlusion, variant_starts
+from namelab.inference.load import load_predictor
 
 
 def test_variants_follow_each_name_and_starts_point_at_the_names():

@@ -11,8 +11,8 @@ import torch
 from helpers import make_names_folder, separable_names, train_tiny_run
 
 from namelab.data.corpus import Vocab, encode_batch
-from namelab.predict.export import build_graph, export_onnx, onnx_metadata
-from namelab.predict.load import load_predictor
+from namelab.inference.export import build_graph, export_onnx, onnx_metadata
+from namelab.inference.load import load_predictor
 from namelab.runs.checkpoint import CheckpointError
 
 ort = pytest.importorskip("onnxruntime")

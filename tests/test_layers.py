@@ -11,7 +11,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "namelab"
 # Bottom to top: a module may import its own layer and those before it, never one after.
-LAYERS = ("version", "core", "data", "runs", "predict", "train", "report", "experiment", "serve", "cli")
+LAYERS = ("version", "core", "data", "runs", "inference", "train", "report", "experiment", "serve", "cli", "api")
 
 
 def module_name(path: Path) -> str:
@@ -81,7 +81,7 @@ def test_the_cycle_finder_finds_a_circle_and_passes_a_line():
 
 def test_relative_imports_resolve_to_the_modules_they_name(tmp_path):
     edges = graph()
-    assert "namelab.core.model" in edges["namelab.predict.base"]
+    assert "namelab.core.model" in edges["namelab.inference.base"]
     assert "namelab.runs.checkpoint" in edges["namelab.train.loop"]
 
 

@@ -12,9 +12,9 @@ import pytest
 from helpers import make_names_folder, one_thread, separable_names
 
 from namelab.cli.main import main
-from namelab.predict.ensemble import EnsemblePredictor
-from namelab.predict.load import load_predictor
-from namelab.predict.ngram import NgramPredictor
+from namelab.inference.ensemble import EnsemblePredictor
+from namelab.inference.load import load_predictor
+from namelab.inference.ngram import NgramPredictor
 
 
 @pytest.fixture(scope="module")

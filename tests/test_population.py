@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from namelab.data.corpus import normalize
-from namelab.predict.load import load_predictor
-from namelab.predict.priors import reweight
-from namelab.predict.unknown import UnknownCheck
+from namelab.inference.load import load_predictor
+from namelab.inference.priors import reweight
+from namelab.inference.unknown import UnknownCheck
 from namelab.runs.checkpoint import CONFIG, CheckpointError, write_manifest
 
 NAMES = ["Abab", "Cdcd", "Efef", "Baba", "Dcdc"]

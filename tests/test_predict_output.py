@@ -22,7 +22,7 @@ from namelab import Predictor
 from namelab.cli.formats import format_predictions, predict_rows, read_names_file
 from namelab.cli.main import main
 from namelab.data.corpus import MAX_NAME_LENGTH
-from namelab.predict.load import load_predictor
+from namelab.inference.load import load_predictor
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from namelab.predict.priors import estimate_prior, read_prior, resolve_prior, reweight, weighted_conformal_threshold
+from namelab.inference.priors import estimate_prior, read_prior, resolve_prior, reweight, weighted_conformal_threshold
 
 LABELS = ["English", "Russian", "Spanish"]
 

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from namelab import Predictor
 from namelab.cli.formats import format_predictions, predict_rows
 from namelab.data.corpus import LETTERS, MAX_NAME_LENGTH, UNKNOWN, UnusableName, Vocab, encode_batch, normalize
-from namelab.predict.load import load_predictor
+from namelab.inference.load import load_predictor
 
 ANY_TEXT = st.text(alphabet=st.characters(), max_size=40)  # every code point, surrogates included
 PROPERTY = settings(max_examples=80, deadline=None)

@@ -24,8 +24,8 @@ from helpers import make_names_folder, one_thread, separable_names
 
 from namelab import cli
 from namelab.data.corpus import Corpus
-from namelab.predict.evaluate import evaluate_run
-from namelab.predict.load import load_predictor
+from namelab.inference.evaluate import evaluate_run
+from namelab.inference.load import load_predictor
 from namelab.runs import checkpoint
 from namelab.runs.checkpoint import CheckpointError, load_run, read_history, read_metrics
 from namelab.runs.config import TrainConfig

@@ -3,7 +3,7 @@
     .venv/bin/python -m pytest tests/test_schema.py -q
 
 Each surface's columns are read back as a user would get them and compared with
-namelab.predict.schema.flat_columns; the page's download is checked the same way in
+namelab.inference.schema.flat_columns; the page's download is checked the same way in
 tests/test_browser.py (test_batch_from_an_uploaded_csv).
 """
 
@@ -19,7 +19,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from namelab.cli.main import main
-from namelab.predict.schema import (
+from namelab.inference.schema import (
     DEFAULT_MIN_CONFIDENCE,
     DEFAULT_TOP_K,
     RESULT_FIELDS,

@@ -29,7 +29,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from namelab import cli
-from namelab.predict.load import load_predictor
+from namelab.inference.load import load_predictor
 from namelab.runs.checkpoint import CheckpointError, save_checkpoint, write_manifest
 from namelab.serve import (
     MAX_BODY_BYTES,

@@ -22,10 +22,10 @@ from helpers import make_names_folder, separable_names, trained_run_folder
 from namelab.cli.main import main
 from namelab.data.corpus import Corpus
 from namelab.data.download import DataError
-from namelab.predict.base import Predictor
-from namelab.predict.load import load_predictor
-from namelab.predict.schema import RESULT_FIELDS, flat_columns
-from namelab.predict.stream import TableOptions, predict_table
+from namelab.inference.base import Predictor
+from namelab.inference.load import load_predictor
+from namelab.inference.schema import RESULT_FIELDS, flat_columns
+from namelab.inference.stream import TableOptions, predict_table
 from namelab.runs.checkpoint import write_manifest
 
 KNOWN = {"Aeiou": "Alpha", "Bdkgt": "Beta", "Lmnrs": "Gamma"}
@@ -350,7 +350,7 @@ def test_resume_command_of_a_table_run_names_the_table_and_its_columns(tmp_path:
     assert Corpus.from_folder(make_names_folder(tmp_path / "folder", names)).columns is None
 
 
-# -- what sits at a table's --output is never destroyed (the rules of namelab.predict.output) -------
+# -- what sits at a table's --output is never destroyed (the rules of namelab.inference.output) -------
 
 
 def test_a_symlinked_table_output_is_followed(tmp_path: Path, run_dir: Path) -> None:

@@ -5,7 +5,7 @@ import random
 import pytest
 import torch
 
-from namelab.predict.unknown import UnknownScorer
+from namelab.inference.unknown import UnknownScorer
 from namelab.runs.checkpoint import CheckpointError
 
 STEMS = {0: ["ov", "ev", "in", "sky"], 1: ["son", "ton", "ley", "er"]}
@@ -56,7 +56,7 @@ def test_per_language_models_do_not_punish_a_small_language():
 
 def test_probabilities_sum_to_one():
     """A unigram model: p(name) = prod p(ch) * p(end), and sum_ch p(ch) + p(end) must be 1."""
-    from namelab.predict.unknown import ALPHABET
+    from namelab.inference.unknown import ALPHABET
 
     unigram = UnknownScorer.fit(["Bak", "Bek", "Ab"], order=1)
     one = torch.stack([unigram.log_likelihoods([ch])[0][0, 0] for ch in ALPHABET]).exp()  # p(ch) p(end)

@@ -15,8 +15,8 @@ from .core.cells import CELLS, Cell, GRUCell, LSTMCell, RNNCell
 from .core.model import CharClassifier, ModelConfig
 from .data.corpus import Corpus, UnusableName, Vocab, normalize
 from .data.download import DataError, resolve_data_dir
-from .predict.base import Predictor
-from .predict.load import load_predictor
+from .inference.base import Predictor
+from .inference.load import load_predictor
 from .runs.checkpoint import CheckpointError, load_run, save_run
 from .runs.config import TrainConfig
 from .train.loop import train

@@ -6,7 +6,7 @@
     predictor = namelab.load("runs/gru")                     # any run folder
     namelab.predict_df(df, "surname")                        # df with the prediction columns appended
 
-Rows follow the one schema of every surface (predict/schema.py): ``name``,
+Rows follow the one schema of every surface (inference/schema.py): ``name``,
 ``normalized``, ``predictions`` (top-k ``{"language", "probability"}``), ``uncertain``,
 ``unknown_language``, ``unknown_score`` (and ``coverage_set`` when asked), or ``error``
 for a name that cannot be classified. The defaults are the command line's.
@@ -21,11 +21,11 @@ from typing import Sequence
 import torch
 
 from .data.corpus import MAX_NAME_LENGTH
-from .predict.base import Predictor
-from .predict.load import load_predictor
-from .predict.priors import TRAIN_PRIOR
-from .predict.schema import DEFAULT_MIN_CONFIDENCE, DEFAULT_TOP_K, flat_values, prediction_columns
-from .predict.unknown import DEFAULT_FALSE_ALARM
+from .inference.base import Predictor
+from .inference.load import load_predictor
+from .inference.priors import TRAIN_PRIOR
+from .inference.schema import DEFAULT_MIN_CONFIDENCE, DEFAULT_TOP_K, flat_values, prediction_columns
+from .inference.unknown import DEFAULT_FALSE_ALARM
 from .runs.checkpoint import MANIFEST
 
 DEFAULT_MODEL = Path(__file__).resolve().parent / "default_model"

@@ -2,7 +2,7 @@
 
     names = read_names_file(Path("names.txt"))      # one name per line, rules in LINE_RULE
     rows = predict_rows(predictor, names, top_k=3, min_confidence=0.5)
-    print(format_predictions(rows, "csv", top_k=3))   # columns: namelab.predict.schema
+    print(format_predictions(rows, "csv", top_k=3))   # columns: namelab.inference.schema
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Sequence
 
 from ..data.corpus import MAX_INPUT_LENGTH, MAX_NAME_LENGTH
 from ..data.download import DataError
-from ..predict.schema import flat_columns, flat_row, json_line, json_record, text_line
+from ..inference.schema import flat_columns, flat_row, json_line, json_record, text_line
 
 
 def read_names_file(path: Path) -> list[str]:
@@ -79,7 +79,7 @@ def predict_rows(predictor, names: Sequence[str], top_k: int, **options) -> list
 
 
 def format_predictions(results: list[dict], fmt: str, top_k: int, *, coverage: bool | None = None) -> str:
-    """JSON lines, CSV or text, by the one schema of namelab.predict.schema.
+    """JSON lines, CSV or text, by the one schema of namelab.inference.schema.
 
     ``coverage``: whether the CSV has a ``coverage_set`` column (None: when a row holds a set).
     """

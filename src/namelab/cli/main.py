@@ -24,10 +24,10 @@ import torch
 from ..core.metrics import format_metrics
 from ..data.corpus import Corpus, UnusableName, normalize
 from ..data.download import DataError, dataset_checksum, is_official, resolve_data_dir
-from ..predict.evaluate import evaluate_run
-from ..predict.load import load_predictor
-from ..predict.output import open_output
-from ..predict.priors import ESTIMATE_PRIOR
+from ..inference.evaluate import evaluate_run
+from ..inference.load import load_predictor
+from ..inference.output import open_output
+from ..inference.priors import ESTIMATE_PRIOR
 from ..runs.checkpoint import CheckpointError, checkpoint_info
 from ..runs.config import TrainConfig, resolve_device
 from ..runs.env import AdaptiveThreads
@@ -218,7 +218,7 @@ def _shares_text(labels, shares) -> str:
 
 def _predict_table(args) -> int:
     """A table in, the same rows with their predictions out: streamed, or on Dask."""
-    from ..predict.stream import TableOptions, predict_table  # pyarrow: imported for tables only
+    from ..inference.stream import TableOptions, predict_table  # pyarrow: imported for tables only
 
     if args.workers and args.scheduler:
         print("error: give --workers (a local cluster) or --scheduler (an existing one), not both", file=sys.stderr)
@@ -228,7 +228,7 @@ def _predict_table(args) -> int:
     )
     log = lambda line: print(line, file=sys.stderr)  # noqa: E731  standard output may hold the table
     if args.workers or args.scheduler:
-        from ..predict.distributed import predict_table_dask  # dask: imported when asked for
+        from ..inference.distributed import predict_table_dask  # dask: imported when asked for
 
         predict_table_dask(
             args.run_dir, args.input, args.output, options, workers=args.workers, scheduler=args.scheduler, log=log,

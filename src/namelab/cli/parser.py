@@ -21,9 +21,9 @@ from typing import Sequence
 from ..core.cells import CELLS
 from ..core.model import IMPLS, POOLS
 from ..data.corpus import MAX_NAME_LENGTH
-from ..predict.priors import TRAIN_PRIOR
-from ..predict.schema import DEFAULT_MIN_CONFIDENCE, DEFAULT_TOP_K
-from ..predict.unknown import DEFAULT_FALSE_ALARM
+from ..inference.priors import TRAIN_PRIOR
+from ..inference.schema import DEFAULT_MIN_CONFIDENCE, DEFAULT_TOP_K
+from ..inference.unknown import DEFAULT_FALSE_ALARM
 from ..runs.config import TrainConfig
 from ..train.presets import PRESETS
 from ..version import __version__
@@ -352,7 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["text", "csv", "tsv", "json", "parquet"],
         default=None,
         help="text, csv or json (JSON lines) for names (default: text); for a table any of them, tsv and parquet too "
-        "(default: --output's suffix, CSV on standard output). Columns: namelab.predict.schema",
+        "(default: --output's suffix, CSV on standard output). Columns: namelab.inference.schema",
     )
     p.add_argument(
         "--min-confidence",

@@ -39,7 +39,7 @@ from ..core.cells import CELLS
 from ..core.model import CharClassifier
 from ..data.corpus import Corpus, Example, Split
 from ..data.download import dataset_checksum
-from ..predict.base import Predictor
+from ..inference.base import Predictor
 from ..runs.checkpoint import (
     CheckpointError,
     checkpoint_info,

@@ -50,7 +50,7 @@ METRICS = "metrics.json"
 MODEL_CARD = "model-card.md"
 MANIFEST = "manifest.json"
 CHECKPOINT = "checkpoint.safetensors"
-UNKNOWN_STATE = "unknown.safetensors"  # the unknown-language scorer's tables (predict/unknown.py)
+UNKNOWN_STATE = "unknown.safetensors"  # the unknown-language scorer's tables (inference/unknown.py)
 UNKNOWN_META = "unknown.json"  # its settings and validation scores
 # What the manifest may list. The card is one of them: an edited or truncated card fails the
 # check as a damaged weights file does; folders written before cards (or scorers) existed list none.

@@ -14,10 +14,10 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi_offline import FastAPIOffline
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..predict.base import prepare
-from ..predict.explain import occlusion_variants, read_occlusion, variant_starts
-from ..predict.priors import PRIORS, TRAIN_PRIOR
-from ..predict.schema import DEFAULT_MIN_CONFIDENCE
+from ..inference.base import prepare
+from ..inference.explain import occlusion_variants, read_occlusion, variant_starts
+from ..inference.priors import PRIORS, TRAIN_PRIOR
+from ..inference.schema import DEFAULT_MIN_CONFIDENCE
 from ..version import __version__
 from .batcher import Batcher, Busy, work_of
 from .limits import MAX_BODY_BYTES, BodyLimit
@@ -76,7 +76,7 @@ def _page() -> str:
     return _web_file("index.html")
 
 
-MIN_CONFIDENCE = DEFAULT_MIN_CONFIDENCE  # the same default as the CLI's, why: namelab.predict.schema
+MIN_CONFIDENCE = DEFAULT_MIN_CONFIDENCE  # the same default as the CLI's, why: namelab.inference.schema
 # Surnames of many origins; the page offers those the served models agree on, and some they do not.
 EXAMPLE_NAMES = (
     "Nakamura", "Schmidt", "O'Brien", "Dvořák", "Rossi", "García", "Kowalski", "Nguyen", "Papadopoulos",
@@ -308,7 +308,7 @@ async def answer(
     coverage: float | None = None,
     prior: str | None = TRAIN_PRIOR,
 ) -> dict:
-    """The body of a ``POST /api/predict`` answer: :func:`namelab.predict.base.prepare`, one batched
+    """The body of a ``POST /api/predict`` answer: :func:`namelab.inference.base.prepare`, one batched
     pass per model, then each model's ``Predictor.describe`` of its rows."""
     inline = len(names) <= INLINE_NAMES and not explain
     if inline:

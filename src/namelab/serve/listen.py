@@ -11,7 +11,7 @@ import torch
 import uvicorn
 from fastapi import FastAPI
 
-from ..predict.priors import TRAIN_PRIOR
+from ..inference.priors import TRAIN_PRIOR
 from .app import MIN_CONFIDENCE, create_app
 from .limits import BODY_TIMEOUT, HEADER_TIMEOUT, ReadTimeoutProtocol
 from .runs import load_served_models

@@ -15,8 +15,8 @@ from typing import Sequence
 import torch
 
 from ..core.cells import CELLS
-from ..predict.base import Predictor
-from ..predict.load import load_predictor
+from ..inference.base import Predictor
+from ..inference.load import load_predictor
 from ..runs.checkpoint import (
     CHECKPOINT,
     CONFIG,

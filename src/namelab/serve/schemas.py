@@ -10,7 +10,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..data.corpus import MAX_NAME_LENGTH  # the models' limit on a name: the server checks it as sent and as normalized
-from ..predict.schema import DEFAULT_TOP_K
+from ..inference.schema import DEFAULT_TOP_K
 
 # The limits bound the work one request may ask for. A name's length is checked as sent and
 # again once normalized (transliteration turns U+FDFA into 29 letters). A plain request is at

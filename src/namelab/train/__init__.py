@@ -4,5 +4,5 @@
     ddp.py      DistributedDataParallel under torchrun (gloo on CPU, NCCL on CUDA)
     presets.py  named recipes (--preset best): members, then their ensemble
 
-May import the model core, data, runs and predict; nothing above them.
+May import the model core, data, runs and inference; nothing above them.
 """

@@ -32,11 +32,11 @@ from ..core.metrics import classification_metrics
 from ..core.model import CharClassifier
 from ..data.corpus import PAD_ID, UNKNOWN_ID, Corpus, Example, Split, Vocab, batches
 from ..data.download import dataset_checksum
-from ..predict.backends import logits_in_order
-from ..predict.base import Predictor
-from ..predict.calibrate import calibrate_predictor
-from ..predict.priors import class_shares
-from ..predict.unknown import UnknownCheck
+from ..inference.backends import logits_in_order
+from ..inference.base import Predictor
+from ..inference.calibrate import calibrate_predictor
+from ..inference.priors import class_shares
+from ..inference.unknown import UnknownCheck
 from ..runs import checkpoint
 from ..runs.card import model_card, reproduce_command
 from ..runs.checkpoint import CheckpointError

@@ -11,10 +11,10 @@ from typing import Sequence
 
 from ..core.metrics import classification_metrics
 from ..data.corpus import Split
-from ..predict.calibrate import calibrate_predictor
-from ..predict.ngram import C_GRID, NgramModel, NgramPredictor
-from ..predict.priors import class_shares
-from ..predict.unknown import UnknownCheck
+from ..inference.calibrate import calibrate_predictor
+from ..inference.ngram import C_GRID, NgramModel, NgramPredictor
+from ..inference.priors import class_shares
+from ..inference.unknown import UnknownCheck
 from ..runs.card import write_model_card
 from ..runs.checkpoint import CONFIG, HISTORY, METRICS, write_json
 

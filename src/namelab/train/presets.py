@@ -21,11 +21,11 @@ import torch
 from ..core.metrics import classification_metrics
 from ..data.corpus import Corpus, Split
 from ..data.download import dataset_checksum
-from ..predict.calibrate import calibrate_predictor
-from ..predict.ensemble import EnsemblePredictor, fit_weight, write_ensemble
-from ..predict.ngram import C_GRID
-from ..predict.priors import class_shares
-from ..predict.unknown import UnknownCheck
+from ..inference.calibrate import calibrate_predictor
+from ..inference.ensemble import EnsemblePredictor, fit_weight, write_ensemble
+from ..inference.ngram import C_GRID
+from ..inference.priors import class_shares
+from ..inference.unknown import UnknownCheck
 from ..runs.card import write_model_card
 from ..runs.checkpoint import CONFIG, HISTORY, METRICS, read_json, run_kind, write_json
 from ..runs.config import TrainConfig

@@ -14,7 +14,7 @@ Flat rows (CSV, TSV, Parquet, the text format, the page's download): the input's
 columns first, unchanged and in order (a names file has one: ``name``), then
 ``normalized``, ``language_1, probability_1, ..., language_k, probability_k``,
 ``uncertain`` (true/false), ``unknown_language`` (true/false) and ``unknown_score`` (how
-unlike every training language the name is: predict/unknown.py), ``coverage_set`` (languages joined by ``|``, only when
+unlike every training language the name is: inference/unknown.py), ``coverage_set`` (languages joined by ``|``, only when
 coverage is asked) and ``error`` (empty when the name was classified). The column list
 is built in :func:`flat_columns` alone and filled by :func:`flat_row` alone, so a new
 field is one edit here. The page (serve/web/index.html) repeats this order in its
@@ -22,7 +22,7 @@ field is one edit here. The page (serve/web/index.html) repeats this order in it
 
 Probabilities: :data:`FLAT_DECIMALS` (4) decimals in every flat or text surface, where a
 person reads them and a fifth digit is noise; JSON (the CLI's ``--format json``, the
-API) keeps the value :func:`~namelab.predict.base.ranked` rounds to (6 decimals), for
+API) keeps the value :func:`~namelab.inference.base.ranked` rounds to (6 decimals), for
 programs that add them up or compare them.
 
 JSON, one object per name: ``{"name", "normalized", "predictions": [{"language",

@@ -3,7 +3,7 @@
     metrics, warning = evaluate_run("runs/lstm", data_dir=None)
 
 Any run folder (a recurrent model, the n-gram baseline, an ensemble) goes through
-:class:`~namelab.predict.base.Predictor`; a calibrated run also gets its calibration
+:class:`~namelab.inference.base.Predictor`; a calibrated run also gets its calibration
 figures on the test split, as ``metrics.json`` holds them.
 """
 

@@ -1,6 +1,6 @@
 """Which characters pushed a name towards its top language: occlusion.
 
-    from namelab.predict.explain import occlusion_variants, read_occlusion
+    from namelab.inference.explain import occlusion_variants, read_occlusion
 
     normalized = ["Nakamura"]
     probs = predictor.probabilities(occlusion_variants(normalized))   # one batched pass

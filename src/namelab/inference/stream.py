@@ -14,7 +14,7 @@ before the next is read, so memory holds one chunk whatever the file's size. Row
 file beside it and renamed into place at the end, so a failed run never leaves half a
 table; a symlink, a FIFO or a device at ``--output`` is kept (see output.py).
 
-Appended columns (:func:`output_fields`): the flat schema of namelab.predict.schema,
+Appended columns (:func:`output_fields`): the flat schema of namelab.inference.schema,
 ``normalized``, ``language_1``, ``probability_1``, ... ``uncertain``, ``coverage_set``
 (with ``coverage``), ``error``. CSV, TSV and Parquet hold probabilities to 4 decimals
 (Parquet typed: bool ``uncertain``, a list ``coverage_set``, which CSV joins by ``|``);
@@ -83,7 +83,7 @@ def _arrow_type(column: str) -> pa.DataType:
 
 
 def output_fields(options: TableOptions) -> list[pa.Field]:
-    """The columns appended to every input row, in order (namelab.predict.schema's, typed)."""
+    """The columns appended to every input row, in order (namelab.inference.schema's, typed)."""
     columns = prediction_columns(options.top_k, coverage=options.coverage is not None)
     return [pa.field(column, _arrow_type(column)) for column in columns]
 
@@ -301,7 +301,7 @@ def write_tables(
     input_path=None,
     kind: str | None = None,
 ) -> None:
-    """Write ``tables`` in order to ``output`` (standard output when None), by :func:`~namelab.predict.output.open_output`'s rules.
+    """Write ``tables`` in order to ``output`` (standard output when None), by :func:`~namelab.inference.output.open_output`'s rules.
 
     ``kind``: see :func:`output_kind`. A regular file is replaced atomically once every
     table is written; a FIFO or a device is written through (Parquet too: its writer never seeks back).

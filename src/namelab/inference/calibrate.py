@@ -1,7 +1,7 @@
 """Probabilities a user can trust: temperature scaling, calibration error, conformal sets.
 
 Fitted on the validation split, stored in the run's ``config.json`` under
-``"calibration"``, applied by :class:`namelab.predict.base.Predictor`::
+``"calibration"``, applied by :class:`namelab.inference.base.Predictor`::
 
     temperature = fit_temperature(val_logits, val_targets)
     probs = torch.softmax(test_logits / temperature, dim=1)
@@ -158,7 +158,7 @@ def calibrate_scores(
     """Fit on validation, measure on test: ``(config calibration, metrics additions)``.
 
     ``*_scores`` are uncalibrated logits or log-probabilities ``(N, C)``. The first dict
-    goes to ``config.json`` under ``"calibration"`` (what :class:`~namelab.predict.base.Predictor`
+    goes to ``config.json`` under ``"calibration"`` (what :class:`~namelab.inference.base.Predictor`
     applies); the second joins ``metrics.json``: the test ECE before and after, and the
     test coverage and mean set size of the ``level`` conformal sets.
     """
@@ -196,7 +196,7 @@ def calibration_metrics(scores: torch.Tensor, targets: torch.Tensor, calibration
 def calibrate_predictor(predictor, split, level: float = COVERAGE_LEVEL) -> tuple[dict, dict]:
     """:func:`calibrate_scores` of a predictor's uncalibrated scores on ``split.val`` and ``split.test``.
 
-    ``predictor`` is any :class:`~namelab.predict.base.Predictor` (a single model or an ensemble).
+    ``predictor`` is any :class:`~namelab.inference.base.Predictor` (a single model or an ensemble).
     """
     if not split.val:
         raise ValueError("the validation split is empty; calibration needs names the model did not train on")

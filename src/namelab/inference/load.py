@@ -5,7 +5,7 @@
     predictor.predict(["Nakamura", "Nguyen"])
 
 ``config.json``'s ``kind`` says which predictor reads the folder; every kind answers
-through :class:`~namelab.predict.base.Predictor`'s methods.
+through :class:`~namelab.inference.base.Predictor`'s methods.
 """
 
 from __future__ import annotations
