@@ -69,7 +69,7 @@ DEFAULT_MODELS = ("rnn", "lstm", "gru")
 
 
 # Every suite `namelab compare --suite` runs, in report order (runner.suite_registry holds their functions).
-SUITES = ("seed", "insights", "accuracy")
+SUITES = ("seed", "insights", "accuracy", "realworld")
 DEFAULT_SUITES = ("seed",)
 
 
@@ -85,6 +85,7 @@ class CompareSettings:
     out: Path = Path("reports/compare")
     quick: bool = False
     suites: tuple[str, ...] = DEFAULT_SUITES
+    benchmark: Path | None = None  # the realworld suite's CSV (None: the packaged data/realworld.csv)
 
     def __post_init__(self) -> None:
         known = SUITES
