@@ -61,8 +61,15 @@ def suite_run(tmp_path_factory) -> dict:
     counts = write_benchmark(bench, names)
     out = tmp_path_factory.mktemp("compare") / "report"
     config = TrainConfig(epochs=2, hidden_size=8, batch_size=8, lr=0.03, device="cpu")
-    settings = CompareSettings(models=("gru",), seeds=2, config=config, out=out, quick=True,
-                               suites=("seed", "accuracy", "realworld"), benchmark=bench)  # fmt: skip
+    settings = CompareSettings(
+        models=("gru",),
+        seeds=2,
+        config=config,
+        out=out,
+        quick=True,
+        suites=("seed", "accuracy", "realworld"),
+        benchmark=bench,
+    )
     trainings = []
     real_train = compare_module.train
     with pytest.MonkeyPatch.context() as patch, one_thread():
@@ -116,8 +123,9 @@ def test_the_section_has_every_model_prior_and_measure(suite_run):
     targets = section["targets"]
     assert [t["goal"] for t in targets] == [0.55, 0.55, 0.80, 0.05]
     for target in targets:
-        assert target["met"] == (target["measured"] >= target["goal"] if target["goal"] != 0.05
-                                 else target["measured"] <= target["goal"])  # fmt: skip
+        assert target["met"] == (
+            target["measured"] >= target["goal"] if target["goal"] != 0.05 else target["measured"] <= target["goal"]
+        )
         assert target["gap"] == pytest.approx(target["measured"] - target["goal"])
 
 
@@ -140,8 +148,14 @@ def test_the_report_renders_the_section_and_its_figure(suite_run):
     out = suite_run["out"]
     markdown = (out / "report.md").read_text()
     assert "## Real-world names: the prior and unknown languages" in markdown
-    for text in ("estimate (EM over all benchmark names)", "true shares (upper bound)", "--preset best",
-                 "unknown-language AUROC", "What to expect on real names", "flagged unknown %"):  # fmt: skip
+    for text in (
+        "estimate (EM over all benchmark names)",
+        "true shares (upper bound)",
+        "--preset best",
+        "unknown-language AUROC",
+        "What to expect on real names",
+        "flagged unknown %",
+    ):
         assert text in markdown, text
     assert (out / "figures" / "realworld-roc.png").stat().st_size > 1000
     assert "realworld-roc" in (out / "report.html").read_text()
@@ -160,3 +174,32 @@ def test_an_in_domain_language_the_models_do_not_know_is_a_clear_error(tmp_path)
     path.write_text("name,language,in_domain,source\nAeiou,Alpha,true,x\n")
     with pytest.raises(ValueError, match="in-domain and out-of-domain names"):
         load_benchmark(path, ["Alpha", "Beta"], set())
+
+
+def test_a_missing_benchmark_file_stops_the_compare_before_any_training(tmp_path):
+    with pytest.raises(ValueError, match="is not a file"):
+        CompareSettings(suites=("seed", "realworld"), benchmark=tmp_path / "nope.csv")
+
+
+def test_alone_the_suite_trains_the_seed_runs_it_scores(tmp_path):
+    names = separable_names(per_class=20)
+    data = make_names_folder(tmp_path / "names", names)
+    bench = tmp_path / "bench.csv"
+    write_benchmark(bench, names)
+    config = TrainConfig(epochs=1, hidden_size=8, batch_size=8, lr=0.03, device="cpu")
+    settings = CompareSettings(
+        models=("gru",),
+        seeds=1,
+        config=config,
+        out=tmp_path / "out",
+        quick=True,
+        suites=("realworld",),
+        benchmark=bench,
+    )
+    with one_thread():
+        summary = run_compare(settings, data, log=lambda line: None)
+    section = summary["realworld"]
+    assert list(section["models"]) == ["gru"] and section["focus"] == "gru"
+    assert (tmp_path / "out" / "runs" / "gru-seed0" / "metrics.json").is_file()
+    assert section["targets"][0]["measured"] == section["models"]["gru"]["priors"]["uniform"]["accuracy"]["mean"]
+    assert "## Real-world names" in (tmp_path / "out" / "report.md").read_text()

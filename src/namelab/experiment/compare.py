@@ -101,6 +101,9 @@ class CompareSettings:
             raise ValueError(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(CELLS)}")
         if len(set(self.models)) != len(self.models):
             raise ValueError(f"--models lists a model twice ({','.join(self.models)}); list each once")
+        if "realworld" in self.suites and self.benchmark is not None and not Path(self.benchmark).is_file():
+            raise ValueError(f"--benchmark {self.benchmark} is not a file; give a CSV with the columns "
+                             "name,language,in_domain,source or leave it out for the packaged benchmark")
         if self.seeds < 1:
             raise ValueError(f"--seeds must be at least 1 (got {self.seeds})")
         if self.config.epochs < 1:
