@@ -284,6 +284,7 @@ def cmd_compare(args) -> int:
         out=args.out,
         quick=args.quick,
         suites=suites,
+        benchmark=args.benchmark,
     )
     corpus, folder = _load_corpus(args)
     try:

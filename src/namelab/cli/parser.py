@@ -424,7 +424,13 @@ def build_parser() -> argparse.ArgumentParser:
         default="seed",
         help="comma-separated experiments to run: seed (every model on every seed), "
         "insights (dropout ablation and hyperparameter grid), accuracy (the n-gram baseline, the best single "
-        "model and the best ensemble, calibrated, with a reliability diagram)",
+        "model and the best ensemble, calibrated, with a reliability diagram), realworld (every model the other "
+        "suites trained, scored on real surnames under each --prior, with the unknown-language ROC)",
+    )
+    p.add_argument(
+        "--benchmark", type=Path, default=None,
+        help="the realworld suite's CSV (name,language,in_domain,source; default: the packaged Faker-based "
+        "benchmark, docs/realworld.md)",
     )
     p.add_argument("--models", default="rnn,lstm,gru", help="comma-separated cells to compare")
     p.add_argument("--seeds", type=int, default=None, help="training seeds 0..N-1 per model (default: 3; --quick: 1)")

@@ -69,7 +69,7 @@ DEFAULT_MODELS = ("rnn", "lstm", "gru")
 
 
 # Every suite `namelab compare --suite` runs, in report order (runner.suite_registry holds their functions).
-SUITES = ("seed", "insights", "accuracy")
+SUITES = ("seed", "insights", "accuracy", "realworld")
 DEFAULT_SUITES = ("seed",)
 
 
@@ -85,6 +85,7 @@ class CompareSettings:
     out: Path = Path("reports/compare")
     quick: bool = False
     suites: tuple[str, ...] = DEFAULT_SUITES
+    benchmark: Path | None = None  # the realworld suite's CSV (None: the packaged data/realworld.csv)
 
     def __post_init__(self) -> None:
         known = SUITES
@@ -100,6 +101,9 @@ class CompareSettings:
             raise ValueError(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(CELLS)}")
         if len(set(self.models)) != len(self.models):
             raise ValueError(f"--models lists a model twice ({','.join(self.models)}); list each once")
+        if "realworld" in self.suites and self.benchmark is not None and not Path(self.benchmark).is_file():
+            raise ValueError(f"--benchmark {self.benchmark} is not a file; give a CSV with the columns "
+                             "name,language,in_domain,source or leave it out for the packaged benchmark")
         if self.seeds < 1:
             raise ValueError(f"--seeds must be at least 1 (got {self.seeds})")
         if self.config.epochs < 1:

@@ -20,6 +20,7 @@ from ..runs.checkpoint import (
 from .accuracy import accuracy_suite
 from .compare import SUITES, CompareSettings, Experiment, prepare, setup_section, warn_stale_runs
 from .insights import insights_suite
+from .realworld import realworld_suite
 from .seed import seed_suite
 from .stats import THRESHOLDS
 
@@ -34,7 +35,9 @@ def suite_registry() -> dict[str, Callable[[Experiment], dict]]:
     :func:`merge_section` adds to ``summary.json``; ``report.SECTIONS`` holds the
     matching renderer under the same name.
     """
-    registry = {"seed": seed_suite, "insights": insights_suite, "accuracy": accuracy_suite}
+    registry = {
+        "seed": seed_suite, "insights": insights_suite, "accuracy": accuracy_suite, "realworld": realworld_suite,
+    }  # fmt: skip
     return {name: registry[name] for name in SUITES}
 
 
@@ -78,7 +81,7 @@ def run_compare(
         "thresholds": dict(THRESHOLDS),
         "findings": [],
     }
-    for name in settings.suites:
+    for name in sorted(settings.suites, key=SUITES.index):  # realworld scores the runs the suites before it trained
         merge_section(summary, suites[name](experiment))
     warn_stale_runs(experiment)
     return write_summary(experiment, summary)

@@ -16,6 +16,7 @@ from typing import Callable
 from .accuracy import accuracy_blocks, accuracy_figures, accuracy_rules
 from .common import model_title, suites_of, table
 from .insights import dropout_evidence, hyperparameters_evidence, insights_blocks, insights_figures, insights_rules
+from .realworld import realworld_blocks, realworld_figures, realworld_rules
 from .seed import gradient_evidence, levels_evidence, ranking_evidence, seed_blocks, seed_figures, seed_rules
 from .takeaways import takeaways
 
@@ -154,4 +155,5 @@ SECTIONS = {
     "seed": Section("RNN vs LSTM vs GRU on surnames", seed_figures, seed_blocks, seed_rules),
     "insights": Section("dropout and hyperparameters, measured", insights_figures, insights_blocks, insights_rules),
     "accuracy": Section("the most accurate classifier, calibrated", accuracy_figures, accuracy_blocks, accuracy_rules),
+    "realworld": Section("real-world names", realworld_figures, realworld_blocks, realworld_rules),
 }
