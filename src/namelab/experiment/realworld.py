@@ -12,7 +12,7 @@ here fits on it except what a user's ``--prior estimate`` would fit on the names
 classify. Each model is scored under four priors:
 
 * ``train``: the names folder's shares, today's default;
-* ``uniform``: every language alike (:data:`~namelab.predict.priors.RECOMMENDED_PRIOR`);
+* ``uniform``: every language alike (:data:`~namelab.inference.priors.RECOMMENDED_PRIOR`);
 * ``estimate``: EM over every benchmark name, in-domain and out-of-domain alike, because a
   user does not know which of their names are foreign;
 * ``true``: the benchmark's own in-domain shares, an upper bound no user has.
@@ -43,10 +43,10 @@ from ..core.cells import CELLS
 from ..core.metrics import classification_metrics
 from ..data.corpus import UnusableName, normalize
 from ..data.realworld import read_benchmark
-from ..predict.base import Predictor
-from ..predict.load import load_predictor
-from ..predict.priors import RECOMMENDED_PRIOR, TRAIN_PRIOR, estimate_prior, resolve_prior
-from ..predict.unknown import DEFAULT_FALSE_ALARM
+from ..inference.base import Predictor
+from ..inference.load import load_predictor
+from ..inference.priors import RECOMMENDED_PRIOR, TRAIN_PRIOR, estimate_prior, resolve_prior
+from ..inference.unknown import DEFAULT_FALSE_ALARM
 from ..runs.checkpoint import METRICS, read_json, run_state
 from ..train.presets import MEMBERS
 from .accuracy import NGRAM
