@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 $(BIN)/namelab: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[test,bench]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[all,test,bench]'
 	touch $@
 
 setup: $(BIN)/namelab

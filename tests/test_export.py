@@ -145,3 +145,17 @@ def test_bad_run_folders_get_clear_errors(tmp_path, exported):
     with pytest.raises(ValueError, match="export each recurrent member"):
         export_onnx(ensemble, tmp_path / "x.onnx")
     assert not (tmp_path / "x.onnx").exists()
+
+
+def test_the_export_command_writes_a_model_onnxruntime_runs(tiny_runs, tmp_path, capsys):
+    import onnxruntime as ort
+
+    from namelab.cli.main import main
+
+    out = tmp_path / "gru.onnx"
+    assert main(["export", str(tiny_runs["gru"]), "--out", str(out)]) == 0
+    assert "wrote" in capsys.readouterr().out
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    assert [o.name for o in session.get_outputs()] == ["probabilities", "logits"]
+    assert main(["export", str(tmp_path / "missing"), "--out", str(tmp_path / "x.onnx")]) == 1
+    assert not (tmp_path / "x.onnx").exists()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "namelab"
 # Bottom to top: a module may import its own layer and those before it, never one after.
-LAYERS = ("version", "core", "data", "runs", "inference", "train", "report", "experiment", "serve", "cli", "api")
+LAYERS = ("version", "core", "data", "runs", "inference", "train", "report", "experiment", "api", "serve", "cli")
 
 
 def module_name(path: Path) -> str:

@@ -21,6 +21,7 @@ from typing import Sequence
 
 import torch
 
+from ..api import default_model
 from ..core.metrics import format_metrics
 from ..data.corpus import Corpus, UnusableName, normalize
 from ..data.download import DataError, dataset_checksum, is_official, resolve_data_dir
@@ -155,7 +156,10 @@ def cmd_predict(args) -> int:
 
     args.run_dir, args.names = split_run_and_names(args)
     if args.run_dir is None:
-        raise no_default_model(args.names)
+        try:
+            args.run_dir = default_model()
+        except FileNotFoundError:
+            raise no_default_model(args.names) from None
     if bool(args.names) == bool(args.input):
         print("error: give names as arguments or --input FILE (one of the two)", file=sys.stderr)
         return EXIT_USAGE
@@ -247,7 +251,8 @@ def _predict_table(args) -> int:
 def cmd_serve(args) -> int:
     from ..serve import serve  # fastapi and uvicorn: imported for the server only
 
-    serve(args.run_dirs, host=args.host, port=args.port, min_confidence=args.min_confidence, prior=args.prior)
+    runs = args.run_dirs or [default_model()]
+    serve(runs, host=args.host, port=args.port, min_confidence=args.min_confidence, prior=args.prior)
     return 0
 
 
@@ -302,12 +307,21 @@ def cmd_compare(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from ..inference.export import export_onnx  # onnx: imported for export only
+
+    path = export_onnx(args.run_dir, args.out)
+    print(f"wrote {path} ({path.stat().st_size:,} bytes); run it with onnxruntime, inputs and labels in its metadata")
+    return 0
+
+
 COMMANDS = {
     "data": cmd_data,
     "train": cmd_train,
     "evaluate": cmd_evaluate,
     "predict": cmd_predict,
     "serve": cmd_serve,
+    "export": cmd_export,
     "compare": cmd_compare,
 }
 
@@ -318,6 +332,15 @@ def resume_command(argv: Sequence[str], out: Path) -> str:
     if not any(word == "--out" or word.startswith("--out=") for word in words):
         words += ["--out", str(out)]
     return shlex.join(["namelab", *words, "--resume"])
+
+
+# Optional dependencies and the extra (pyproject.toml) that installs each: the core predicts
+# with torch, numpy, safetensors and anyascii alone.
+EXTRAS = {
+    "fastapi": "serve", "fastapi_offline": "serve", "uvicorn": "serve", "httptools": "serve",
+    "pyarrow": "tables", "dask": "dask", "distributed": "dask", "pandas": "dask",
+    "matplotlib": "report", "sklearn": "train", "pooch": "train", "onnx": "onnx", "onnxruntime": "onnx",
+}  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -342,6 +365,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_USAGE
+    except ModuleNotFoundError as err:
+        extra = EXTRAS.get((err.name or "").split(".")[0])
+        if extra is None:
+            raise
+        print(f"error: `namelab {args.command}` needs {err.name}, an optional part of namelab: "
+              f"pip install 'namelab[{extra}]'", file=sys.stderr)
+        return 1
     except (DataError, CheckpointError, ValueError, RuntimeError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

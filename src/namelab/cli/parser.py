@@ -384,17 +384,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="serve runs over HTTP: a JSON API (docs at /docs) and a web page at /",
         description="Serve runs over HTTP: a JSON API (its docs at /docs) and a web page at /.",
         epilog=_examples(
-            "namelab serve runs/gru",
+            "namelab serve",
             "namelab serve reports/compare",
             "namelab serve runs/gru runs/best --port 8080",
         ),
     )
     p.add_argument(
         "run_dirs",
-        nargs="+",
+        nargs="*",
         type=Path,
         metavar="RUN_DIR",
-        help="a run folder, or a compare output folder (serves its best run of each model by validation accuracy)",
+        help="a run folder, or a compare output folder (serves its best run of each model by validation accuracy); "
+        "none: the model shipped with namelab",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000, help="port to listen on (0: any free port)")
@@ -406,6 +407,22 @@ def build_parser() -> argparse.ArgumentParser:
         "(a request may send its own min_confidence)",
     )
     _add_population(p)
+
+    p = sub.add_parser(
+        "export",
+        help="write a run as an ONNX model that onnxruntime runs outside namelab",
+        description="Write a recurrent run as one ONNX graph: int64 ids (batch, time) and lengths (batch,) in, "
+        "calibrated probabilities and logits (batch, languages) out; the labels, the vocabulary and the encoding "
+        "rules in its metadata. An ensemble (--preset best) exports as its recurrent members plus the JSON recipe "
+        "of its config.json; the n-gram baseline has no ONNX form.",
+        epilog=_examples(
+            "namelab export runs/gru --out gru.onnx",
+            "namelab export runs/best/members/bigru-emb64-ngram131072-h256-seed0 --out best-gru.onnx",
+        ),
+    )
+    p.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a recurrent run folder written by `namelab train`")
+    p.add_argument("--format", choices=["onnx"], default="onnx", help="the exchange format")
+    p.add_argument("--out", type=Path, required=True, help="the file to write (replaced atomically)")
 
     p = sub.add_parser(
         "compare",
