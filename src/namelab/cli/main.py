@@ -207,7 +207,7 @@ def _predict_table(args) -> int:
 def cmd_serve(args) -> int:
     from ..serve import serve  # fastapi and uvicorn: imported for the server only
 
-    serve(args.run_dirs, host=args.host, port=args.port, min_confidence=args.min_confidence)
+    serve(args.run_dirs, host=args.host, port=args.port, min_confidence=args.min_confidence, workers=args.workers)
     return 0
 
 

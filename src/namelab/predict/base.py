@@ -229,11 +229,18 @@ def prepare(names: Sequence[str], max_length: int | None = None) -> tuple[list[d
     results: list[dict] = []
     usable: list[int] = []
     normalized: list[str] = []
+    # Tables repeat names: each distinct one is normalized once (its text, or its error).
+    seen: dict[str, str | UnusableName] = {}
     for i, name in enumerate(names):
-        try:
-            text = normalize(name)
-        except UnusableName as err:
-            results.append({"name": name, "error": str(err)})
+        text = seen.get(name)
+        if text is None:
+            try:
+                text = normalize(name)
+            except UnusableName as err:
+                text = err
+            seen[name] = text
+        if isinstance(text, UnusableName):
+            results.append({"name": name, "error": str(text)})
             continue
         if max_length is not None and len(text) > max_length:
             results.append(
