@@ -14,7 +14,10 @@ In one run, on ``--names`` names drawn with repeats from the names folder's test
 * ``prepare`` (normalizing) without and with the per-call cache of distinct names;
 * the parts of ``Predictor.predict`` of ``--run``: prepare, the model's probabilities,
   the unknown score, ``describe`` (building the rows), and the whole call; and the n-gram
-  run's whole call when ``--ngram-run`` is given.
+  run's whole call when ``--ngram-run`` is given;
+* each of ``--backends`` (namelab.predict.backends: torch, onnx) side by side on the same
+  run: the model's probabilities of ``--names`` distinct names (no repeats to skip), the
+  whole ``predict`` call, and the median one-name call, with each one's ratio to the first.
 
 Each figure is the median of ``--repeats``; the 1-minute load average is printed
 before and after: on a shared machine compare the ratios, measured side by side, rather
@@ -95,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", help="the names folder (default: NAMELAB_DATA)")
     parser.add_argument("--names", type=int, default=20_000, help="names per call (default 20000)")
     parser.add_argument("--repeats", type=int, default=5, help="timed calls per figure; the median is kept")
+    parser.add_argument("--backends", default="torch,onnx", help="backends to compare (default torch,onnx)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1, as the server)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -149,6 +153,21 @@ def main(argv: list[str] | None = None) -> int:
         print(line(what, n, None, timed(call, args.repeats)))
     if args.ngram_run:
         print(line("n-gram run predict() whole", n, None, timed(lambda: ngram.predict(raw), args.repeats)))
+    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    distinct_names = list(dict.fromkeys(e.name for e in corpus.split(seed=0).train))[:n]
+    print(f"backends of {args.run} ({len(distinct_names)} distinct train names for the model alone):")
+    first = None
+    for backend in backends:
+        runner = load_predictor(args.run, backend=backend)
+        model = timed(lambda: runner.probabilities(distinct_names), args.repeats) / len(distinct_names)
+        whole = timed(lambda: runner.predict(raw), args.repeats) / n
+        single = statistics.median(timed(lambda: runner.predict([x]), 1) for x in raw[:200])
+        first = first or (model, whole, single)
+        print(
+            f"  {backend:<6} model {1 / model:>9,.0f} names/s (x{first[0] / model:4.2f})   "
+            f"predict() {1 / whole:>9,.0f} names/s (x{first[1] / whole:4.2f})   "
+            f"one name {single * 1e3:6.3f} ms (x{first[2] / single:4.2f})"
+        )
     print(f"load average: {load_start:.2f} at the start, {os.getloadavg()[0]:.2f} at the end")
     return 0
 
