@@ -53,6 +53,11 @@ def test_ngram_tfidf_is_scikit_learns(corpus: Corpus):
     ours, theirs = model.transform(names).toarray(), reference.transform(names).toarray()
     assert ours.shape == theirs.shape and ours.any()
     np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-12)
+    # words apart, short words, no words; then a character outside the keyed symbols (per-name path)
+    odd = ["van der Berg", "a", "O'Neil-Smith", "x  y   z", "", "   ", "ab", "a b c d", "Q?x", "Aeiou Bdkgt"]
+    for batch in (odd, odd + ["Zoë"]):
+        ours, theirs = model.transform(batch).toarray(), reference.transform(batch).toarray()
+        np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-12)
 
 
 def test_ngram_cuts_are_scikit_learns():
