@@ -17,7 +17,8 @@ In one run, on ``--names`` names drawn with repeats from the names folder's test
   run's whole call when ``--ngram-run`` is given;
 * each of ``--backends`` (namelab.predict.backends: torch, onnx) side by side on the same
   run: the model's probabilities of ``--names`` distinct names (no repeats to skip), the
-  whole ``predict`` call, and the median one-name call, with each one's ratio to the first.
+  whole ``predict`` call, the median one-name and ten-name calls (the server's request
+  size), with each one's ratio to the first.
 
 Each figure is the median of ``--repeats``; the 1-minute load average is printed
 before and after: on a shared machine compare the ratios, measured side by side, rather
@@ -162,11 +163,13 @@ def main(argv: list[str] | None = None) -> int:
         model = timed(lambda: runner.probabilities(distinct_names), args.repeats) / len(distinct_names)
         whole = timed(lambda: runner.predict(raw), args.repeats) / n
         single = statistics.median(timed(lambda: runner.predict([x]), 1) for x in raw[:200])
-        first = first or (model, whole, single)
+        ten = statistics.median(timed(lambda: runner.predict(raw[i : i + 10]), 1) for i in range(0, min(n, 2000), 10))
+        first = first or (model, whole, single, ten)
         print(
             f"  {backend:<6} model {1 / model:>9,.0f} names/s (x{first[0] / model:4.2f})   "
             f"predict() {1 / whole:>9,.0f} names/s (x{first[1] / whole:4.2f})   "
-            f"one name {single * 1e3:6.3f} ms (x{first[2] / single:4.2f})"
+            f"one name {single * 1e3:6.3f} ms (x{first[2] / single:4.2f})   "
+            f"ten names {ten * 1e3:6.3f} ms (x{first[3] / ten:4.2f})"
         )
     print(f"load average: {load_start:.2f} at the start, {os.getloadavg()[0]:.2f} at the end")
     return 0
