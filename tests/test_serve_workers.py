@@ -72,6 +72,8 @@ def test_workers_default_to_the_free_cores_and_one_keeps_a_single_process():
     args = build_parser().parse_args(["serve", "runs/x"])
     assert args.workers is None  # serve() reads None as free_cores()
     assert build_parser().parse_args(["serve", "runs/x", "--workers", "3"]).workers == 3
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["serve", "runs/x", "--workers", "0"])
     assert 1 <= free_cores() <= (os.cpu_count() or 1)
     config = server_config("namelab.serve.listen:app_factory", workers=2)
     assert config.workers == 2 and config.factory
