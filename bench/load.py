@@ -12,9 +12,9 @@ sends ``--requests`` POST /api/predict requests of ``--names`` names each, at mo
 names/s, p50 and p99 latency, the error count and the CPU time spent per request by the
 server and by the client. Then it sends the heaviest requests the server accepts, ``--heavy``
 times each, while polling ``/healthz``, and prints how long ``/healthz`` took meanwhile.
-All of it is done for each ``--workers`` count (``namelab serve --workers N``; default: 1,
-then one per free core), one server after the other in the same run, and printed side by
-side with the ratio of each count's requests/s to the first's. The server's CPU time is
+All of it is done for each ``--workers`` count (``namelab serve --workers N``; default: 1
+and one per free core): the servers run side by side, rounds alternate between them, and
+the medians are printed side by side with the ratio of each count's requests/s to the first's. The server's CPU time is
 that of its whole process tree (the workers included). All of it is written to
 ``bench/load_results.json``. Exits 1 if any
 request failed (a status other than 200, or an answer without one result per name).
@@ -377,12 +377,10 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("--workers: every count must be at least 1")
 
     load_at_start = os.getloadavg()
-    configurations = []
     with tempfile.TemporaryDirectory(prefix="namelab-load-") as tmp:
         run_dirs = args.run or [str(train_quick_lstm(Path(tmp), args.data_dir))]
         print(f"load average {load_at_start[0]:.2f} on {os.cpu_count()} CPUs; workers {args.workers}", flush=True)
-        for workers in args.workers:
-            configurations.append(measure(run_dirs, workers, args))
+        configurations = measure_all(run_dirs, args)
     load_at_end = os.getloadavg()
 
     print(f"side by side (median of {args.rounds} rounds; load average {load_at_start[0]:.2f} -> {load_at_end[0]:.2f}):")
@@ -423,59 +421,76 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if errors else 0
 
 
-def measure(run_dirs: list[str], workers: int, args: argparse.Namespace) -> dict:
-    """Rounds of requests and the heaviest requests against one ``namelab serve --workers workers``."""
-    rounds = []
-    heavy = None
-    server, base_url = start_server(run_dirs, workers)
-    try:
-        print(f"{workers} worker(s): server at {base_url}", flush=True)
-        if args.warmup:
-            warmup = make_bodies(args.warmup, args.names, seed=-1)
-            asyncio.run(send_all(base_url, warmup, args.concurrency, args.names, args.client))
-        for i in range(args.rounds):
-            bodies = make_bodies(args.requests, args.names, seed=i)
-            server_cpu, client_cpu = tree_cpu_seconds(server.pid), cpu_seconds()
-            result = asyncio.run(send_all(base_url, bodies, args.concurrency, args.names, args.client))
-            if server_cpu is not None:
-                server_ms = (tree_cpu_seconds(server.pid) - server_cpu) * 1000 / args.requests
-                result["server_cpu_ms_per_request"] = round(server_ms, 3)
-            result["client_cpu_ms_per_request"] = round((cpu_seconds() - client_cpu) * 1000 / args.requests, 3)
-            rounds.append(result)
-            print(
-                f"  round {i + 1}: {result['requests_per_s']:.0f} req/s ({result['names_per_s']:.0f} names/s)  "
-                f"p50 {result['p50_ms']:.1f} ms  p99 {result['p99_ms']:.1f} ms  errors {result['errors']}  "
-                f"CPU ms/request: server {result.get('server_cpu_ms_per_request', 'n/a')}, "
-                f"client {result['client_cpu_ms_per_request']}",
-                flush=True,
-            )
-            for error in result["first_errors"]:
-                print(f"  error: {error}", file=sys.stderr)
-        heavy = asyncio.run(healthz_under_heavy(base_url, args.heavy)) if args.heavy else None
-        if heavy:
-            print(
-                f"  heaviest requests (median): plain {heavy.get('plain_ms_median', 'n/a')} ms, "
-                f"explain {heavy.get('explain_ms_median', 'n/a')} ms; /healthz meanwhile: "
-                f"p50 {heavy['healthz_p50_ms']:.1f} ms  p99 {heavy['healthz_p99_ms']:.1f} ms  "
-                f"max {heavy['healthz_max_ms']:.1f} ms over {heavy['healthz_checks']} checks  "
-                f"errors {heavy['errors']}",
-                flush=True,
-            )
-            for error in heavy["first_errors"]:
-                print(f"  error: {error}", file=sys.stderr)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+def one_round(server: subprocess.Popen, base_url: str, seed: int, args: argparse.Namespace) -> dict:
+    """``--requests`` requests against one server: rates, latencies, errors and CPU per request."""
+    bodies = make_bodies(args.requests, args.names, seed=seed)
+    server_cpu, client_cpu = tree_cpu_seconds(server.pid), cpu_seconds()
+    result = asyncio.run(send_all(base_url, bodies, args.concurrency, args.names, args.client))
+    if server_cpu is not None:
+        server_ms = (tree_cpu_seconds(server.pid) - server_cpu) * 1000 / args.requests
+        result["server_cpu_ms_per_request"] = round(server_ms, 3)
+    result["client_cpu_ms_per_request"] = round((cpu_seconds() - client_cpu) * 1000 / args.requests, 3)
+    return result
 
+
+def measure_all(run_dirs: list[str], args: argparse.Namespace) -> list[dict]:
+    """Every ``--workers`` count's server, started together; rounds alternate between them.
+
+    An idle server costs nothing, and alternating rounds (1, N, 1, N, ...) makes a neighbour
+    that loads the machine for a while weigh on every configuration alike, so the ratios
+    hold better than the rates.
+    """
+    servers = []
+    try:
+        for workers in args.workers:
+            server, base_url = start_server(run_dirs, workers)
+            servers.append((workers, server, base_url))
+            print(f"{workers} worker(s): server at {base_url}", flush=True)
+            if args.warmup:
+                warmup = make_bodies(args.warmup, args.names, seed=-1)
+                asyncio.run(send_all(base_url, warmup, args.concurrency, args.names, args.client))
+        rounds: dict[int, list[dict]] = {workers: [] for workers in args.workers}
+        for i in range(args.rounds):
+            for workers, server, base_url in servers:
+                result = one_round(server, base_url, i, args)
+                rounds[workers].append(result)
+                print(
+                    f"  round {i + 1}, {workers} worker(s): {result['requests_per_s']:.0f} req/s "
+                    f"({result['names_per_s']:.0f} names/s)  p50 {result['p50_ms']:.1f} ms  p99 {result['p99_ms']:.1f} ms  "
+                    f"errors {result['errors']}  CPU ms/request: server {result.get('server_cpu_ms_per_request', 'n/a')}, "
+                    f"client {result['client_cpu_ms_per_request']}",
+                    flush=True,
+                )
+                for error in result["first_errors"]:
+                    print(f"  error: {error}", file=sys.stderr)
+        heavy = {}
+        for workers, _, base_url in servers:
+            heavy[workers] = asyncio.run(healthz_under_heavy(base_url, args.heavy)) if args.heavy else None
+            if heavy[workers]:
+                h = heavy[workers]
+                print(
+                    f"  {workers} worker(s), heaviest requests (median): plain {h.get('plain_ms_median', 'n/a')} ms, "
+                    f"explain {h.get('explain_ms_median', 'n/a')} ms; /healthz meanwhile: "
+                    f"p50 {h['healthz_p50_ms']:.1f} ms  p99 {h['healthz_p99_ms']:.1f} ms  "
+                    f"max {h['healthz_max_ms']:.1f} ms over {h['healthz_checks']} checks  errors {h['errors']}",
+                    flush=True,
+                )
+                for error in h["first_errors"]:
+                    print(f"  error: {error}", file=sys.stderr)
+    finally:
+        for _, server, _ in servers:
+            server.terminate()
+        for _, server, _ in servers:
+            server.wait(timeout=30)
+    return [summary(workers, rounds[workers], heavy[workers]) for workers in args.workers]
+
+
+def summary(workers: int, rounds: list[dict], heavy: dict | None) -> dict:
+    """One worker count's rounds, their medians and its /healthz figures under the heaviest requests."""
     keys = ("requests_per_s", "names_per_s", "p50_ms", "p99_ms")
     keys += ("server_cpu_ms_per_request", "client_cpu_ms_per_request")
     median = {key: statistics.median(r[key] for r in rounds) for key in keys if all(key in r for r in rounds)}
     errors = sum(r["errors"] for r in rounds) + (heavy["errors"] if heavy else 0)
-    print(
-        f"  median of {len(rounds)}: {median['requests_per_s']:.0f} req/s ({median['names_per_s']:.0f} names/s)  "
-        f"p50 {median['p50_ms']:.1f} ms  p99 {median['p99_ms']:.1f} ms  errors {errors}",
-        flush=True,
-    )
     return {
         "workers": workers,
         "rounds": [{k: v for k, v in r.items() if k != "first_errors"} for r in rounds],
