@@ -4,14 +4,19 @@
     python bench/load.py --requests 2000 --concurrency 16   # no --run: trains a quick LSTM first
     python bench/load.py --run runs/lstm --client httpx     # cross-check with httpx's client
     python bench/load.py --run runs/lstm --heavy 5          # /healthz while the heaviest requests run
+    python bench/load.py --run runs/lstm --workers 1,2      # one process, then two workers, side by side
 
 Starts ``namelab serve`` in a subprocess on 127.0.0.1 (any free port), warms it up, then
 sends ``--requests`` POST /api/predict requests of ``--names`` names each, at most
 ``--concurrency`` in flight. Prints, per round and as the median of the rounds, requests/s,
 names/s, p50 and p99 latency, the error count and the CPU time spent per request by the
 server and by the client. Then it sends the heaviest requests the server accepts, ``--heavy``
-times each, while polling ``/healthz``, and prints how long ``/healthz`` took meanwhile. All
-of it is written to ``bench/load_results.json``. Exits 1 if any
+times each, while polling ``/healthz``, and prints how long ``/healthz`` took meanwhile.
+All of it is done for each ``--workers`` count (``namelab serve --workers N``; default: 1
+and one per free core): the servers run side by side, rounds alternate between them, and
+the medians are printed side by side with the ratio of each count's requests/s to the first's. The server's CPU time is
+that of its whole process tree (the workers included). All of it is written to
+``bench/load_results.json``. Exits 1 if any
 request failed (a status other than 200, or an answer without one result per name).
 
 The client shares the machine with the server, so it is made cheap: plain HTTP/1.1 over
@@ -76,6 +81,23 @@ def cpu_seconds(pid: int | None = None) -> float | None:
     except OSError:
         return None
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def tree_cpu_seconds(pid: int) -> float | None:
+    """CPU time of process ``pid`` and of every process below it (a server's workers); None without /proc."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue  # a process that ended meanwhile
+    tree, frontier = {pid}, [pid]
+    while frontier:
+        children = [child for child, parent in parents.items() if parent in frontier and child not in tree]
+        tree.update(children)
+        frontier = children
+    times = [cpu_seconds(member) for member in tree]
+    return None if times[0] is None else sum(t for t in times if t is not None)
 
 
 def make_bodies(count: int, names_per_request: int, seed: int) -> list[bytes]:
@@ -278,9 +300,10 @@ def train_quick_lstm(out_dir: Path, data_dir: str | None) -> Path:
     return run_dir
 
 
-def start_server(run_dirs: list[str], timeout: float = 120.0) -> tuple[subprocess.Popen, str]:
-    """``namelab serve RUN_DIR... --port 0`` in a subprocess; its base URL once it answers /healthz."""
-    command = [sys.executable, "-m", "namelab.cli.main", "serve", *run_dirs, "--host", "127.0.0.1", "--port", "0"]
+def start_server(run_dirs: list[str], workers: int = 1, timeout: float = 120.0) -> tuple[subprocess.Popen, str]:
+    """``namelab serve RUN_DIR... --port 0 --workers N`` in a subprocess; its base URL once N workers answer /healthz."""
+    command = [sys.executable, "-m", "namelab", "serve", *run_dirs, "--host", "127.0.0.1", "--port", "0"]
+    command += ["--workers", str(workers)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert process.stdout is not None
     lines: list[str] = []
@@ -297,10 +320,14 @@ def start_server(run_dirs: list[str], timeout: float = 120.0) -> tuple[subproces
     # Keep reading what the server prints, so a full pipe can never block it.
     threading.Thread(target=lambda: lines.extend(process.stdout), daemon=True).start()
     deadline = time.monotonic() + timeout
+    answered: set[str] = set()  # the worker processes seen (X-Namelab-Worker): all of them must be up
     while time.monotonic() < deadline:
         try:
-            if httpx.get(f"{base_url}/healthz", timeout=2.0).status_code == 200:
-                return process, base_url
+            response = httpx.get(f"{base_url}/healthz", timeout=2.0)
+            if response.status_code == 200:
+                answered.add(response.headers.get("X-Namelab-Worker", ""))
+                if len(answered) >= workers:
+                    return process, base_url
         except httpx.HTTPError:
             time.sleep(0.1)
     process.kill()
@@ -326,6 +353,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--heavy", type=int, default=3, help="times each heaviest request is sent while /healthz is polled (default 3)"
     )
+    parser.add_argument(
+        "--workers",
+        default=None,
+        help="comma-separated worker counts to compare, one server each (default: 1 and the free cores)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS, help=f"results JSON (default {RESULTS})")
     args = parser.parse_args(argv)
     for flag in ("requests", "concurrency", "names", "rounds"):
@@ -333,60 +365,36 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--{flag} must be at least 1")
     if args.heavy < 0:
         parser.error("--heavy must be at least 0")
+    if args.workers is None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        args.workers = sorted({1, cores})
+    else:
+        try:
+            args.workers = [int(w) for w in args.workers.split(",") if w.strip()]
+        except ValueError:
+            parser.error(f"--workers takes comma-separated counts such as 1,2; got {args.workers!r}")
+        if not args.workers or min(args.workers) < 1:
+            parser.error("--workers: every count must be at least 1")
 
     load_at_start = os.getloadavg()
-    rounds = []
-    heavy = None
     with tempfile.TemporaryDirectory(prefix="namelab-load-") as tmp:
         run_dirs = args.run or [str(train_quick_lstm(Path(tmp), args.data_dir))]
-        server, base_url = start_server(run_dirs)
-        try:
-            print(f"server at {base_url}; load average {load_at_start[0]:.2f} on {os.cpu_count()} CPUs", flush=True)
-            if args.warmup:
-                warmup = make_bodies(args.warmup, args.names, seed=-1)
-                asyncio.run(send_all(base_url, warmup, args.concurrency, args.names, args.client))
-            for i in range(args.rounds):
-                bodies = make_bodies(args.requests, args.names, seed=i)
-                server_cpu, client_cpu = cpu_seconds(server.pid), cpu_seconds()
-                result = asyncio.run(send_all(base_url, bodies, args.concurrency, args.names, args.client))
-                if server_cpu is not None:
-                    server_ms = (cpu_seconds(server.pid) - server_cpu) * 1000 / args.requests
-                    result["server_cpu_ms_per_request"] = round(server_ms, 3)
-                result["client_cpu_ms_per_request"] = round((cpu_seconds() - client_cpu) * 1000 / args.requests, 3)
-                rounds.append(result)
-                print(
-                    f"round {i + 1}: {result['requests_per_s']:.0f} req/s ({result['names_per_s']:.0f} names/s)  "
-                    f"p50 {result['p50_ms']:.1f} ms  p99 {result['p99_ms']:.1f} ms  errors {result['errors']}  "
-                    f"CPU ms/request: server {result.get('server_cpu_ms_per_request', 'n/a')}, "
-                    f"client {result['client_cpu_ms_per_request']}",
-                    flush=True,
-                )
-                for error in result["first_errors"]:
-                    print(f"  error: {error}", file=sys.stderr)
-            heavy = asyncio.run(healthz_under_heavy(base_url, args.heavy)) if args.heavy else None
-            if heavy:
-                print(
-                    f"heaviest requests (median): plain {heavy.get('plain_ms_median', 'n/a')} ms, "
-                    f"explain {heavy.get('explain_ms_median', 'n/a')} ms; /healthz meanwhile: "
-                    f"p50 {heavy['healthz_p50_ms']:.1f} ms  p99 {heavy['healthz_p99_ms']:.1f} ms  "
-                    f"max {heavy['healthz_max_ms']:.1f} ms over {heavy['healthz_checks']} checks  "
-                    f"errors {heavy['errors']}",
-                    flush=True,
-                )
-                for error in heavy["first_errors"]:
-                    print(f"  error: {error}", file=sys.stderr)
-        finally:
-            server.terminate()
-            server.wait(timeout=10)
+        print(f"load average {load_at_start[0]:.2f} on {os.cpu_count()} CPUs; workers {args.workers}", flush=True)
+        configurations = measure_all(run_dirs, args)
+    load_at_end = os.getloadavg()
 
-    keys = ("requests_per_s", "names_per_s", "p50_ms", "p99_ms")
-    keys += ("server_cpu_ms_per_request", "client_cpu_ms_per_request")
-    median = {key: statistics.median(r[key] for r in rounds) for key in keys if all(key in r for r in rounds)}
-    errors = sum(r["errors"] for r in rounds) + (heavy["errors"] if heavy else 0)
-    print(
-        f"median of {len(rounds)}: {median['requests_per_s']:.0f} req/s ({median['names_per_s']:.0f} names/s)  "
-        f"p50 {median['p50_ms']:.1f} ms  p99 {median['p99_ms']:.1f} ms  errors {errors}"
-    )
+    print(f"side by side (median of {args.rounds} rounds; load average {load_at_start[0]:.2f} -> {load_at_end[0]:.2f}):")
+    print(f"  {'workers':>7} {'req/s':>8} {'x first':>8} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} "
+          f"{'srv CPU ms/req':>14} {'healthz p99 ms (heavy)':>22}")
+    first = configurations[0]["median"]["requests_per_s"]
+    for c in configurations:
+        m, heavy = c["median"], c["healthz_under_heavy"]
+        health = f"{heavy['healthz_p99_ms']:.1f}" if heavy else "n/a"
+        print(
+            f"  {c['workers']:>7} {m['requests_per_s']:>8.0f} {m['requests_per_s'] / first:>8.2f} {m['p50_ms']:>7.1f} "
+            f"{m['p99_ms']:>7.1f} {c['errors']:>6} {m.get('server_cpu_ms_per_request', float('nan')):>14.3f} {health:>22}"
+        )
+    errors = sum(c["errors"] for c in configurations)
     report = {
         "command": " ".join(["python", "bench/load.py", *(argv if argv is not None else sys.argv[1:])]),
         "settings": {
@@ -395,19 +403,101 @@ def main(argv: list[str] | None = None) -> int:
             "names_per_request": args.names,
             "rounds": args.rounds,
             "warmup": args.warmup,
+            "workers": args.workers,
             "runs": args.run or ["quick LSTM: hidden 256, 2 epochs"],
             "client": args.client,
             "server": server_stack(),
         },
-        "machine": {**machine(), "load_average_at_start": [round(x, 2) for x in load_at_start]},
-        "rounds": [{k: v for k, v in r.items() if k != "first_errors"} for r in rounds],
-        "median": median,
-        "healthz_under_heavy": {k: v for k, v in heavy.items() if k != "first_errors"} if heavy else None,
+        "machine": {
+            **machine(),
+            "load_average_at_start": [round(x, 2) for x in load_at_start],
+            "load_average_at_end": [round(x, 2) for x in load_at_end],
+        },
+        "configurations": configurations,
         "errors": errors,
     }
     args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     print(f"written to {args.out}")
     return 1 if errors else 0
+
+
+def one_round(server: subprocess.Popen, base_url: str, seed: int, args: argparse.Namespace) -> dict:
+    """``--requests`` requests against one server: rates, latencies, errors and CPU per request."""
+    bodies = make_bodies(args.requests, args.names, seed=seed)
+    server_cpu, client_cpu = tree_cpu_seconds(server.pid), cpu_seconds()
+    result = asyncio.run(send_all(base_url, bodies, args.concurrency, args.names, args.client))
+    if server_cpu is not None:
+        server_ms = (tree_cpu_seconds(server.pid) - server_cpu) * 1000 / args.requests
+        result["server_cpu_ms_per_request"] = round(server_ms, 3)
+    result["client_cpu_ms_per_request"] = round((cpu_seconds() - client_cpu) * 1000 / args.requests, 3)
+    return result
+
+
+def measure_all(run_dirs: list[str], args: argparse.Namespace) -> list[dict]:
+    """Every ``--workers`` count's server, started together; rounds alternate between them.
+
+    An idle server costs nothing, and alternating rounds (1, N, 1, N, ...) makes a neighbour
+    that loads the machine for a while weigh on every configuration alike, so the ratios
+    hold better than the rates.
+    """
+    servers = []
+    try:
+        for workers in args.workers:
+            server, base_url = start_server(run_dirs, workers)
+            servers.append((workers, server, base_url))
+            print(f"{workers} worker(s): server at {base_url}", flush=True)
+            if args.warmup:
+                warmup = make_bodies(args.warmup, args.names, seed=-1)
+                asyncio.run(send_all(base_url, warmup, args.concurrency, args.names, args.client))
+        rounds: dict[int, list[dict]] = {workers: [] for workers in args.workers}
+        for i in range(args.rounds):
+            for workers, server, base_url in servers:
+                result = one_round(server, base_url, i, args)
+                rounds[workers].append(result)
+                print(
+                    f"  round {i + 1}, {workers} worker(s): {result['requests_per_s']:.0f} req/s "
+                    f"({result['names_per_s']:.0f} names/s)  p50 {result['p50_ms']:.1f} ms  p99 {result['p99_ms']:.1f} ms  "
+                    f"errors {result['errors']}  CPU ms/request: server {result.get('server_cpu_ms_per_request', 'n/a')}, "
+                    f"client {result['client_cpu_ms_per_request']}",
+                    flush=True,
+                )
+                for error in result["first_errors"]:
+                    print(f"  error: {error}", file=sys.stderr)
+        heavy = {}
+        for workers, _, base_url in servers:
+            heavy[workers] = asyncio.run(healthz_under_heavy(base_url, args.heavy)) if args.heavy else None
+            if heavy[workers]:
+                h = heavy[workers]
+                print(
+                    f"  {workers} worker(s), heaviest requests (median): plain {h.get('plain_ms_median', 'n/a')} ms, "
+                    f"explain {h.get('explain_ms_median', 'n/a')} ms; /healthz meanwhile: "
+                    f"p50 {h['healthz_p50_ms']:.1f} ms  p99 {h['healthz_p99_ms']:.1f} ms  "
+                    f"max {h['healthz_max_ms']:.1f} ms over {h['healthz_checks']} checks  errors {h['errors']}",
+                    flush=True,
+                )
+                for error in h["first_errors"]:
+                    print(f"  error: {error}", file=sys.stderr)
+    finally:
+        for _, server, _ in servers:
+            server.terminate()
+        for _, server, _ in servers:
+            server.wait(timeout=30)
+    return [summary(workers, rounds[workers], heavy[workers]) for workers in args.workers]
+
+
+def summary(workers: int, rounds: list[dict], heavy: dict | None) -> dict:
+    """One worker count's rounds, their medians and its /healthz figures under the heaviest requests."""
+    keys = ("requests_per_s", "names_per_s", "p50_ms", "p99_ms")
+    keys += ("server_cpu_ms_per_request", "client_cpu_ms_per_request")
+    median = {key: statistics.median(r[key] for r in rounds) for key in keys if all(key in r for r in rounds)}
+    errors = sum(r["errors"] for r in rounds) + (heavy["errors"] if heavy else 0)
+    return {
+        "workers": workers,
+        "rounds": [{k: v for k, v in r.items() if k != "first_errors"} for r in rounds],
+        "median": median,
+        "healthz_under_heavy": {k: v for k, v in heavy.items() if k != "first_errors"} if heavy else None,
+        "errors": errors,
+    }
 
 
 if __name__ == "__main__":

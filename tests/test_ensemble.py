@@ -17,7 +17,7 @@ from namelab.data.corpus import Corpus
 from namelab.inference.ensemble import EnsemblePredictor, write_ensemble
 from namelab.inference.evaluate import evaluate_run
 from namelab.inference.load import load_predictor
-from namelab.inference.ngram import NgramModel, NgramPredictor
+from namelab.inference.ngram import NgramModel, NgramPredictor, char_wb_ngrams
 from namelab.runs.checkpoint import CONFIG, WEIGHTS, CheckpointError, read_json
 from namelab.train.ngram import train_ngram
 from namelab.train.presets import PRESETS, preset, train_ensemble
@@ -53,6 +53,20 @@ def test_ngram_tfidf_is_scikit_learns(corpus: Corpus):
     ours, theirs = model.transform(names).toarray(), reference.transform(names).toarray()
     assert ours.shape == theirs.shape and ours.any()
     np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-12)
+    # words apart, short words, no words; then a character outside the keyed symbols (per-name path)
+    odd = ["van der Berg", "a", "O'Neil-Smith", "x  y   z", "", "   ", "ab", "a b c d", "Q?x", "Aeiou Bdkgt"]
+    for batch in (odd, odd + ["Zoë"]):
+        ours, theirs = model.transform(batch).toarray(), reference.transform(batch).toarray()
+        np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-12)
+
+
+def test_ngram_cuts_are_scikit_learns():
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    analyzer = CountVectorizer(analyzer="char_wb", ngram_range=(1, 4), lowercase=True).build_analyzer()
+    texts = ["Nakamura", "a", "ab", "abc", "O'Brien", "van  der Berg", " de la\tCruz ", "x-y", "", "   ", "Zoë"]
+    for text in texts:
+        assert char_wb_ngrams(text.lower()) == analyzer(text), text
 
 
 def test_ngram_run_round_trips_and_refuses_a_tampered_file(corpus: Corpus, tmp_path: Path, known_names):

@@ -117,3 +117,20 @@ def test_load_refuses_a_modified_file(scorer, tmp_path):
 
 def test_empty_input_scores_nothing(scorer):
     assert scorer.score([]).shape == (0,)
+
+
+def test_scores_equal_the_reference_implementation():
+    """The regrouped lookup (one row of all languages per distinct window) changes no score."""
+    from helpers import load_bench
+
+    reference = load_bench("unknown_reference")
+    names, labels = training_like(1500, seed=3)
+    scorer = UnknownScorer.fit(names + ["Ab-c d'e"], labels + [2])  # order 5, three groups
+    queries = training_like(300, seed=4)[0] + foreign(100, seed=5) + ["A", "O'brien", "Zoë", "x-y z", "Müller?"]
+    fast, slow = scorer.score(queries), reference.reference_score(scorer, queries)
+    assert fast.shape == slow.shape == (len(queries),)
+    assert torch.allclose(fast, slow, rtol=0, atol=1e-6)
+    ll_fast, counts_fast = scorer.log_likelihoods(queries, chunk=7)  # chunks end mid-batch
+    ll_slow, counts_slow = reference.reference_log_likelihoods(scorer, queries)
+    assert torch.equal(counts_fast, counts_slow)
+    assert torch.allclose(ll_fast, ll_slow, rtol=0, atol=1e-6)

@@ -252,7 +252,10 @@ def cmd_serve(args) -> int:
     from ..serve import serve  # fastapi and uvicorn: imported for the server only
 
     runs = args.run_dirs or [default_model()]
-    serve(runs, host=args.host, port=args.port, min_confidence=args.min_confidence, prior=args.prior)
+    serve(
+        runs, host=args.host, port=args.port, min_confidence=args.min_confidence, prior=args.prior,
+        workers=args.workers,
+    )
     return 0
 
 

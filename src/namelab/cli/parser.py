@@ -399,6 +399,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000, help="port to listen on (0: any free port)")
+    p.add_argument("--workers", type=_positive_int, default=None, help="server processes sharing the port, each with its own models and limits (default: one per free core; 1: a single process)")
     p.add_argument(
         "--min-confidence",
         type=_probability,

@@ -151,8 +151,12 @@ class Predictor:
         unknown_scores: torch.Tensor | None = None,
         false_alarm: float = DEFAULT_FALSE_ALARM,
         set_probs: torch.Tensor | None = None,
+        rows: list[dict] | None = None,
     ) -> list[dict]:
         """Per row of ``probs``: ``{"predictions": top-k}``, plus the flags asked for.
+
+        ``rows`` (one dict per row of ``probs``) are filled in place and returned instead
+        of new dicts: ``predict`` hands its result rows, which saves a dict and a merge per name.
 
         ``uncertain`` and ``coverage_set`` when ``min_confidence`` and ``coverage`` are set;
         ``unknown_language`` and ``unknown_score`` when ``unknown_scores`` are given (the
@@ -160,7 +164,12 @@ class Predictor:
         built from ``set_probs`` (default ``probs``): the probabilities under the training
         prior, the population their guarantee holds for.
         """
-        rows = [{"predictions": top} for top in ranked(probs, self.labels, max(1, min(top_k, len(self.labels))))]
+        tops = ranked(probs, self.labels, max(1, min(top_k, len(self.labels))))
+        if rows is None:
+            rows = [{"predictions": top} for top in tops]
+        else:
+            for row, top in zip(rows, tops):
+                row["predictions"] = top
         if min_confidence is not None:
             if not 0.0 <= min_confidence <= 1.0:
                 raise ValueError(f"min_confidence must be between 0 and 1, got {min_confidence}")
@@ -204,7 +213,7 @@ class Predictor:
         if usable:
             probs = self.probabilities(normalized)
             shifted = self.with_prior(probs, self.target_prior(prior, probs))
-            described = self.describe(
+            self.describe(
                 shifted,
                 top_k,
                 min_confidence=min_confidence,
@@ -212,9 +221,8 @@ class Predictor:
                 unknown_scores=self.unknown_scores(normalized),
                 false_alarm=false_alarm,
                 set_probs=probs,
+                rows=[results[i] for i in usable],
             )
-            for i, row in zip(usable, described):
-                results[i].update(row)
         return results
 
 
@@ -229,11 +237,18 @@ def prepare(names: Sequence[str], max_length: int | None = None) -> tuple[list[d
     results: list[dict] = []
     usable: list[int] = []
     normalized: list[str] = []
+    # Tables repeat names: each distinct one is normalized once (its text, or its error).
+    seen: dict[str, str | UnusableName] = {}
     for i, name in enumerate(names):
-        try:
-            text = normalize(name)
-        except UnusableName as err:
-            results.append({"name": name, "error": str(err)})
+        text = seen.get(name)
+        if text is None:
+            try:
+                text = normalize(name)
+            except UnusableName as err:
+                text = err
+            seen[name] = text
+        if isinstance(text, UnusableName):
+            results.append({"name": name, "error": str(text)})
             continue
         if max_length is not None and len(text) > max_length:
             results.append(

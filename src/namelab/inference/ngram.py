@@ -42,12 +42,36 @@ KIND = "ngram"
 C_GRID = (1.0, 3.0, 10.0, 30.0)
 NGRAM_RANGE = (1, 4)
 ANALYZER = "char_wb"  # n-grams inside word boundaries, each word padded with a space
+# What normalized names hold once lowercased, as digits 1..len (0: no symbol): an n-gram of
+# up to 4 of them is one integer key in base BASE, distinct for every string and length.
+SYMBOLS = "\0 '-?abcdefghijklmnopqrstuvwxyz"
+BASE = len(SYMBOLS)
 
 
-def _counter(vocabulary: dict[str, int] | None = None):
-    from sklearn.feature_extraction.text import CountVectorizer  # scikit-learn is slow to import: on use only
+def char_wb_ngrams(text: str, ngram_range: tuple[int, int] = NGRAM_RANGE) -> list[str]:
+    """The n-grams scikit-learn's ``char_wb`` analyzer cuts from ``text`` (already lowercased), in its order.
 
-    return CountVectorizer(analyzer=ANALYZER, ngram_range=NGRAM_RANGE, lowercase=True, vocabulary=vocabulary)
+    Each whitespace-separated word is padded with a space; a word shorter than an n
+    (padding included) is counted once, whole, and no longer n-grams are cut from it.
+    """
+    low, high = ngram_range
+    grams: list[str] = []
+    for word in text.split():
+        word = f" {word} "
+        size = len(word)
+        for n in range(low, high + 1):
+            if size <= n:
+                grams.append(word)
+                break
+            grams += [word[i : i + n] for i in range(size - n + 1)]
+    return grams
+
+
+def _symbol_codes() -> np.ndarray:
+    table = np.zeros(128, dtype=np.int64)  # 0: outside SYMBOLS (the per-name path reads it)
+    for i, ch in enumerate(SYMBOLS):
+        table[ord(ch)] = i + 1  # 1 for the separator "\0", so that 0 stays "unknown"
+    return table
 
 
 @dataclass
@@ -88,18 +112,97 @@ class NgramModel:
         return cls(features, vectorizer.idf_.copy(), clf.coef_.copy(), clf.intercept_.copy(), list(labels), c)
 
     @cached_property
-    def _counter(self):
-        """The n-gram counter, built once: building it maps every feature (~30 ms a call on the full data)."""
-        return _counter({gram: i for i, gram in enumerate(self.features)})
+    def _columns(self) -> dict[str, int]:
+        """The column of each n-gram, built once (mapping every feature costs ~30 ms on the full data)."""
+        return {gram: i for i, gram in enumerate(self.features)}
+
+    @cached_property
+    def _keyed(self) -> tuple[np.ndarray, np.ndarray, bool]:
+        """The features as integer keys (:func:`gram_keys`), sorted, their columns, and whether
+        any feature holds a character outside :data:`SYMBOLS` (then no key stands for it)."""
+        keys, cols, exotic = [], [], False
+        for col, gram in enumerate(self.features):
+            if all(ch in SYMBOLS for ch in gram):
+                keys.append(sum(SYMBOLS.index(ch) * BASE ** (len(gram) - 1 - i) for i, ch in enumerate(gram)))
+                cols.append(col)
+            else:
+                exotic = True
+        order = np.argsort(np.asarray(keys, dtype=np.int64))
+        return np.asarray(keys, dtype=np.int64)[order], np.asarray(cols, dtype=np.int64)[order], exotic
+
+    def _found(self, names: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Row and column of every n-gram of ``names`` that is a feature (repeats kept), row-major."""
+        keys, columns, exotic = self._keyed
+        # every word padded with a space on both sides, as char_wb does; words apart by two
+        # spaces and names by a 0 (no symbol), so that a window across either is ruled out below
+        texts = [f" {'  '.join(words)} " if words else "" for words in (name.lower().split() for name in names)]
+        codes = np.frombuffer(("\0".join(texts) + "\0").encode("utf-32-le"), dtype=np.uint32)
+        table = _symbol_codes()
+        if exotic or not names or codes.max() >= len(table) or not table[codes].all():
+            return self._found_by_dict(names)
+        codes = table[codes] - 1  # 0 for the separator, else the symbol's digit
+        lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts)) + 1
+        row_of = np.repeat(np.arange(len(names), dtype=np.int64), lengths)
+        space = codes == SYMBOLS.index(" ")
+        rows, cols = [], []
+        low, high = NGRAM_RANGE
+        key = np.zeros(len(codes), dtype=np.int64)
+        ok = np.ones(len(codes), dtype=bool)  # the window holds no separator
+        inner_space = np.zeros(len(codes), dtype=bool)  # a space somewhere between the window's ends
+        for n in range(1, high + 1):
+            width = len(codes) - n + 1
+            if width <= 0:
+                break
+            key = key[:width] * BASE + codes[n - 1 :]
+            ok = ok[:width] & (codes[n - 1 :] > 0)
+            if n >= 3:
+                inner_space = inner_space[:width] | space[n - 2 : n - 2 + width]
+            valid = ok & ~inner_space[:width]
+            if n == 2:  # two spaces: across words, never inside a padded word
+                valid &= ~(space[:width] & space[1:])
+            if n < low:
+                continue
+            at = np.minimum(np.searchsorted(keys, key[valid]), max(len(keys) - 1, 0))
+            hit = keys[at] == key[valid] if len(keys) else np.zeros(int(valid.sum()), dtype=bool)
+            rows.append(row_of[:width][valid][hit])
+            cols.append(columns[at[hit]])
+        if not rows:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        return np.concatenate(rows), np.concatenate(cols)
+
+    def _found_by_dict(self, names: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """As :meth:`_found`, one name at a time through :func:`char_wb_ngrams` and a dict: any text."""
+        columns = self._columns
+        found: list[int] = []
+        sizes = np.zeros(len(names), dtype=np.int64)
+        for row, name in enumerate(names):
+            cols = [j for j in map(columns.get, char_wb_ngrams(name.lower())) if j is not None]
+            found += cols
+            sizes[row] = len(cols)
+        return np.repeat(np.arange(len(names), dtype=np.int64), sizes), np.asarray(found, dtype=np.int64)
 
     def transform(self, names: Sequence[str]):
-        """TF-IDF rows of ``names`` (sparse ``(N, F)``), as scikit-learn's ``sublinear_tf`` vectorizer computes them."""
-        counts = self._counter.transform(names).astype(np.float64)
-        counts.data = 1.0 + np.log(counts.data)
-        x = counts.multiply(self.idf[None, :]).tocsr()
-        norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=1)).ravel())
+        """TF-IDF rows of ``names`` (sparse ``(N, F)``), as scikit-learn's ``sublinear_tf`` vectorizer computes them.
+
+        The n-grams are the windows of the padded words that scikit-learn's ``char_wb``
+        analyzer cuts (:func:`char_wb_ngrams`), found for the whole batch at once as integer
+        keys (numpy ``searchsorted`` into the features' keys); counting, weighting and
+        normalizing are numpy too. A CountVectorizer per call took several times as long
+        (bench/predict_parts.py). Text with a character outside :data:`SYMBOLS` takes the
+        per-name path (a dict lookup per n-gram), with the same result.
+        """
+        from scipy.sparse import csr_matrix  # with scikit-learn's other dependencies: on use only
+
+        rows, cols = self._found(names)
+        # one key per (row, column): np.unique sorts them by row, then column, and counts repeats
+        keys, counts = np.unique(rows * len(self.features) + cols, return_counts=True)
+        rows, cols = np.divmod(keys, len(self.features))
+        values = (1.0 + np.log(counts)) * self.idf[cols]
+        norms = np.sqrt(np.bincount(rows, weights=values * values, minlength=len(names)))
         norms[norms == 0] = 1.0
-        return x.multiply(1.0 / norms[:, None]).tocsr()
+        values *= (1.0 / norms)[rows]
+        indptr = np.concatenate(([0], np.cumsum(np.bincount(rows, minlength=len(names)))))
+        return csr_matrix((values, cols, indptr), shape=(len(names), len(self.features)))
 
     def log_probs(self, names: Sequence[str]) -> torch.Tensor:
         """Log-probabilities ``(N, C)`` of already normalized names."""

@@ -31,7 +31,8 @@ Routes (the OpenAPI description is at ``/docs`` and ``/openapi.json``):
 - ``GET /docs``, ``/redoc``: the API's documentation, with Swagger UI and ReDoc served from
   fastapi-offline's copies (no network needed); ``GET /favicon.svg``.
 - ``GET /healthz``: ``{"status": "ok", "models": [...]}``, at once even while the models work
-  (passes run on a worker thread, one at a time).
+  (passes run on a worker thread, one at a time); its ``X-Namelab-Worker`` header is the PID
+  of the process that answered (``namelab serve --workers N`` runs N of them on one port).
 - ``GET /``: the page (inline CSS and JS, no external resource). ``HEAD`` works on both.
 
 Every error is ``{"detail": "<what was wrong and what to do>"}``: 400 for a body that is

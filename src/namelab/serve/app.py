@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from contextlib import asynccontextmanager
 from importlib import resources
 from typing import Sequence
@@ -222,8 +223,9 @@ def create_app(
 
     @app.get("/healthz", response_model=Health, summary="Liveness check")
     @app.head("/healthz", include_in_schema=False)
-    async def healthz() -> dict:
+    async def healthz(response: Response) -> dict:
         """Answers at once, also while the models are busy: model work runs off the event loop."""
+        response.headers[WORKER_HEADER] = str(os.getpid())  # which worker process answered (serve --workers)
         return {"status": "ok", "models": list(by_name)}
 
     @app.get("/api/models", response_model=ModelsResponse, summary="The served models")
@@ -296,6 +298,7 @@ def create_app(
 # thread, like the model pass: normalizing, ranking and encoding 1,000 names on the event loop
 # would hold up every other route, /healthz included, for that long.
 INLINE_NAMES = 100
+WORKER_HEADER = "X-Namelab-Worker"
 
 
 async def answer(

@@ -1,8 +1,20 @@
-"""Run the app: bind a socket, start uvicorn, and ``serve()`` (what ``namelab serve`` runs)."""
+"""Run the app: bind a socket, start uvicorn, and ``serve()`` (what ``namelab serve`` runs).
+
+    serve(["runs/lstm"], port=8000)               # one worker process per free core
+    serve(["runs/lstm"], port=8000, workers=1)    # one process
+
+With several workers, this process binds the socket and uvicorn's supervisor spawns the
+workers, which share it: each builds its own app with :func:`app_factory` (its own models,
+batcher and limits, from the settings this process leaves in :data:`SETTINGS_ENV`), so a
+heavy request holds up one worker's queue only, and a worker that dies is started again.
+``/healthz`` names the process that answered in its ``X-Namelab-Worker`` header.
+"""
 
 from __future__ import annotations
 
 import gc
+import json
+import os
 import socket
 from pathlib import Path
 from typing import Sequence
@@ -10,15 +22,30 @@ from typing import Sequence
 import torch
 import uvicorn
 from fastapi import FastAPI
+from uvicorn.supervisors import Multiprocess
 
 from ..inference.priors import TRAIN_PRIOR
 from .app import MIN_CONFIDENCE, create_app
 from .limits import BODY_TIMEOUT, HEADER_TIMEOUT, ReadTimeoutProtocol
-from .runs import load_served_models
+from .runs import ServedModel, load_served_models
 
 KEEP_ALIVE_TIMEOUT = 5  # seconds an idle connection is kept open between requests
 # Connections and requests in progress together; beyond, uvicorn answers 503 at once.
 MAX_CONNECTIONS = 1000
+# The JSON settings ({"paths": [...], "min_confidence": ..., "prior": ...}) that each worker process reads.
+SETTINGS_ENV = "NAMELAB_SERVE_SETTINGS"
+APP_FACTORY = "namelab.serve.listen:app_factory"
+# Seconds a worker may leave the supervisor's ping unanswered before it is killed and replaced.
+# uvicorn's 5 killed workers still importing torch on a busy 2-core machine.
+WORKER_HEALTHCHECK = 30
+
+
+def free_cores() -> int:
+    """The cores this process may run on (its CPU affinity), or every core where that is unknown."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -39,27 +66,66 @@ def bind_socket(host: str, port: int) -> socket.socket:
 
 
 def server_config(
-    app: FastAPI,
+    app: FastAPI | str,
     *,
     log_level: str = "warning",
     header_timeout: float = HEADER_TIMEOUT,
     body_timeout: float = BODY_TIMEOUT,
+    workers: int = 1,
 ) -> uvicorn.Config:
-    """uvicorn's settings for ``app``: deadlines for reading requests, a bound on connections, no access log."""
-    protocol = type(
-        "ReadTimeoutProtocol",
-        (ReadTimeoutProtocol,),
-        {"header_timeout": header_timeout, "body_timeout": body_timeout},
-    )
+    """uvicorn's settings for ``app``: deadlines for reading requests, a bound on connections, no access log.
+
+    ``app`` is the app itself, or with ``workers`` above 1 the import string of a factory
+    (:data:`APP_FACTORY`): each worker process builds its own.
+    """
+    protocol = ReadTimeoutProtocol
+    if (header_timeout, body_timeout) != (HEADER_TIMEOUT, BODY_TIMEOUT):
+        if workers > 1:  # the settings travel to the workers pickled: only importable classes do
+            raise ValueError("read deadlines other than the defaults need workers=1")
+        protocol = type(
+            "ReadTimeoutProtocol",
+            (ReadTimeoutProtocol,),
+            {"header_timeout": header_timeout, "body_timeout": body_timeout},
+        )
     # No access log: one line per request costs more than a 10-name prediction.
+    # limit_concurrency is per worker process, as the app's own limits are.
     return uvicorn.Config(
         app,
+        factory=isinstance(app, str),
+        workers=workers,
         http=protocol,
         log_level=log_level,
         access_log=False,
         timeout_keep_alive=KEEP_ALIVE_TIMEOUT,
         limit_concurrency=MAX_CONNECTIONS,
+        timeout_worker_healthcheck=WORKER_HEALTHCHECK,
     )
+
+
+def prepared_app(
+    models: Sequence[ServedModel], min_confidence: float = MIN_CONFIDENCE, prior: str = TRAIN_PRIOR
+) -> FastAPI:
+    """The app of ``models``, with this process set up to serve it (one torch thread, a frozen heap)."""
+    # One intra-op thread: a pass is a few hundred names, too little work to split. With two,
+    # the OpenMP workers spin between the many small operations of the time loop and the
+    # server answered ten times fewer requests on 2 cores (bench/load.py).
+    torch.set_num_threads(1)
+    app = create_app(models, min_confidence=min_confidence, prior=prior)
+    # Everything alive now (torch, the models) lives until exit. Freezing it keeps the
+    # collector from re-scanning it in every full collection: without this, those pauses
+    # tripled the p99 latency under load (bench/load.py).
+    gc.collect()
+    gc.freeze()
+    return app
+
+
+def app_factory() -> FastAPI:
+    """One worker process's app: the runs and settings that ``serve`` left in :data:`SETTINGS_ENV`."""
+    raw = os.environ.get(SETTINGS_ENV)
+    if not raw:
+        raise RuntimeError(f"{SETTINGS_ENV} is not set: start the workers with `namelab serve --workers N`")
+    settings = json.loads(raw)
+    return prepared_app(load_served_models(settings["paths"]), settings["min_confidence"], settings["prior"])
 
 
 def run_server(app: FastAPI, sock: socket.socket, log_level: str = "warning") -> None:
@@ -74,20 +140,15 @@ def serve(
     *,
     min_confidence: float = MIN_CONFIDENCE,
     prior: str = TRAIN_PRIOR,
+    workers: int | None = None,
 ) -> None:
-    """Load the runs, bind, print the address and serve until Ctrl-C."""
-    models = load_served_models(paths)
-    app = create_app(models, min_confidence=min_confidence, prior=prior)
+    """Load the runs, bind, print the address and serve until Ctrl-C, in ``workers`` processes (default: free cores)."""
+    workers = free_cores() if workers is None else workers
+    if workers < 1:
+        raise ValueError(f"--workers must be at least 1, got {workers}")
+    models = load_served_models(paths)  # here too: a bad run folder fails before any worker starts
+    app = prepared_app(models, min_confidence, prior) if workers == 1 else None
     sock = bind_socket(host, port)
-    # One intra-op thread: a pass is a few hundred names, too little work to split. With two,
-    # the OpenMP workers spin between the many small operations of the time loop and the
-    # server answered ten times fewer requests on 2 cores (bench/load.py).
-    torch.set_num_threads(1)
-    # Everything alive now (torch, the models) lives until exit. Freezing it keeps the
-    # collector from re-scanning it in every full collection: without this, those pauses
-    # tripled the p99 latency under load (bench/load.py).
-    gc.collect()
-    gc.freeze()
     bound_port = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
     for m in models:
@@ -95,5 +156,13 @@ def serve(
         accuracy = f"{test['accuracy']:.3f}" if test.get("accuracy") is not None else "n/a"
         print(f"  {m.name:<12} {m.cell:<5} {m.run_dir}  test accuracy {accuracy}")
     print(f"answers below {min_confidence:.0%} confidence are marked uncertain (--min-confidence)")
-    print(f"serving {len(models)} model(s) on http://{shown}:{bound_port}/  (API docs: /docs)", flush=True)
-    run_server(app, sock, log_level="info")
+    processes = "1 process" if workers == 1 else f"{workers} worker processes"
+    print(f"serving {len(models)} model(s) on http://{shown}:{bound_port}/  (API docs: /docs; {processes})", flush=True)
+    if app is not None:
+        run_server(app, sock, log_level="info")
+        return
+    del models  # each worker loads its own
+    os.environ[SETTINGS_ENV] = json.dumps(
+        {"paths": [str(Path(p).resolve()) for p in paths], "min_confidence": min_confidence, "prior": prior}
+    )
+    Multiprocess(server_config(APP_FACTORY, log_level="info", workers=workers), sockets=[sock]).run()
