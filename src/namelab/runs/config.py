@@ -1,0 +1,123 @@
+"""Training configuration and the one place a model is built from it.
+
+    config = TrainConfig(model="gru", bidirectional=True)   # every field checked here, once
+    model = build_model(config, vocab_size=60, num_classes=18)
+    config_from_dict(run_meta["config"])                      # a run folder's config, old or new
+
+Run folders store ``asdict(config)`` in ``config.json``; the reader fills options added
+since with their defaults.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+from typing import Callable, Sequence
+
+import torch
+
+from ..core.cells import CELLS
+from ..core.model import IMPLS, POOLS, CharClassifier, ModelConfig
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    model: str = "lstm"
+    impl: str = "hand"
+    hidden_size: int = 256
+    epochs: int = 15
+    # Batch 128 at twice the learning rate of batch 64 reached the same validation
+    # accuracy in 15 epochs and trains faster (bench/speed.py).
+    batch_size: int = 128
+    lr: float = 6e-3
+    weight_decay: float = 1e-4
+    dropout: float = 0.5
+    clip_norm: float = 1.0
+    class_weight_power: float = 0.3  # loss weight of a class ∝ (1 / its frequency) ** power; 0 = unweighted
+    label_smoothing: float = 0.0
+    char_dropout: float = 0.0  # chance that a training character is read as the unknown symbol
+    seed: int = 0
+    split_seed: int = 0
+    device: str = "auto"
+    # The accuracy options (model.ModelConfig); the defaults are the seed experiment's model.
+    bidirectional: bool = False
+    pool: str = "last"
+    embedding_dim: int = 0
+    ngram_buckets: int = 0
+
+    def __post_init__(self) -> None:
+        """Every option checked here, once: the CLI and run folders show these messages."""
+        _choice(self, "model", CELLS)
+        _choice(self, "impl", IMPLS)
+        _choice(self, "device", DEVICES)
+        _choice(self, "pool", POOLS)
+        _whole(self, "embedding_dim", low=0)
+        for name in ("hidden_size", "epochs", "batch_size"):
+            _whole(self, name, low=1)
+        for name in ("seed", "split_seed"):
+            _whole(self, name, low=0)
+        _real(self, "lr", "a number above 0", lambda v: v > 0)
+        _real(self, "clip_norm", "a number above 0", lambda v: v > 0)
+        _real(self, "weight_decay", "a number of at least 0", lambda v: v >= 0)
+        _real(self, "class_weight_power", "a number of at least 0", lambda v: v >= 0)
+        for name in ("dropout", "label_smoothing", "char_dropout"):
+            _real(self, name, "a number from 0 up to (not including) 1", lambda v: 0 <= v < 1)
+        _whole(self, "ngram_buckets", low=0)
+        if not isinstance(self.bidirectional, bool):
+            raise ValueError(f"--bidirectional must be true or false, got {self.bidirectional!r} (bidirectional)")
+
+
+def _option(name: str) -> str:
+    return f"--{name.replace('_', '-')}"
+
+
+def _choice(config: TrainConfig, name: str, choices: Sequence[str]) -> None:
+    value = getattr(config, name)
+    if value not in choices:
+        raise ValueError(f"{_option(name)} must be one of {', '.join(choices)}, got {value!r} ({name})")
+
+
+def _whole(config: TrainConfig, name: str, low: int) -> None:
+    value = getattr(config, name)
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"{_option(name)} must be at least {low}, got {value!r} ({name}: a whole number)")
+
+
+def _real(config: TrainConfig, name: str, rule: str, ok: Callable[[float], bool]) -> None:
+    value = getattr(config, name)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not ok(value):
+        raise ValueError(f"{_option(name)} must be {rule}, got {value!r} ({name})")
+
+
+# Every run folder ever written records these; a config without one is damaged, not old.
+MODEL_FIELDS = ("model", "impl", "hidden_size", "dropout")
+
+
+def config_from_dict(values: dict) -> TrainConfig:
+    """A :class:`TrainConfig` from a run folder's ``config``; options added since it was written take their defaults."""
+    if not isinstance(values, dict):
+        raise TypeError(f"config must be a JSON object, got {type(values).__name__}")
+    missing = [name for name in MODEL_FIELDS if name not in values]
+    if missing:
+        raise KeyError(f"config lacks {', '.join(missing)}")
+    unknown = sorted(set(values) - {f.name for f in fields(TrainConfig)})
+    if unknown:
+        raise ValueError(f"unknown config field(s) {', '.join(unknown)}; was the run written by a newer namelab?")
+    return TrainConfig(**values)
+
+
+def build_model(config: TrainConfig, vocab_size: int, num_classes: int) -> CharClassifier:
+    """The one place a classifier is built from a training config (training, run folders, compare)."""
+    return CharClassifier(ModelConfig.from_run_config(asdict(config), vocab_size, num_classes))
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda was asked for but torch sees no CUDA device; use --device auto or cpu")
+    if name not in ("cpu", "cuda"):
+        raise ValueError(f"unknown device {name!r}; choose auto, cpu or cuda")
+    return torch.device(name)
