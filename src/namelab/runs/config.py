@@ -110,7 +110,7 @@ def config_from_dict(values: dict) -> TrainConfig:
 
 def build_model(config: TrainConfig, vocab_size: int, num_classes: int) -> CharClassifier:
     """The one place a classifier is built from a training config (training, run folders, compare)."""
-    return CharClassifier(ModelConfig.from_run_config(asdict(config), vocab_size, num_classes))
+    return CharClassifier.from_config(ModelConfig.from_run_config(asdict(config), vocab_size, num_classes))
 
 
 def resolve_device(name: str) -> torch.device:

@@ -9,9 +9,9 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-from ..core.metrics import classification_metrics
 from ..data.corpus import Split
 from ..predict.calibrate import calibrate_predictor
+from ..predict.evaluate import evaluate_examples
 from ..predict.ngram import C_GRID, NgramModel, NgramPredictor
 from ..runs.checkpoint import CONFIG, HISTORY, METRICS, write_json
 
@@ -35,8 +35,7 @@ def train_ngram(
     predictor = NgramPredictor(model, full)
     full["calibration"], calibration = calibrate_predictor(predictor, split)
     write_json(Path(out_dir) / CONFIG, full)
-    predicted = predictor.scores([e.name for e in split.test]).argmax(dim=1).tolist()
-    metrics = {**classification_metrics([e.label for e in split.test], predicted, labels), **calibration}
+    metrics = {**evaluate_examples(predictor, split.test, labels), **calibration}
     write_json(Path(out_dir) / METRICS, metrics)
     # One "epoch": what the server reads to pick a compare folder's best run of each kind.
     write_json(Path(out_dir) / HISTORY, [{"epoch": 1, "val_accuracy": full["calibration"]["val_accuracy"]}])

@@ -18,11 +18,11 @@ from typing import Callable, Sequence
 
 import torch
 
-from ..core.metrics import classification_metrics
 from ..data.corpus import Corpus, Split
 from ..data.download import dataset_checksum
 from ..predict.calibrate import calibrate_predictor
 from ..predict.ensemble import EnsemblePredictor, fit_weight, write_ensemble
+from ..predict.evaluate import evaluate_examples
 from ..predict.ngram import C_GRID
 from ..runs.checkpoint import CONFIG, HISTORY, METRICS, read_json, run_kind, write_json
 from ..runs.config import TrainConfig
@@ -122,8 +122,7 @@ def train_ensemble(
     predictor = EnsemblePredictor.from_folder(out)
     config["calibration"], calibration = calibrate_predictor(predictor, split)
     write_json(out / CONFIG, config)
-    predicted = predictor.scores([e.name for e in split.test]).argmax(dim=1).tolist()
-    metrics = {**classification_metrics([e.label for e in split.test], predicted, corpus.labels), **calibration}
+    metrics = {**evaluate_examples(predictor, split.test, corpus.labels), **calibration}
     write_json(out / METRICS, metrics)
     # One "epoch": what the server reads to pick a compare folder's best run of each kind.
     write_json(out / HISTORY, [{"epoch": 1, "val_accuracy": config["calibration"]["val_accuracy"]}])
