@@ -21,10 +21,12 @@ import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 import torch
 
+from namelab.core import native
 from namelab.data.corpus import Corpus, Split
 from namelab.predict import calibrate, ensemble, evaluate, ngram
 from namelab.runs.config import TrainConfig
@@ -45,6 +47,18 @@ def in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
 
 
+def skip_or_fail_in_ci(what: str, reason: str) -> NoReturn:
+    """Skip the test with ``reason``; under CI (CI=true/1/yes) fail it instead, saying why.
+
+    The one rule for tests that need something the machine may lack (the real data,
+    Chromium, a C++ compiler): a developer's laptop may go without, a CI run must not pass
+    silently without them. A missing CUDA device is no such thing: those tests skip everywhere.
+    """
+    if in_ci():
+        pytest.fail(f"CI={os.environ['CI']} and {what} cannot run: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
 def require_real_names(folder: Path) -> Path:
     """``folder`` if it holds the 18 official files; else skip the test, or fail it when CI=true."""
     count = len(list(folder.glob("*.txt"))) if folder.is_dir() else 0
@@ -52,9 +66,28 @@ def require_real_names(folder: Path) -> Path:
         return folder
     where = f"{folder} holds {count} .txt files" if os.environ.get("NAMELAB_DATA") else "NAMELAB_DATA is unset"
     reason = f"{where}; set NAMELAB_DATA to the official names folder (18 files) to run the real-data tests"
-    if in_ci():
-        pytest.fail(f"CI=true and the real-data tests cannot run: {reason}", pytrace=False)
-    pytest.skip(reason)
+    skip_or_fail_in_ci("the real-data tests", reason)
+
+
+def require_cpp_kernel():
+    """The C++ LSTM kernel's ops; where it cannot be built, skip (fail under CI) with the build's error."""
+    ops, error = native._loaded()
+    if ops is None:
+        skip_or_fail_in_ci("the C++ LSTM kernel tests", f"the C++ LSTM kernel cannot be built here ({error})")
+    return ops
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+
+
+def require_chromium() -> None:
+    """Debian's Chromium, its driver and selenium; where one is missing, skip (fail under CI) saying which."""
+    for path, package in ((CHROMIUM, "chromium chromium-driver"), (CHROMEDRIVER, "chromium-driver")):
+        if not (path.is_file() and os.access(path, os.X_OK)):
+            skip_or_fail_in_ci("the browser tests", f"no executable {path} (Debian: apt-get install {package})")
+    if importlib.util.find_spec("selenium") is None:
+        skip_or_fail_in_ci("the browser tests", "selenium is not installed (pip install selenium)")
 
 # Each class draws its letters from its own alphabet, so one character decides the class:
 # a model that learns anything at all reaches (near) perfect accuracy on them.

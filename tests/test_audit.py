@@ -14,9 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import helpers
 import torch
 from helpers import one_thread, tiny_config
 
+from namelab.core import native
 from namelab.core.model import CharClassifier
 from namelab.data.corpus import Example, Vocab, batches, normalize
 from namelab.experiment.stats import describe, judge_findings
@@ -154,3 +156,30 @@ def test_a_compare_folder_serves_the_run_whose_best_epoch_is_best(tmp_path: Path
 @pytest.mark.parametrize("quoted", ["\u2018Nguyen\u2019", "\u2019Nguyen\u2019", "\u201cNguyen\u201d", "\u201eNguyen\u201c"])
 def test_curly_quotes_around_a_name_go(quoted: str):
     assert normalize(quoted) == "Nguyen"
+
+
+# -- no silent skip under CI ----------------------------------------------------------------
+
+
+def outcome(check) -> tuple[str, str]:
+    """What a requirement does here: ("fail" | "skip" | "run", message); caught, or it would skip this test."""
+    try:
+        check()
+    except pytest.skip.Exception as err:
+        return "skip", str(err)
+    except pytest.fail.Exception as err:
+        return "fail", str(err)
+    return "run", ""
+
+
+@pytest.mark.parametrize("ci, expected", [("true", "fail"), ("1", "fail"), ("YES", "fail"), ("", "skip"), ("false", "skip")])
+def test_a_missing_chromium_or_kernel_fails_under_ci_and_skips_elsewhere(monkeypatch, tmp_path: Path, ci, expected):
+    monkeypatch.setenv("CI", ci)
+    monkeypatch.setattr(helpers, "CHROMIUM", tmp_path / "chromium")
+    monkeypatch.setattr(native, "_loaded", lambda: (None, "g++: not found"))
+    kind, message = outcome(helpers.require_chromium)
+    assert kind == expected and f"no executable {tmp_path / 'chromium'}" in message
+    kind, message = outcome(helpers.require_cpp_kernel)
+    assert kind == expected and "cannot be built here (g++: not found)" in message
+    if expected == "fail":
+        assert message.startswith(f"CI={ci} and the C++ LSTM kernel tests cannot run")
