@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 import helpers
 import torch
-from helpers import one_thread, tiny_config
+from helpers import make_names_folder, one_thread, separable_names, tiny_config
 
 from namelab.core import native
 from namelab.core.model import CharClassifier
-from namelab.data.corpus import Example, Vocab, batches, normalize
+from namelab.data.corpus import LETTERS, Corpus, Example, Vocab, batches, normalize
 from namelab.experiment.stats import describe, judge_findings
 from namelab.predict.calibrate import ECE_BINS, expected_calibration_error, reliability_bins
 from namelab.runs.checkpoint import CONFIG, HISTORY, MANIFEST
@@ -183,3 +183,34 @@ def test_a_missing_chromium_or_kernel_fails_under_ci_and_skips_elsewhere(monkeyp
     assert kind == expected and "cannot be built here (g++: not found)" in message
     if expected == "fail":
         assert message.startswith(f"CI={ci} and the C++ LSTM kernel tests cannot run")
+
+
+# -- the split groups names as the model reads them --------------------------------------------
+
+
+@pytest.mark.parametrize("seed", [0, 2, 5, 7, 8, 11])
+def test_names_equal_but_for_case_share_a_split(tmp_path: Path, seed: int):
+    rows = separable_names(per_class=30)
+    rows["Alpha"] += ["Ao", "ao", "AO"]  # one name to a caseless model, three spellings
+    rows["Beta"] += ["Bdk", "bDK"]
+    rows["Gamma"] += ["ao"]  # and in another language too
+    corpus = Corpus.from_folder(make_names_folder(tmp_path, rows))
+    split = corpus.split(seed=seed)
+    where: dict[str, set[str]] = {}
+    for part in ("train", "val", "test"):
+        for example in getattr(split, part):
+            where.setdefault(example.name.lower(), set()).add(part)
+    assert all(len(parts) == 1 for parts in where.values()), {k: v for k, v in where.items() if len(v) > 1}
+    assert sum(len(getattr(split, part)) for part in ("train", "val", "test")) == len(corpus.pairs)
+    # A vocabulary with capitals reads "Ao" and "ao" as two names, so they are split as two.
+    assert Vocab(LETTERS).key("Ao") != Vocab(LETTERS).key("ao") and Vocab().key("Ao") == Vocab().key("ao")
+
+
+EXPECTED_TEST_NAMES = ["Ioi", "Ueuuu", "Ggkgdtb", "Kdg", "Sllrnnr", "Srr"]
+
+
+def test_a_corpus_without_such_spellings_splits_as_before(tmp_path: Path):
+    corpus = Corpus.from_folder(make_names_folder(tmp_path, separable_names(per_class=20)))
+    # The split of this corpus before names were grouped by case (seed 0), as the tests' fixtures know it.
+    split = corpus.split(seed=0)
+    assert [e.name for e in split.test] == EXPECTED_TEST_NAMES
