@@ -24,7 +24,16 @@ from ..predict.calibrate import calibrate_predictor
 from ..predict.ensemble import EnsemblePredictor, fit_weight, write_ensemble
 from ..predict.evaluate import evaluate_examples
 from ..predict.ngram import C_GRID
-from ..runs.checkpoint import CONFIG, HISTORY, METRICS, read_json, run_kind, write_json
+from ..runs.checkpoint import (
+    CONFIG,
+    HISTORY,
+    METRICS,
+    read_json,
+    run_kind,
+    start_writing,
+    write_json,
+    write_manifest,
+)
 from ..runs.config import TrainConfig
 from .loop import train
 from .ngram import train_ngram
@@ -96,6 +105,9 @@ def train_ensemble(
     if not members and not ngram and not members_ready:
         raise ValueError("an ensemble needs at least one member")
     out = Path(out_dir)
+    # A config.json from the start marks the folder as one unfinished run (not a compare folder of its members).
+    start_writing(out)
+    write_json(out / CONFIG, {"kind": "ensemble", "members": [], **(meta or {})})
     split_seed = members[0].split_seed if members else 0
     split = split or corpus.split(seed=split_seed)
     checksum = dataset_checksum(data_dir) if data_dir else None
@@ -111,21 +123,22 @@ def train_ensemble(
         base = {"config": {"split_seed": split_seed}, "vocab": corpus.vocab.chars, "dataset_sha256": checksum}
         train_ngram(split, corpus.labels, folder, meta={**base, **split.sizes()}, c_grid=c_grid)
         folders.append(folder)
-    write_ensemble(out, folders, {**(meta or {}), "vocab": corpus.vocab.chars, **split.sizes()})
+    write_ensemble(out, folders, {**(meta or {}), "vocab": corpus.vocab.chars, **split.sizes()}, complete=False)
     config = read_json(out / CONFIG)
     if len(folders) > 1 and run_kind(folders[-1]) == "ngram":
         # The n-gram member's share, chosen on the validation split (the members keep their own temperatures).
-        members = EnsemblePredictor.from_folder(out).members
+        members = EnsemblePredictor.from_meta(out, config).members
         val_probs = [member.probabilities([e.name for e in split.val]) for member in members]
         config["weights"] = fit_weight(val_probs, torch.tensor([e.label for e in split.val]))
         write_json(out / CONFIG, config)
-    predictor = EnsemblePredictor.from_folder(out)
+    predictor = EnsemblePredictor.from_meta(out, config)
     config["calibration"], calibration = calibrate_predictor(predictor, split)
     write_json(out / CONFIG, config)
     metrics = {**evaluate_examples(predictor, split.test, corpus.labels), **calibration}
     write_json(out / METRICS, metrics)
     # One "epoch": what the server reads to pick a compare folder's best run of each kind.
     write_json(out / HISTORY, [{"epoch": 1, "val_accuracy": config["calibration"]["val_accuracy"]}])
+    write_manifest(out)  # last: until here every reader refuses the folder as unfinished
     return metrics
 
 

@@ -1,0 +1,204 @@
+"""Every kind of run folder (single, n-gram, ensemble) is finished by its manifest, and checked field by field.
+
+    PYTHONPATH=src .venv/bin/python -m pytest tests/test_run_folders.py -q
+
+A kill is simulated at each write a writer makes (the k-th atomic write raises): every
+reader (load_predictor, the server's folder discovery) must refuse what is left, and a
+compare folder holding one such run serves the others with a warning.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import shutil
+from pathlib import Path
+
+import pytest
+
+from namelab.data.corpus import Corpus
+from namelab.predict import ngram as ngram_module
+from namelab.predict.load import load_predictor
+from namelab.runs import checkpoint
+from namelab.runs.checkpoint import CONFIG, MANIFEST, CheckpointError, write_manifest
+from namelab.serve.runs import find_runs, load_served_models
+from namelab.train.ngram import train_ngram
+from namelab.train.presets import MEMBERS, train_ensemble
+
+
+class Killed(BaseException):
+    """Stands for a SIGKILL: nothing catches it."""
+
+
+def kill_at_write(monkeypatch: pytest.MonkeyPatch, k: int) -> list[str]:
+    """Make the ``k``-th atomic write (1-based) raise :class:`Killed` before it lands; returns the writes made."""
+    original = checkpoint.atomic_write_bytes
+    written: list[str] = []
+
+    def write(path, data):
+        if len(written) + 1 == k:
+            raise Killed(str(path))
+        written.append(Path(path).name)
+        original(path, data)
+
+    monkeypatch.setattr(checkpoint, "atomic_write_bytes", write)
+    monkeypatch.setattr(ngram_module, "atomic_write_bytes", write)
+    return written
+
+
+@pytest.fixture(scope="module")
+def corpus(tiny_names_dir: Path) -> Corpus:
+    return Corpus.from_folder(tiny_names_dir)
+
+
+@pytest.fixture(scope="module")
+def ngram_run(corpus: Corpus, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("ngram") / "ngram"
+    train_ngram(corpus.split(seed=0), corpus.labels, out, meta={"config": {"split_seed": 0}}, c_grid=(10.0,))
+    return out
+
+
+def assert_refused_everywhere(folder: Path) -> None:
+    with pytest.raises(CheckpointError):
+        load_predictor(folder)
+    with pytest.raises(CheckpointError):
+        find_runs(folder)
+
+
+def test_an_ngram_run_killed_at_any_write_is_refused(corpus: Corpus, tmp_path: Path, monkeypatch):
+    split = corpus.split(seed=0)
+    written = kill_at_write(monkeypatch, 0)  # no kill: count the writes
+    train_ngram(split, corpus.labels, tmp_path / "whole", c_grid=(10.0,))
+    assert written[-1] == MANIFEST and len(written) >= 5
+    for k in range(1, len(written)):
+        monkeypatch.undo()
+        kill_at_write(monkeypatch, k)
+        out = tmp_path / f"killed-{k}"
+        with pytest.raises(Killed):
+            train_ngram(split, corpus.labels, out, c_grid=(10.0,))
+        monkeypatch.undo()
+        if out.exists() and any(out.iterdir()):
+            assert_refused_everywhere(out)
+    load_predictor(tmp_path / "whole")  # the finished one loads
+
+
+def test_an_ensemble_killed_at_any_write_is_refused(corpus: Corpus, tiny_runs, ngram_run: Path, tmp_path: Path, monkeypatch):
+    def fresh(name: str) -> Path:
+        out = tmp_path / name
+        shutil.copytree(tiny_runs["gru"], out / MEMBERS / "gru")
+        shutil.copytree(ngram_run, out / MEMBERS / "ngram")
+        return out
+
+    def build(out: Path) -> None:
+        members = [out / MEMBERS / "gru", out / MEMBERS / "ngram"]
+        train_ensemble([], corpus, out, ngram=False, members_ready=members, log=lambda line: None)
+
+    written = kill_at_write(monkeypatch, 0)
+    build(fresh("whole"))
+    assert written[-1] == MANIFEST and len(written) >= 6
+    for k in range(1, len(written)):
+        monkeypatch.undo()
+        kill_at_write(monkeypatch, k)
+        out = fresh(f"killed-{k}")
+        with pytest.raises(Killed):
+            build(out)
+        monkeypatch.undo()
+        if k == 1:  # the ensemble's first write (a config.json that marks the folder as one run) never landed
+            assert not (out / CONFIG).exists()
+            with pytest.raises(CheckpointError):
+                load_predictor(out)
+            continue
+        # Refused as an unfinished run: never mistaken for a compare folder that serves its members.
+        assert_refused_everywhere(out)
+    assert load_predictor(tmp_path / "whole").weights[1] > 0
+
+
+def test_a_compare_folder_skips_a_half_written_run_with_a_warning(tiny_runs, ngram_run: Path, tmp_path: Path, caplog):
+    root = tmp_path / "compare"
+    shutil.copytree(tiny_runs["gru"], root / "runs" / "gru-seed0")
+    half = shutil.copytree(ngram_run, root / "runs" / "ngram")
+    (half / MANIFEST).unlink()  # killed before its manifest
+    with caplog.at_level(logging.WARNING, logger="namelab.serve.runs"):
+        models = load_served_models([root])
+    assert [m.name for m in models] == ["gru"]
+    assert "not serving an unfinished run" in caplog.text and str(half) in caplog.text
+
+
+# -- every field checked on load --------------------------------------------------------------
+
+
+def edited(source: Path, target: Path, change) -> Path:
+    """A copy of a run whose config.json ``change`` edits; the manifest is rewritten to match (a consistent fault)."""
+    shutil.copytree(source, target)
+    config = json.loads((target / CONFIG).read_text())
+    change(config)
+    (target / CONFIG).write_text(json.dumps(config))
+    write_manifest(target)
+    return target
+
+
+def set_calibration(field: str, value):
+    return lambda config: config["calibration"].__setitem__(field, value)
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("temperature", -1.0, "temperature must be a finite number above 0, got -1.0"),
+        ("temperature", 0, "temperature must be a finite number above 0, got 0"),
+        ("temperature", math.nan, "temperature must be a finite number above 0, got nan"),
+        ("temperature", "hot", "temperature must be a finite number above 0, got 'hot'"),
+        ("conformal_scores", [1, "a"], "conformal_scores must be a list of numbers between 0 and 1"),
+        ("conformal_scores", 1, "conformal_scores must be a list of numbers between 0 and 1"),
+    ],
+)
+def test_a_bad_calibration_is_refused_by_every_kind(tiny_runs, ngram_run: Path, tmp_path: Path, field, value, message):
+    for kind, source in (("gru", tiny_runs["gru"]), ("ngram", ngram_run)):
+        target = edited(source, tmp_path / kind, set_calibration(field, value))
+        with pytest.raises(CheckpointError, match=message) as err:
+            load_predictor(target)
+        assert str(target / CONFIG) in str(err.value)  # names the file
+
+
+def test_an_edited_ngram_config_is_refused_by_its_checksum(ngram_run: Path, tmp_path: Path):
+    target = shutil.copytree(ngram_run, tmp_path / "ngram")
+    config = json.loads((target / CONFIG).read_text())
+    config["labels"] = config["labels"][::-1]  # "Greek 0.989": another model's answers under the same weights
+    (target / CONFIG).write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match="checksum"):
+        load_predictor(target)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda c: c.__setitem__("features", c["features"][:-1]), "disagrees with config.json"),
+        (lambda c: c.__setitem__("features", [c["features"][0]] * len(c["features"])), "distinct non-empty n-grams"),
+        (lambda c: c.__setitem__("labels", c["labels"][:1] * len(c["labels"])), "labels must be distinct strings"),
+        (lambda c: c.pop("config"), "no 'config'"),
+    ],
+)
+def test_an_inconsistent_ngram_config_is_refused(ngram_run: Path, tmp_path: Path, change, message):
+    with pytest.raises(CheckpointError, match=message):
+        load_predictor(edited(ngram_run, tmp_path / "ngram", change))
+
+
+def test_ensemble_weights_must_be_numbers(tiny_runs, ngram_run: Path, corpus: Corpus, tmp_path: Path):
+    out = tmp_path / "ens"
+    shutil.copytree(tiny_runs["gru"], out / MEMBERS / "gru")
+    shutil.copytree(ngram_run, out / MEMBERS / "ngram")
+    train_ensemble([], corpus, out, ngram=False, members_ready=[out / MEMBERS / "gru", out / MEMBERS / "ngram"],
+                   log=lambda line: None)  # fmt: skip
+    for weights in (["a", "b"], [math.nan, 1.0], [True, 1.0], [1.0]):
+        target = edited(out, tmp_path / f"ens-{len(list(tmp_path.iterdir()))}", lambda c: c.__setitem__("weights", weights))
+        with pytest.raises(CheckpointError, match="weights"):
+            load_predictor(target)
+
+
+def test_a_deeply_nested_config_says_the_file_is_damaged(tiny_runs, tmp_path: Path):
+    target = shutil.copytree(tiny_runs["gru"], tmp_path / "gru")
+    (target / CONFIG).write_text("[" * 100_000 + "]" * 100_000)
+    write_manifest(target)
+    with pytest.raises(CheckpointError, match="nests too deeply"):
+        load_predictor(target)
