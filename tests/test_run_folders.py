@@ -12,19 +12,30 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
+import shlex
 import shutil
+import subprocess
+import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from namelab.cli.main import main
+from namelab.cli.parser import build_parser
 from namelab.data.corpus import Corpus
 from namelab.predict import ngram as ngram_module
 from namelab.predict.load import load_predictor
 from namelab.runs import checkpoint
 from namelab.runs.checkpoint import CONFIG, MANIFEST, CheckpointError, write_manifest
 from namelab.serve.runs import find_runs, load_served_models
+from namelab.train import presets as presets_module
+from namelab.train.loop import train_command
 from namelab.train.ngram import train_ngram
-from namelab.train.presets import MEMBERS, train_ensemble
+from namelab.train.presets import MEMBERS, PRESETS, train_ensemble, train_preset
+
+SRC = Path(__file__).resolve().parents[1] / "src"
 
 
 class Killed(BaseException):
@@ -202,3 +213,77 @@ def test_a_deeply_nested_config_says_the_file_is_damaged(tiny_runs, tmp_path: Pa
     write_manifest(target)
     with pytest.raises(CheckpointError, match="nests too deeply"):
         load_predictor(target)
+
+
+# -- one writer per --out -----------------------------------------------------------------------
+
+
+def tiny_train_argv(data: Path, out: Path) -> list[str]:
+    return ["train", "--data", str(data), "--out", str(out), "--hidden-size", "8", "--epochs", "1", "--threads", "1",
+            "--device", "cpu"]  # fmt: skip
+
+
+def test_a_second_writer_into_one_out_is_refused_with_the_holders_pid(tiny_names_dir: Path, tmp_path: Path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    holder = os.getppid()  # a process that is alive for the whole test
+    (out / checkpoint.LOCK).write_text(f"{holder}\n")
+    assert main(tiny_train_argv(tiny_names_dir, out)) == 1
+    err = capsys.readouterr().err
+    assert f"being written by process {holder}" in err and "Traceback" not in err
+    assert not (out / CONFIG).exists() and (out / checkpoint.LOCK).read_text() == f"{holder}\n"  # untouched
+    with pytest.raises(CheckpointError, match=f"process {holder}"):
+        train_ngram(Corpus.from_folder(tiny_names_dir).split(), ["Alpha", "Beta", "Gamma"], out)
+
+
+def test_a_lock_left_by_a_dead_process_is_taken_over(tiny_names_dir: Path, tmp_path: Path):
+    out = tmp_path / "run"
+    out.mkdir()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (out / checkpoint.LOCK).write_text(dead.stdout)
+    assert main(tiny_train_argv(tiny_names_dir, out)) == 0
+    assert not (out / checkpoint.LOCK).exists()  # released at the end
+    load_predictor(out)
+
+
+def test_two_writers_at_once_one_is_refused(tmp_path: Path):
+    with checkpoint.run_lock(tmp_path / "run"):
+        child = subprocess.run(
+            [sys.executable, "-c", "from namelab.runs.checkpoint import run_lock\n"
+             f"with run_lock({str(tmp_path / 'run')!r}): pass"],
+            capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(SRC)},
+        )  # fmt: skip
+    assert child.returncode != 0 and f"being written by process {os.getpid()}" in child.stderr
+
+
+# -- --preset with --resume ------------------------------------------------------------------------
+
+
+def test_a_preset_resumes_after_a_kill_and_its_resume_command_parses(
+    corpus: Corpus, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    small = {"hidden_size": 8, "epochs": 1, "embedding_dim": 0, "ngram_buckets": 0, "device": "cpu"}
+    out = tmp_path / "best"
+
+    def killed(*args, **kwargs):
+        raise Killed("during the n-gram member")
+
+    monkeypatch.setattr(presets_module, "train_ngram", killed)
+    with pytest.raises(Killed):
+        train_preset("best", corpus, out, overrides=small, log=lambda line: None)
+    monkeypatch.undo()
+    assert_refused_everywhere(out)
+    trained: list = []
+    original = presets_module.train
+    monkeypatch.setattr(presets_module, "train", lambda *a, **k: trained.append(a) or original(*a, **k))
+    with pytest.raises(ValueError, match="already holds a finished run"):  # without --resume: refused, not redone
+        train_preset("best", corpus, out, overrides=small, log=lambda line: None)
+    trained.clear()
+    train_preset("best", corpus, out, overrides=small, resume=True, log=lambda line: None)
+    assert trained == []  # the finished GRU member was kept
+    assert len(load_predictor(out).members) == 2
+    # The command a member's messages give parses (a flag such as --bidirectional takes no value).
+    config = replace(PRESETS["best"].members[0], **small)
+    command = train_command(config, out, None)
+    assert "--bidirectional" in command and "True" not in command.split()
+    build_parser().parse_args(shlex.split(command)[1:])

@@ -28,8 +28,9 @@ import json
 import math
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -107,6 +108,61 @@ def read_json(path: Path) -> Any:
 
 def sha256_file(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+# -- one writer per run folder ---------------------------------------------------------
+
+
+LOCK = ".namelab.lock"  # not a run file: a finished run has none, and --force leaves it to its owner
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process, alive
+    return True
+
+
+@contextmanager
+def run_lock(run_dir: Path) -> Iterator[None]:
+    """Hold ``run_dir/.namelab.lock`` (our PID) while writing the folder: one writer at a time.
+
+    A second writer is refused with the holder's PID. A lock whose process is gone (a
+    kill, a crash) is taken over. The lock is a file created exclusively, so two writers
+    starting at once cannot both get it.
+    """
+    run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ValueError(f"--out {run_dir} is a file; give a folder for the run")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / LOCK
+    for _ in range(2):  # the second try follows the removal of a dead process's lock
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                holder = int(path.read_text(encoding="utf-8").split()[0])
+            except (OSError, ValueError, IndexError):
+                holder = None  # written half by a writer killed at once: no process to wait for
+            if holder is not None and holder != os.getpid() and _alive(holder):
+                raise CheckpointError(
+                    f"{run_dir} is being written by process {holder} (lock file {path}); wait for it to end, or "
+                    f"stop it and run again (a lock whose process is gone is taken over)"
+                ) from None
+            path.unlink(missing_ok=True)
+            continue
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(f"{os.getpid()}\n")
+        break
+    else:
+        raise CheckpointError(f"could not take the lock {path}; another writer keeps taking it, try again")
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)
 
 
 # -- complete or unfinished ------------------------------------------------------------

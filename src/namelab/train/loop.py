@@ -14,6 +14,7 @@ validation accuracy; the test split is read once, at the end.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import random
@@ -167,7 +168,9 @@ def train(
     """
     group = ddp.init_process_group(resolve_device(config.device))
     try:
-        return _train(config, corpus, out_dir, data_dir, split, log, resume, force, between_epochs, command, group)
+        # One writer per run folder (rank 0 writes under torchrun).
+        with checkpoint.run_lock(Path(out_dir)) if out_dir is not None and group.is_main else contextlib.nullcontext():
+            return _train(config, corpus, out_dir, data_dir, split, log, resume, force, between_epochs, command, group)
     finally:
         ddp.close_process_group()
 
@@ -286,7 +289,8 @@ def train_command(
     for f in fields(TrainConfig):
         value = getattr(config, f.name)
         if value != getattr(defaults, f.name):
-            words += [f"--{f.name.replace('_', '-')}", str(value)]
+            option = f"--{f.name.replace('_', '-')}"
+            words += [option] if isinstance(value, bool) else [option, str(value)]  # a flag takes no value
     if data_dir is not None:
         words += ["--data", str(data_dir)]
         if columns is not None:  # a table

@@ -13,7 +13,7 @@ from ..data.corpus import Split
 from ..predict.calibrate import calibrate_predictor
 from ..predict.evaluate import evaluate_examples
 from ..predict.ngram import C_GRID, NgramModel, NgramPredictor
-from ..runs.checkpoint import CONFIG, HISTORY, METRICS, start_writing, write_json, write_manifest
+from ..runs.checkpoint import CONFIG, HISTORY, METRICS, run_lock, start_writing, write_json, write_manifest
 
 
 def train_ngram(
@@ -28,6 +28,11 @@ def train_ngram(
 
     ``meta`` joins config.json (the split seed under ``config``, the dataset checksum...).
     """
+    with run_lock(Path(out_dir)):
+        return _train_ngram(split, labels, Path(out_dir), meta, c_grid)
+
+
+def _train_ngram(split: Split, labels: Sequence[str], out_dir: Path, meta: dict | None, c_grid: Sequence[float]) -> dict:
     start_writing(Path(out_dir))
     started = time.perf_counter()
     model = NgramModel.fit(split, labels, c_grid)

@@ -30,6 +30,8 @@ from ..runs.checkpoint import (
     METRICS,
     read_json,
     run_kind,
+    run_lock,
+    run_state,
     start_writing,
     write_json,
     write_manifest,
@@ -95,16 +97,29 @@ def train_ensemble(
     meta: dict | None = None,
     members_ready: Sequence[Path] = (),
     force: bool = False,
+    resume: bool = False,
+    command: str | None = None,
     c_grid: Sequence[float] = C_GRID,
     log: Callable[[str], None] = print,
 ) -> dict:
     """Train every member into ``out_dir/members``, write the ensemble, calibrate it; returns its metrics.
 
     ``members_ready`` are run folders already trained inside ``out_dir``; they join as they are.
+    With ``resume``, a member that finished is kept and an unfinished one resumes (``command``
+    is what its messages tell the user to run to resume: the user's own command).
     """
     if not members and not ngram and not members_ready:
         raise ValueError("an ensemble needs at least one member")
     out = Path(out_dir)
+    with run_lock(out):  # one writer per folder; each member locks its own
+        return _train_ensemble(
+            members, corpus, out, ngram, data_dir, split, meta, members_ready, force, resume, command, c_grid, log
+        )
+
+
+def _train_ensemble(
+    members, corpus, out, ngram, data_dir, split, meta, members_ready, force, resume, command, c_grid, log
+) -> dict:
     # A config.json from the start marks the folder as one unfinished run (not a compare folder of its members).
     start_writing(out)
     write_json(out / CONFIG, {"kind": "ensemble", "members": [], **(meta or {})})
@@ -114,14 +129,23 @@ def train_ensemble(
     folders = [Path(folder) for folder in members_ready]
     for i, config in enumerate(members, 1):
         folder = out / MEMBERS / member_name(config)
-        log(f"[ensemble] member {i}/{len(members) + int(ngram)}: {folder.name}")
-        train(config, corpus, folder, data_dir=data_dir, split=split, log=log, force=force)
+        if resume and run_state(folder) == "complete":
+            log(f"[ensemble] member {i}/{len(members) + int(ngram)}: {folder.name} is finished; kept")
+        else:
+            log(f"[ensemble] member {i}/{len(members) + int(ngram)}: {folder.name}")
+            train(
+                config, corpus, folder, data_dir=data_dir, split=split, log=log, force=force, resume=resume,
+                command=command,
+            )  # fmt: skip
         folders.append(folder)
     if ngram:
         folder = out / MEMBERS / "ngram"
-        log(f"[ensemble] member {len(folders) + 1}/{len(members) + 1}: character n-gram logistic regression")
-        base = {"config": {"split_seed": split_seed}, "vocab": corpus.vocab.chars, "dataset_sha256": checksum}
-        train_ngram(split, corpus.labels, folder, meta={**base, **split.sizes()}, c_grid=c_grid)
+        if resume and run_state(folder) == "complete":
+            log(f"[ensemble] member {len(folders) + 1}/{len(members) + 1}: the n-gram baseline is finished; kept")
+        else:
+            log(f"[ensemble] member {len(folders) + 1}/{len(members) + 1}: character n-gram logistic regression")
+            base = {"config": {"split_seed": split_seed}, "vocab": corpus.vocab.chars, "dataset_sha256": checksum}
+            train_ngram(split, corpus.labels, folder, meta={**base, **split.sizes()}, c_grid=c_grid)
         folders.append(folder)
     write_ensemble(out, folders, {**(meta or {}), "vocab": corpus.vocab.chars, **split.sizes()}, complete=False)
     config = read_json(out / CONFIG)
@@ -150,15 +174,23 @@ def train_preset(
     data_dir: Path | None = None,
     overrides: dict | None = None,
     force: bool = False,
+    resume: bool = False,
+    command: str | None = None,
     log: Callable[[str], None] = print,
 ) -> dict:
-    """Train preset ``name`` (``overrides`` replace fields of every member's TrainConfig); returns its metrics."""
+    """Train preset ``name`` (``overrides`` replace fields of every member's TrainConfig); returns its metrics.
+
+    ``resume`` goes on after a kill (finished members kept, an unfinished one resumed);
+    ``command`` is the command messages give for that (default: a ``namelab train`` line per member).
+    """
     recipe = preset(name)
     members = tuple(replace(config, **(overrides or {})) for config in recipe.members)
     if len(members) == 1 and not recipe.ngram:
-        return train(members[0], corpus, out_dir, data_dir=data_dir, log=log, force=force).metrics
+        return train(
+            members[0], corpus, out_dir, data_dir=data_dir, log=log, force=force, resume=resume, command=command
+        ).metrics
     meta = {"preset": name, "description": recipe.description}
     return train_ensemble(
-        members, corpus, out_dir, ngram=recipe.ngram, data_dir=data_dir, meta=meta, force=force,
-        c_grid=recipe.ngram_c, log=log,
+        members, corpus, out_dir, ngram=recipe.ngram, data_dir=data_dir, meta=meta, force=force, resume=resume,
+        command=command, c_grid=recipe.ngram_c, log=log,
     )  # fmt: skip
