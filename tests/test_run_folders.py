@@ -20,6 +20,8 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.csv as pa_csv
 import pytest
 
 from namelab.cli.main import main
@@ -27,6 +29,7 @@ from namelab.cli.parser import build_parser
 from namelab.data.corpus import Corpus
 from namelab.predict import ngram as ngram_module
 from namelab.predict.load import load_predictor
+from namelab.predict.stream import TableOptions, predict_table
 from namelab.runs import checkpoint
 from namelab.runs.checkpoint import CONFIG, MANIFEST, CheckpointError, write_manifest
 from namelab.serve.runs import find_runs, load_served_models
@@ -287,3 +290,24 @@ def test_a_preset_resumes_after_a_kill_and_its_resume_command_parses(
     command = train_command(config, out, None)
     assert "--bidirectional" in command and "True" not in command.split()
     build_parser().parse_args(shlex.split(command)[1:])
+
+
+# -- tables follow the names-file rules ----------------------------------------------------------
+
+
+def test_a_table_refuses_names_over_the_length_limit_as_a_names_file_does(tiny_runs, tmp_path: Path, capsys):
+    names = ["Aeiou", "A" * 72, "\ufdfa" * 5, "x" * 100_000, "123", "Bdkgt"]
+    csv_path = tmp_path / "people.csv"
+    pa_csv.write_csv(pa.table({"name": names}), csv_path)
+    predict_table(load_predictor(tiny_runs["gru"]), csv_path, tmp_path / "out.csv", TableOptions(), progress=False)
+    rows = pa_csv.read_csv(tmp_path / "out.csv").to_pylist()
+    assert [row["predicted_language"] or None for row in rows] == ["Alpha", None, None, None, None, "Beta"]
+    assert "a name may have at most 64" in rows[1]["error"] and "72 characters once transliterated" in rows[1]["error"]
+    assert "becomes 145 characters" in rows[2]["error"]
+    assert rows[3]["error"].startswith("is 100,000 characters long") and not rows[3]["normalized"]
+    # The same names in a names file get the same verdicts.
+    names_file = tmp_path / "names.txt"
+    names_file.write_text("\n".join(names[:3]) + "\n")
+    assert main(["predict", str(tiny_runs["gru"]), "--input", str(names_file), "--format", "json"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert ["error" in line for line in lines] == [False, True, True]

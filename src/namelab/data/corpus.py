@@ -39,6 +39,22 @@ LETTERS = string.ascii_letters + " '-"
 CASELESS_LETTERS = string.ascii_lowercase + " '-"
 
 
+def input_error(name: str) -> str | None:
+    """Why a raw ``name`` is refused before it is even normalized, or None.
+
+    The rule every input path shares (names files, tables, the command line): a name that
+    is not text, or longer than :data:`MAX_INPUT_LENGTH`, costs normalization for nothing.
+    The normalized form's limit, :data:`MAX_NAME_LENGTH`, is checked once it is known.
+    """
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return "is not valid UTF-8 text (an undecodable byte or a lone surrogate); pass the name as UTF-8"
+    if len(name) > MAX_INPUT_LENGTH:
+        return f"is {len(name):,} characters long; a name may have at most {MAX_NAME_LENGTH} once normalized"
+    return None
+
+
 class UnusableName(ValueError):
     """A name that cannot be classified (empty, or nothing readable once normalized)."""
 
