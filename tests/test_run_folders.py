@@ -32,6 +32,7 @@ from namelab.predict.load import load_predictor
 from namelab.predict.stream import TableOptions, predict_table
 from namelab.runs import checkpoint
 from namelab.runs.checkpoint import CONFIG, MANIFEST, CheckpointError, write_manifest
+from namelab.serve import bind_socket
 from namelab.serve.runs import find_runs, load_served_models
 from namelab.train import presets as presets_module
 from namelab.train.loop import train_command
@@ -311,3 +312,48 @@ def test_a_table_refuses_names_over_the_length_limit_as_a_names_file_does(tiny_r
     assert main(["predict", str(tiny_runs["gru"]), "--input", str(names_file), "--format", "json"]) == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert ["error" in line for line in lines] == [False, True, True]
+
+
+# -- clear errors, not tracebacks ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--seed", "4294967296"], "--seed must be at most 4,294,967,295, got 4,294,967,296"),
+        (["--split-seed", str(2**40)], "--split-seed must be at most"),
+        (["--hidden-size", str(10**20)], "--hidden-size must be at most 65,536"),
+        (["--embedding-dim", str(10**20)], "--embedding-dim must be at most 65,536"),
+        (["--batch-size", str(10**20)], "--batch-size must be at most"),
+        (["--ngram-buckets", str(10**20)], "--ngram-buckets must be at most"),
+        (["--lr", "1e23"], "--lr must be a number above 0 and at most 10, got 1e+23"),
+    ],
+)
+def test_out_of_range_options_are_refused_before_training(tiny_names_dir: Path, tmp_path: Path, capsys, argv, message):
+    out = tmp_path / "run"
+    assert main(tiny_train_argv(tiny_names_dir, out) + argv) == 1
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not out.exists()  # failed before anything was written
+
+
+@pytest.mark.parametrize("port", ["70000", "-1", str(10**20), "http"])
+def test_serve_refuses_a_port_outside_0_to_65535(tiny_runs, capsys, port):
+    with pytest.raises(SystemExit) as exit_:
+        main(["serve", str(tiny_runs["gru"]), "--port", port])
+    assert exit_.value.code == 2
+    assert f"expected a port from 0 to 65535 (0: any free port), got '{port}'" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="--port must be a whole number from 0 to 65535"):
+        bind_socket("127.0.0.1", 70000)  # the API refuses it too, rather than binding 70000 - 65536
+
+
+def test_a_table_header_naming_a_column_twice_is_an_error_not_a_traceback(tiny_runs, tmp_path: Path, capsys):
+    table = tmp_path / "people.csv"
+    table.write_text("name,name\nAbe,Alpha\n")
+    assert main(["predict", str(tiny_runs["gru"]), "--input", str(table)]) == 1
+    err = capsys.readouterr().err
+    assert "has 2 columns named 'name'" in err and "Traceback" not in err
+    labelled = tmp_path / "labelled.csv"
+    labelled.write_text("name,language,name\nAbe,Alpha,x\nBob,Beta,y\n")
+    assert main(["train", "--data", str(labelled), "--out", str(tmp_path / "run")]) == 1
+    assert "has 2 columns named 'name'" in capsys.readouterr().err

@@ -43,6 +43,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port from 0 to 65535 (0: any free port), got {text!r}")
+    return value
+
+
 def _probability(text: str) -> float:
     try:
         value = float(text)
@@ -188,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="a run folder, or a compare output folder (serves its best run of each model by validation accuracy)",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
-    p.add_argument("--port", type=int, default=8000, help="port to listen on (0: any free port)")
+    p.add_argument("--port", type=_port, default=8000, help="port to listen on (0: any free port)")
     p.add_argument(
         "--min-confidence",
         type=_probability,

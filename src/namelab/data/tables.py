@@ -94,6 +94,11 @@ def check_columns(path: Path | str, columns: list[str], wanted: dict[str, str]) 
     ``wanted`` maps a column name to the option that chose it (``{"surname": "--name-column"}``).
     """
     for column, option in wanted.items():
+        if columns.count(column) > 1:
+            raise DataError(
+                f"{path} has {columns.count(column)} columns named {column!r} (its columns: "
+                f"{', '.join(map(repr, columns))}); rename all but one in the header, or pass {option} with another"
+            )
         if column not in columns:
             raise DataError(
                 f"{path} has no column {column!r} (its columns: {', '.join(map(repr, columns))}); "

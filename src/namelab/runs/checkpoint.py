@@ -137,6 +137,7 @@ def run_lock(run_dir: Path) -> Iterator[None]:
     run_dir = Path(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
         raise ValueError(f"--out {run_dir} is a file; give a folder for the run")
+    created = not run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / LOCK
     for _ in range(2):  # the second try follows the removal of a dead process's lock
@@ -163,6 +164,8 @@ def run_lock(run_dir: Path) -> Iterator[None]:
         yield
     finally:
         path.unlink(missing_ok=True)
+        if created and not any(run_dir.iterdir()):
+            run_dir.rmdir()  # a writer that failed before writing anything leaves no empty folder behind
 
 
 # -- complete or unfinished ------------------------------------------------------------
