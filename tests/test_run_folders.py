@@ -22,11 +22,13 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
 import pytest
 
 from namelab.cli.main import main
 from namelab.cli.parser import build_parser
 from namelab.data.corpus import Corpus
+from namelab.data.download import DataError
 from namelab.predict import ngram as ngram_module
 from namelab.predict.load import load_predictor
 from namelab.predict.stream import TableOptions, predict_table
@@ -357,3 +359,10 @@ def test_a_table_header_naming_a_column_twice_is_an_error_not_a_traceback(tiny_r
     labelled.write_text("name,language,name\nAbe,Alpha,x\nBob,Beta,y\n")
     assert main(["train", "--data", str(labelled), "--out", str(tmp_path / "run")]) == 1
     assert "has 2 columns named 'name'" in capsys.readouterr().err
+
+
+def test_a_nan_label_in_parquet_is_a_missing_label_not_a_class(tmp_path: Path):
+    table = tmp_path / "people.parquet"
+    pq.write_table(pa.table({"name": ["Abe", "Bohm", "Cid"], "language": [1.0, 2.0, math.nan]}), table)
+    with pytest.raises(DataError, match=r"row\(s\) with an empty 'name' or 'language'"):
+        Corpus.from_table(table)
