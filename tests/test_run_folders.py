@@ -31,6 +31,7 @@ from namelab.data.corpus import Corpus
 from namelab.data.download import DataError
 from namelab.predict import ngram as ngram_module
 from namelab.predict.load import load_predictor
+from namelab.predict.output import open_output
 from namelab.predict.stream import TableOptions, predict_table
 from namelab.runs import checkpoint
 from namelab.runs.checkpoint import CONFIG, MANIFEST, CheckpointError, write_manifest
@@ -366,3 +367,22 @@ def test_a_nan_label_in_parquet_is_a_missing_label_not_a_class(tmp_path: Path):
     pq.write_table(pa.table({"name": ["Abe", "Bohm", "Cid"], "language": [1.0, 2.0, math.nan]}), table)
     with pytest.raises(DataError, match=r"row\(s\) with an empty 'name' or 'language'"):
         Corpus.from_table(table)
+
+
+def test_an_output_file_removes_what_a_killed_writer_left_and_spares_run_files(tiny_runs, tmp_path: Path):
+    target = tmp_path / "out.csv"
+    dead = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True).stdout)  # fmt: skip
+    stale = tmp_path / f".out.csv.{dead}-0a1b2c3d.tmp"
+    live = tmp_path / f".out.csv.{os.getppid()}-0a1b2c3d.tmp"  # a writer still running: left alone
+    stale.write_text("half")
+    live.write_text("half")
+    with open_output(target) as handle:
+        handle.write("name\n")
+    assert target.read_text() == "name\n" and not stale.exists() and live.exists()
+    weights = tiny_runs["gru"] / "model.safetensors"
+    before = weights.read_bytes()
+    with pytest.raises(ValueError, match="is a file of the run folder"):
+        with open_output(weights) as handle:
+            handle.write("x")
+    assert weights.read_bytes() == before

@@ -116,7 +116,8 @@ def sha256_file(path: Path) -> str:
 LOCK = ".namelab.lock"  # not a run file: a finished run has none, and --force leaves it to its owner
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this machine (a lock or temporary file of a dead one is stale)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -148,7 +149,7 @@ def run_lock(run_dir: Path) -> Iterator[None]:
                 holder = int(path.read_text(encoding="utf-8").split()[0])
             except (OSError, ValueError, IndexError):
                 holder = None  # written half by a writer killed at once: no process to wait for
-            if holder is not None and holder != os.getpid() and _alive(holder):
+            if holder is not None and holder != os.getpid() and process_alive(holder):
                 raise CheckpointError(
                     f"{run_dir} is being written by process {holder} (lock file {path}); wait for it to end, or "
                     f"stop it and run again (a lock whose process is gone is taken over)"
