@@ -386,3 +386,12 @@ def test_an_output_file_removes_what_a_killed_writer_left_and_spares_run_files(t
         with open_output(weights) as handle:
             handle.write("x")
     assert weights.read_bytes() == before
+
+
+def test_resume_from_a_damaged_checkpoint_is_refused_not_restarted(tiny_names_dir: Path, tmp_path: Path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / checkpoint.CHECKPOINT).write_bytes(b"\0" * 64)  # what a damaged disk could leave
+    assert main(tiny_train_argv(tiny_names_dir, out) + ["--resume"]) == 1
+    assert "is damaged and cannot be resumed; pass --force" in capsys.readouterr().err
+    assert (out / checkpoint.CHECKPOINT).read_bytes() == b"\0" * 64  # kept for the user to decide

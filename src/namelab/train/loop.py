@@ -324,6 +324,11 @@ def prepare_run_folder(
     if state == "unfinished" and resume and info is not None:
         _check_resumable(out, info, config, dataset_sha256)
         return info
+    if resume and not force and info is None and (out / checkpoint.CHECKPOINT).exists():
+        # Starting at epoch 1 would quietly throw the trained epochs away: let the user decide.
+        raise CheckpointError(
+            f"{out / checkpoint.CHECKPOINT} is damaged and cannot be resumed; pass --force to start the run over"
+        )
     if state == "unfinished" and not force and not resume:
         raise ValueError(checkpoint.unfinished_message(out) + ", or pass --force to start it over")
     for name in checkpoint.OWNED_FILES:  # --force, or --resume with nothing usable to resume from
