@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test bench clean default-model
 
 $(BIN)/namelab: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,11 @@ demo: setup
 	$(BIN)/namelab compare --suite seed,accuracy --out reports/compare
 	@echo "report: $(CURDIR)/reports/compare/report.html"
 	@echo "try the models it trained in a browser: $(BIN)/namelab serve reports/compare"
+
+# The model shipped in the package (namelab predict Nakamura, namelab.predict): --preset best
+# trained on the names folder's train split, its test figures in its model card.
+default-model: setup
+	$(BIN)/namelab train --preset best --out src/namelab/default_model --force
 
 test: setup
 	$(BIN)/python -m pytest

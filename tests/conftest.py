@@ -10,7 +10,15 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import REAL_NAMES, make_names_folder, require_real_names, separable_names, train_tiny_run
+from helpers import (
+    REAL_NAMES,
+    make_names_folder,
+    require_chromium,
+    require_cpp_kernel,
+    require_real_names,
+    separable_names,
+    train_tiny_run,
+)
 
 # Names made only of their class's letters (see helpers.SEPARABLE_ALPHABETS): every tiny model must get them right.
 from namelab.core import native
@@ -23,14 +31,21 @@ KNOWN_NAMES = {"Aeiou": "Alpha", "Bdkgt": "Beta", "Lmnrs": "Gamma"}
 def kernel(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Each LSTM engine path in turn (native.py): torch's operators, then the C++ kernel.
 
-    The C++ run skips, with the build's error, where the kernel cannot be built here.
+    The C++ run skips, with the build's error, where the kernel cannot be built here (fails under CI).
     """
     monkeypatch.setenv(native.ENV_VAR, request.param)
     if request.param == "cpp":
-        ops, error = native._loaded()
-        if ops is None:
-            pytest.skip(f"the C++ LSTM kernel cannot be built here ({error})")
+        require_cpp_kernel()
     return request.param
+
+
+@pytest.fixture(scope="session")
+def chromium() -> None:
+    """For the browser tests: skips where Chromium, chromedriver or selenium is missing (fails under CI).
+
+    Session-scoped, so it is checked before the module fixtures that start a browser.
+    """
+    require_chromium()
 
 
 @pytest.fixture(scope="session")

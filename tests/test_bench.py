@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import make_names_folder
+from helpers import make_names_folder, require_cpp_kernel
 
 from namelab.data.corpus import Corpus
 
@@ -177,9 +177,7 @@ def test_baseline_lists_finished_runs_and_refuses_unfinished_ones(tmp_path, tiny
 def test_lstm_step_bench_times_both_kernels_and_restores_the_setting(capsys, monkeypatch):
     from namelab.core import native
 
-    ops, error = native._loaded()
-    if ops is None:
-        pytest.skip(f"the C++ LSTM kernel cannot be built here ({error})")
+    require_cpp_kernel()
     monkeypatch.delenv(native.ENV_VAR, raising=False)
     bench = load_bench("lstm_step")
     threads = torch.get_num_threads()

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import shutil
 import threading
 import time
@@ -24,33 +23,26 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
+from helpers import CHROMEDRIVER, CHROMIUM
 
 from namelab.inference.schema import DEFAULT_TOP_K, flat_columns
 from namelab.serve import bind_socket, create_app, load_served_models, server_config
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 DESKTOP = (1280, 900)
 PHONE = (390, 844)
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not (CHROMIUM.is_file() and os.access(CHROMIUM, os.X_OK)),
-        reason=f"no Chromium at {CHROMIUM} (Debian: apt-get install chromium chromium-driver)",
-    ),
-    pytest.mark.skipif(
-        not (CHROMEDRIVER.is_file() and os.access(CHROMEDRIVER, os.X_OK)),
-        reason=f"no chromedriver at {CHROMEDRIVER} (Debian: apt-get install chromium-driver)",
-    ),
-]
+# A fixture, not a skipif: conftest's ``chromium`` skips where Chromium is missing, and fails under CI.
+pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("chromium")]
 
-webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install selenium)")
-from selenium.webdriver.chrome.service import Service  # noqa: E402
-from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.common.keys import Keys  # noqa: E402
-from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+try:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+except ImportError:  # the chromium fixture says so, test by test
+    webdriver = None
 
 WAIT_S = 20  # generous: the CI machine is shared; a passing run waits far less
 

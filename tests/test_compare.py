@@ -12,13 +12,12 @@ import json
 import math
 import random
 import re
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from helpers import make_names_folder, train_tiny_run
+from helpers import CHROMEDRIVER, CHROMIUM, make_names_folder, train_tiny_run
 
 from namelab.cli.main import main
 from namelab.core.model import CharClassifier
@@ -343,14 +342,9 @@ def test_predictions_in_order_follow_the_examples(fake_data, corpus):
 
 # -- a real browser ---------------------------------------------------------------------------
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
-
-
 @pytest.mark.browser
+@pytest.mark.usefixtures("chromium")  # skips where Chromium is missing, fails under CI
 def test_report_renders_every_image_in_headless_chromium(compare_out, tmp_path):
-    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()) or shutil.which(str(CHROMIUM)) is None:
-        pytest.skip("needs /usr/bin/chromium and /usr/bin/chromedriver (apt-get install chromium chromium-driver)")
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.support.ui import WebDriverWait

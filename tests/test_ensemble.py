@@ -18,7 +18,7 @@ from namelab.inference.ensemble import EnsemblePredictor, write_ensemble
 from namelab.inference.evaluate import evaluate_run
 from namelab.inference.load import load_predictor
 from namelab.inference.ngram import NgramModel, NgramPredictor, char_wb_ngrams
-from namelab.runs.checkpoint import CONFIG, WEIGHTS, CheckpointError, read_json
+from namelab.runs.checkpoint import CONFIG, WEIGHTS, CheckpointError, read_json, write_manifest
 from namelab.train.ngram import train_ngram
 from namelab.train.presets import PRESETS, preset, train_ensemble
 
@@ -146,6 +146,7 @@ def test_an_ensemble_refuses_members_outside_its_folder_and_unknown_presets(tmp_
         write_ensemble(tmp_path / "ens", [tiny_runs["gru"]])
     (tmp_path / "ens").mkdir()
     (tmp_path / "ens" / CONFIG).write_text('{"kind": "ensemble", "members": ["../elsewhere"], "labels": []}')
+    write_manifest(tmp_path / "ens")  # a complete folder, checksums and all: the member path is what is wrong
     with pytest.raises(CheckpointError, match="outside the folder"):
         load_predictor(tmp_path / "ens")
     with pytest.raises(ValueError, match="unknown preset 'fastest'; choose one of best"):

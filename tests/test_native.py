@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import require_cpp_kernel
 
 from namelab.core import engine, native
 from namelab.core.model import CharClassifier, ModelConfig
@@ -42,10 +43,7 @@ def outputs_and_grads(model: CharClassifier, ids, lengths):
 
 @pytest.fixture
 def cpp_kernel() -> native.LstmOps:
-    ops, error = native._loaded()
-    if ops is None:
-        pytest.skip(f"the C++ LSTM kernel cannot be built here ({error})")
-    return ops
+    return require_cpp_kernel()
 
 
 @pytest.fixture

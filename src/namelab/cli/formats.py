@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Sequence
 
-from ..data.corpus import MAX_INPUT_LENGTH, MAX_NAME_LENGTH
+from ..data.corpus import MAX_NAME_LENGTH, input_error
 from ..data.download import DataError
 from ..inference.schema import flat_columns, flat_row, json_line, json_record, text_line
 
@@ -53,13 +53,7 @@ def _shown(name: str) -> str:
 
 def name_error(name: str) -> str | None:
     """Why ``name`` is refused before it is even normalized, or None (the predictor checks the normalized form)."""
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:
-        return "is not valid UTF-8 text (an undecodable byte or a lone surrogate); pass the name as UTF-8"
-    if len(name) > MAX_INPUT_LENGTH:
-        return f"is {len(name):,} characters long; a name may have at most {MAX_NAME_LENGTH} once normalized"
-    return None
+    return input_error(name)  # the rule tables share (predict/stream.py)
 
 
 def predict_rows(predictor, names: Sequence[str], top_k: int, **options) -> list[dict]:

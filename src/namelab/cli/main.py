@@ -130,7 +130,15 @@ def _train_preset(args) -> int:
     corpus, folder = _load_corpus(args)
     out = args.out or Path("runs") / f"{args.preset}-seed{args.seed}"
     overrides = {"seed": args.seed, "split_seed": args.split_seed, "device": args.device}
-    m = train_preset(args.preset, corpus, out, data_dir=folder, overrides=overrides, force=args.force)
+    command = resume_command(args.argv, out)
+    try:
+        m = train_preset(
+            args.preset, corpus, out, data_dir=folder, overrides=overrides, force=args.force, resume=args.resume,
+            command=command,
+        )  # fmt: skip
+    except KeyboardInterrupt:
+        print(f"interrupted: the finished members in {out} are kept; resume with `{command}`", file=sys.stderr)
+        return EXIT_INTERRUPTED
     print(f"test accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}")
     print(
         f"calibration: temperature {m['temperature']:.3f}, ECE {m['ece_before']:.4f} -> {m['ece_after']:.4f}; "

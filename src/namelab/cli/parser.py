@@ -132,6 +132,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port from 0 to 65535 (0: any free port), got {text!r}")
+    return value
+
+
 def _probability(text: str) -> float:
     try:
         value = float(text)
@@ -398,8 +408,14 @@ def build_parser() -> argparse.ArgumentParser:
         "none: the model shipped with namelab",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1: this machine only)")
-    p.add_argument("--port", type=int, default=8000, help="port to listen on (0: any free port)")
-    p.add_argument("--workers", type=_positive_int, default=None, help="server processes sharing the port, each with its own models and limits (default: one per free core; 1: a single process)")
+    p.add_argument("--port", type=_port, default=8000, help="port to listen on (0: any free port)")
+    p.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=None,
+        help="server processes sharing the port, each with its own models and limits "
+        "(default: one per free core; 1: a single process)",
+    )
     p.add_argument(
         "--min-confidence",
         type=_probability,

@@ -39,6 +39,22 @@ LETTERS = string.ascii_letters + " '-"
 CASELESS_LETTERS = string.ascii_lowercase + " '-"
 
 
+def input_error(name: str) -> str | None:
+    """Why a raw ``name`` is refused before it is even normalized, or None.
+
+    The rule every input path shares (names files, tables, the command line): a name that
+    is not text, or longer than :data:`MAX_INPUT_LENGTH`, costs normalization for nothing.
+    The normalized form's limit, :data:`MAX_NAME_LENGTH`, is checked once it is known.
+    """
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return "is not valid UTF-8 text (an undecodable byte or a lone surrogate); pass the name as UTF-8"
+    if len(name) > MAX_INPUT_LENGTH:
+        return f"is {len(name):,} characters long; a name may have at most {MAX_NAME_LENGTH} once normalized"
+    return None
+
+
 class UnusableName(ValueError):
     """A name that cannot be classified (empty, or nothing readable once normalized)."""
 
@@ -103,6 +119,10 @@ class Vocab:
 
     def encode(self, normalized: str) -> list[int]:
         return self.ids(normalized).tolist()
+
+    def key(self, normalized: str) -> str:
+        """What the model reads of a name: the lower-case form for a caseless vocabulary, else the name."""
+        return normalized if any(ch.isupper() for ch in self.chars) else normalized.lower()
 
 
 @dataclass(frozen=True)
@@ -260,18 +280,24 @@ class Corpus:
         return len(self.labels)
 
     def split(self, seed: int = 0, val_fraction: float = 0.1, test_fraction: float = 0.1) -> Split:
-        """Seeded split stratified by language in which no normalized name is in two splits.
+        """Seeded split stratified by language in which no name, as the model reads it, is in two splits.
 
-        A name with several languages is one unit: all its pairs land in the same split,
-        stratified under its rarest language so small classes keep their share.
+        Names are grouped by :meth:`Vocab.key` (a caseless vocabulary reads "An" and "an"
+        alike: they are one name). A name with several languages or spellings is one unit:
+        all its pairs land in the same split, stratified under its rarest language so
+        small classes keep their share. A unit is placed by its first spelling in sorted
+        order, so a corpus without such spellings splits as it did before they were grouped.
         """
         class_sizes = Counter(label for _, label in self.pairs)
         labels_of: dict[str, list[int]] = defaultdict(list)
+        spelling: dict[str, str] = {}  # key -> the unit's first spelling
         for name, label in self.pairs:
-            labels_of[name].append(label)
+            key = self.vocab.key(name)
+            labels_of[key].append(label)
+            spelling[key] = min(spelling.get(key, name), name)
         strata: dict[int, list[str]] = defaultdict(list)
-        for name, name_labels in labels_of.items():
-            strata[min(name_labels, key=lambda label: (class_sizes[label], label))].append(name)
+        for key, key_labels in labels_of.items():
+            strata[min(key_labels, key=lambda label: (class_sizes[label], label))].append(spelling[key])
         rng = random.Random(seed)
         assignment: dict[str, str] = {}
         for stratum in sorted(strata):
@@ -280,10 +306,10 @@ class Corpus:
             n_test = round(len(names) * test_fraction)
             n_val = round(len(names) * val_fraction)
             for i, name in enumerate(names):
-                assignment[name] = "test" if i < n_test else "val" if i < n_test + n_val else "train"
+                assignment[self.vocab.key(name)] = "test" if i < n_test else "val" if i < n_test + n_val else "train"
         parts: dict[str, list[Example]] = {"train": [], "val": [], "test": []}
         for name, label in self.pairs:
-            parts[assignment[name]].append(Example(name, label))
+            parts[assignment[self.vocab.key(name)]].append(Example(name, label))
         return Split(**parts)
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Iterator
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
@@ -94,6 +95,11 @@ def check_columns(path: Path | str, columns: list[str], wanted: dict[str, str]) 
     ``wanted`` maps a column name to the option that chose it (``{"surname": "--name-column"}``).
     """
     for column, option in wanted.items():
+        if columns.count(column) > 1:
+            raise DataError(
+                f"{path} has {columns.count(column)} columns named {column!r} (its columns: "
+                f"{', '.join(map(repr, columns))}); rename all but one in the header, or pass {option} with another"
+            )
         if column not in columns:
             raise DataError(
                 f"{path} has no column {column!r} (its columns: {', '.join(map(repr, columns))}); "
@@ -153,7 +159,10 @@ def read_labelled(path: Path | str, name_column: str, label_column: str) -> list
     except (pa.ArrowInvalid, OSError) as err:
         raise _read_error(path, err) from None
     names = table.column(name_column).cast(pa.string()).to_pylist()
-    labels = table.column(label_column).cast(pa.string()).to_pylist()
+    label_values = table.column(label_column)
+    if pa.types.is_floating(label_values.type):  # a NaN is a missing label, not a class "nan"
+        label_values = pc.if_else(pc.is_nan(label_values), pa.scalar(None, label_values.type), label_values)
+    labels = label_values.cast(pa.string()).to_pylist()
     rows: list[LabelledRow] = []
     missing: list[str] = []
     for index, (name, label) in enumerate(zip(names, labels)):

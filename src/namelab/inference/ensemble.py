@@ -14,12 +14,23 @@ temperature (fitted on the validation split like a single model's), so
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Sequence
 
 import torch
 
-from ..runs.checkpoint import CONFIG, CheckpointError, read_json, run_kind, write_json
+from ..runs.checkpoint import (
+    CONFIG,
+    CheckpointError,
+    check_calibration,
+    check_complete,
+    read_json,
+    run_kind,
+    start_writing,
+    write_json,
+    write_manifest,
+)
 from .base import ModelSummary, Predictor
 from .ngram import KIND as NGRAM
 from .ngram import NgramPredictor
@@ -28,10 +39,14 @@ from .unknown import UnknownCheck
 KIND = "ensemble"
 
 
-def write_ensemble(folder: Path | str, members: Sequence[Path | str], meta: dict | None = None) -> dict:
-    """Write ``folder/config.json`` for ``members`` (run folders inside ``folder``); returns it.
+def write_ensemble(
+    folder: Path | str, members: Sequence[Path | str], meta: dict | None = None, *, complete: bool = True
+) -> dict:
+    """Write ``folder/config.json`` for ``members`` (run folders inside ``folder``), then its manifest; returns it.
 
     The labels, split seed and dataset checksum are the members' (they must agree).
+    ``complete=False`` leaves the folder unfinished, for a writer with more to add
+    (train_ensemble: weights, calibration, metrics), which writes the manifest itself.
     """
     folder = Path(folder)
     if not members:
@@ -64,7 +79,10 @@ def write_ensemble(folder: Path | str, members: Sequence[Path | str], meta: dict
         "dataset_sha256": metas[0].get("dataset_sha256"),
         "parameters": int(sum(m.get("parameters", 0) for m in metas)),
     }
+    start_writing(folder)
     write_json(folder / CONFIG, full)
+    if complete:
+        write_manifest(folder)
     return full
 
 
@@ -131,7 +149,10 @@ class EnsemblePredictor(Predictor):
         self.device = self.members[0].device
         self.unknown = unknown
         weights = meta.get("weights") or [1.0 / len(self.members)] * len(self.members)
-        if len(weights) != len(self.members) or any(not w >= 0 for w in weights) or not sum(weights) > 0:
+        numbers = isinstance(weights, list) and all(
+            not isinstance(w, bool) and isinstance(w, (int, float)) and math.isfinite(w) and w >= 0 for w in weights
+        )
+        if not numbers or len(weights) != len(self.members) or not sum(weights) > 0:
             raise CheckpointError(
                 f"the ensemble's weights {weights} do not fit its {len(self.members)} members; rebuild the ensemble"
             )
@@ -141,7 +162,18 @@ class EnsemblePredictor(Predictor):
     def from_folder(
         cls, folder: Path | str, device: str | torch.device = "cpu", backend: str = "torch"
     ) -> "EnsemblePredictor":
+        check_complete(Path(folder), required=(CONFIG,))  # no weights of its own; each member checks its own
         meta = read_json(Path(folder) / CONFIG)
+        if not isinstance(meta, dict):
+            raise CheckpointError(f"{Path(folder) / CONFIG} holds no JSON object; the ensemble folder is damaged")
+        check_calibration(meta, Path(folder) / CONFIG)
+        return cls.from_meta(folder, meta, device, backend)
+
+    @classmethod
+    def from_meta(
+        cls, folder: Path | str, meta: dict, device: str | torch.device = "cpu", backend: str = "torch"
+    ) -> "EnsemblePredictor":
+        """The ensemble ``meta`` describes, its members read from ``folder`` (for its writer, before the manifest)."""
         members = [load_member(path, device, backend) for path in member_folders(folder, meta)]
         return cls(members, meta, UnknownCheck.load(folder))
 

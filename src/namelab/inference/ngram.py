@@ -32,8 +32,12 @@ from ..runs.checkpoint import (
     WEIGHTS,
     CheckpointError,
     atomic_write_bytes,
+    check_calibration,
+    check_complete,
     read_json,
+    start_writing,
     write_json,
+    write_manifest,
 )
 from .base import ModelSummary, Predictor
 from .unknown import UnknownCheck
@@ -211,7 +215,13 @@ class NgramModel:
 
     # -- run folder: weights in safetensors, the n-grams in JSON ---------------------------
 
-    def save(self, run_dir: Path | str, meta: dict | None = None) -> dict:
+    def save(self, run_dir: Path | str, meta: dict | None = None, *, complete: bool = True) -> dict:
+        """Write the weights and ``config.json``, then (``complete``) the manifest; returns config.json.
+
+        ``complete=False`` leaves the folder unfinished, for a writer with more files to add
+        (train_ngram: calibration, metrics, history), which writes the manifest itself.
+        """
+        start_writing(run_dir)
         state = {
             "idf": torch.from_numpy(self.idf.astype(np.float32)),
             "coef": torch.from_numpy(self.coef.astype(np.float32)),
@@ -232,12 +242,17 @@ class NgramModel:
             "weights_sha256": hashlib.sha256(blob).hexdigest(),
         }
         write_json(run_dir / CONFIG, full)
+        if complete:
+            write_manifest(run_dir)
         return full
 
     @classmethod
     def load(cls, run_dir: Path | str) -> tuple["NgramModel", dict]:
         run_dir = Path(run_dir)
+        check_complete(run_dir)  # a folder a kill left half-written is refused, whatever it holds
         meta = read_json(run_dir / CONFIG)
+        if not isinstance(meta, dict):
+            raise CheckpointError(f"{run_dir / CONFIG} holds no JSON object; the run folder is damaged, train it again")
         weights = run_dir / WEIGHTS
         if not weights.is_file():
             raise CheckpointError(f"{weights} is missing; the run did not finish saving, train it again")
@@ -246,17 +261,35 @@ class NgramModel:
             raise CheckpointError(
                 f"{weights} does not match the checksum in {CONFIG}: the file is truncated or modified; train it again"
             )
-        state = load_safetensors(blob)
         try:
-            features, labels = meta["features"], meta["labels"]
+            state = load_safetensors(blob)
+            features, labels, config = meta["features"], meta["labels"], meta["config"]
             idf, coef, intercept = (state[k].double().numpy() for k in ("idf", "coef", "intercept"))
-        except KeyError as err:
-            raise CheckpointError(f"{run_dir} is not a complete n-gram run (no {err})") from err
-        if coef.shape != (len(labels), len(features)) or idf.shape != (len(features),):
+        except (KeyError, ValueError) as err:
+            raise CheckpointError(f"{run_dir} is not a complete n-gram run (no {err}); train it again") from err
+        where = run_dir / CONFIG
+        if not (isinstance(labels, list) and labels and all(isinstance(x, str) for x in labels)) or len(
+            set(labels)
+        ) != len(labels):
+            raise CheckpointError(f"{where}: labels must be distinct strings, got {labels!r:.60}; train it again")
+        if not (isinstance(features, list) and all(isinstance(x, str) and x for x in features)) or len(
+            set(features)
+        ) != len(features):
+            raise CheckpointError(f"{where}: features must be distinct non-empty n-grams; train it again")
+        if not isinstance(config, dict):
+            raise CheckpointError(f"{where}: config must be an object, got {config!r:.60}; train it again")
+        check_calibration(meta, where)
+        if coef.shape != (len(labels), len(features)) or idf.shape != (len(features),) or intercept.shape != (
+            len(labels),
+        ):
             raise CheckpointError(
-                f"{weights} disagrees with {CONFIG}: {coef.shape} weights for {len(labels)} languages; train it again"
+                f"{weights} disagrees with {CONFIG}: {coef.shape} weights for {len(labels)} languages and "
+                f"{len(features)} n-grams; train it again"
             )
-        return cls(features, idf, coef, intercept, labels, float(meta["config"].get("C", 0.0))), meta
+        if not (np.isfinite(idf).all() and np.isfinite(coef).all() and np.isfinite(intercept).all()):
+            raise CheckpointError(f"{weights} holds values that are not finite numbers; train it again")
+        c = config.get("C", 0.0)
+        return cls(features, idf, coef, intercept, labels, float(c) if isinstance(c, (int, float)) else 0.0), meta
 
 
 class NgramPredictor(Predictor):

@@ -22,6 +22,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Iterator
 
+from ..runs.checkpoint import MANIFEST, OWNED_FILES, process_alive
+
 
 @contextmanager
 def open_output(path: Path | str | None, *, input_path: Path | str | None = None, binary: bool = False) -> Iterator[IO]:
@@ -49,8 +51,12 @@ def open_output(path: Path | str | None, *, input_path: Path | str | None = None
             return
         kind = "a folder" if stat.S_ISDIR(status.st_mode) else "a special file (socket or block device)"
         raise ValueError(f"--output {path} is {kind}; give the path of a file to write")
+    if target.name in OWNED_FILES and (target.parent / MANIFEST).is_file():
+        raise ValueError(f"--output {path} is a file of the run folder {target.parent}; write the results elsewhere")
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.parent / f".{target.name}.{secrets.token_hex(4)}.tmp"
+    remove_stale_temporaries(target)
+    # The writer's PID in the name: a later writer removes what a killed one left (remove_stale_temporaries).
+    tmp = target.parent / f".{target.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp"
     # The kernel applies the umask to 0o666, as for any new file; an existing file's mode is copied exactly.
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666 if status is None else 0o600)
     try:
@@ -64,6 +70,17 @@ def open_output(path: Path | str | None, *, input_path: Path | str | None = None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def remove_stale_temporaries(target: Path) -> list[Path]:
+    """Remove the temporary files beside ``target`` left by writers that were killed; returns them."""
+    removed = []
+    for tmp in target.parent.glob(f".{target.name}.*.tmp"):
+        pid = tmp.name[len(target.name) + 2 :].split("-", 1)[0]
+        if pid.isdigit() and not process_alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
 
 
 def check_not_input(path: Path | str, input_path: Path | str | None) -> None:

@@ -38,9 +38,10 @@ import pyarrow.parquet as pq
 import torch
 from tqdm import tqdm
 
-from ..data.corpus import UnusableName, normalize
+from ..data.corpus import MAX_NAME_LENGTH, UnusableName, input_error, normalize
 from ..data.download import DataError
 from ..data.tables import DELIMITERS, check_columns, column_names, iter_batches, num_rows, table_kind
+from .base import prepare
 from .output import open_output
 from .priors import ESTIMATE_PRIOR, TRAIN_PRIOR, estimate_prior
 from .schema import (
@@ -161,12 +162,18 @@ def annotate(
     error_of: list[str | None] = [None] * len(uniques)
     slot_of = np.full(len(uniques), -1, dtype=np.int64)  # row of the distinct normalized name, -1: error
     distinct: dict[str, int] = {}
+    # The names-file rules: too long to read (raw), no letters, or too long once normalized.
+    checked = []
     for u, name in enumerate(uniques):
-        try:
-            normalized_of[u] = normalize(name)
-        except UnusableName as err:
-            error_of[u] = str(err)
+        error_of[u] = input_error(name)
+        if error_of[u] is None:
+            checked.append(u)
+    results, _, _ = prepare([uniques[u] for u in checked], MAX_NAME_LENGTH)
+    for u, row in zip(checked, results):
+        if "error" in row:
+            error_of[u] = row["error"]
         else:
+            normalized_of[u] = row["normalized"]
             slot_of[u] = distinct.setdefault(normalized_of[u], len(distinct))
     per_distinct: dict[str, list] = {field.name: [] for field in output_fields(options)}
     if distinct:

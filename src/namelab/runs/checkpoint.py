@@ -31,8 +31,9 @@ import json
 import math
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -109,13 +110,81 @@ def read_json(path: Path) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise CheckpointError(f"{path} is not valid JSON ({err}); the run folder is damaged, train it again") from err
+    except RecursionError:
+        raise CheckpointError(f"{path} nests too deeply to be a run file; the run folder is damaged") from None
 
 
 def sha256_file(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+# -- one writer per run folder ---------------------------------------------------------
+
+
+LOCK = ".namelab.lock"  # not a run file: a finished run has none, and --force leaves it to its owner
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this machine (a lock or temporary file of a dead one is stale)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process, alive
+    return True
+
+
+@contextmanager
+def run_lock(run_dir: Path) -> Iterator[None]:
+    """Hold ``run_dir/.namelab.lock`` (our PID) while writing the folder: one writer at a time.
+
+    A second writer is refused with the holder's PID. A lock whose process is gone (a
+    kill, a crash) is taken over. The lock is a file created exclusively, so two writers
+    starting at once cannot both get it.
+    """
+    run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ValueError(f"--out {run_dir} is a file; give a folder for the run")
+    created = not run_dir.exists()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / LOCK
+    for _ in range(2):  # the second try follows the removal of a dead process's lock
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                holder = int(path.read_text(encoding="utf-8").split()[0])
+            except (OSError, ValueError, IndexError):
+                holder = None  # written half by a writer killed at once: no process to wait for
+            if holder is not None and holder != os.getpid() and process_alive(holder):
+                raise CheckpointError(
+                    f"{run_dir} is being written by process {holder} (lock file {path}); wait for it to end, or "
+                    f"stop it and run again (a lock whose process is gone is taken over)"
+                ) from None
+            path.unlink(missing_ok=True)
+            continue
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(f"{os.getpid()}\n")
+        break
+    else:
+        raise CheckpointError(f"could not take the lock {path}; another writer keeps taking it, try again")
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+        if created and not any(run_dir.iterdir()):
+            run_dir.rmdir()  # a writer that failed before writing anything leaves no empty folder behind
+
+
 # -- complete or unfinished ------------------------------------------------------------
+
+
+def start_writing(run_dir: Path) -> None:
+    """Remove the manifest before a run folder's files are (re)written: until :func:`write_manifest`
+    the folder is unfinished, and every reader refuses it (a kill mid-write leaves it so)."""
+    Path(run_dir).mkdir(parents=True, exist_ok=True)
+    (Path(run_dir) / MANIFEST).unlink(missing_ok=True)
 
 
 def write_manifest(run_dir: Path) -> None:
@@ -162,14 +231,17 @@ def unfinished_message(run_dir: Path) -> str:
     )
 
 
-def check_complete(run_dir: Path) -> None:
-    """Raise :class:`CheckpointError` unless ``run_dir`` is a complete run whose files match its manifest."""
+def check_complete(run_dir: Path, required: Sequence[str] = (CONFIG, WEIGHTS)) -> None:
+    """Raise :class:`CheckpointError` unless ``run_dir`` is a complete run whose files match its manifest.
+
+    ``required``: the files its manifest must list (an ensemble has no weights of its own).
+    """
     run_dir = Path(run_dir)
     if run_state(run_dir) != "complete":
         raise CheckpointError(unfinished_message(run_dir))
     manifest = read_json(run_dir / MANIFEST)
     files = manifest.get("files") if isinstance(manifest, dict) else None
-    if not isinstance(files, dict) or CONFIG not in files or WEIGHTS not in files:
+    if not isinstance(files, dict) or any(name not in files for name in required):
         raise CheckpointError(f"{run_dir / MANIFEST} does not list the run's files; the run folder is damaged")
     for name, expected in files.items():
         if name not in RUN_FILES:
@@ -208,7 +280,7 @@ def save_run(
     that readers recognise as unfinished, never one that mixes old and new files.
     """
     run_dir = Path(run_dir)
-    (run_dir / MANIFEST).unlink(missing_ok=True)
+    start_writing(run_dir)
     state = {name: tensor.detach().to("cpu").contiguous() for name, tensor in model.state_dict().items()}
     blob = save_safetensors(state)
     atomic_write_bytes(run_dir / WEIGHTS, blob)
@@ -247,6 +319,7 @@ def load_run(run_dir: Path | str, device: str | torch.device = "cpu") -> tuple[C
             f"{run_dir / CONFIG} records no checksum of the weights (weights_sha256 is {expected!r}); "
             "the run folder is damaged, train it again"
         )
+    check_calibration(meta, run_dir / CONFIG)
     weights_path = run_dir / WEIGHTS
     if not weights_path.is_file():
         raise CheckpointError(f"{weights_path} is missing; the run did not finish saving, train it again")
@@ -286,6 +359,34 @@ def _number(value, what: str, path: Path, low: float = -math.inf, high: float = 
         bounds = f" between {low:g} and {high:g}" if math.isfinite(low) and math.isfinite(high) else ""
         raise CheckpointError(f"{path}: {what} must be a number{bounds}, got {value!r:.60}; the run folder is damaged")
     return float(value)
+
+
+def check_calibration(meta: dict, path: Path) -> None:
+    """``meta["calibration"]`` (if any): a finite temperature above 0 and conformal scores that are numbers in [0, 1].
+
+    A temperature of 0, NaN or below 0 would answer NaN or reverse the ranking of the languages.
+    """
+    calibration = meta.get("calibration")
+    if calibration is None:
+        return
+    if not isinstance(calibration, dict):
+        raise CheckpointError(f"{path}: calibration must be an object, got {calibration!r:.60}; the run folder is damaged")
+    temperature = calibration.get("temperature", 1.0)
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not (
+        math.isfinite(temperature) and temperature > 0
+    ):
+        raise CheckpointError(
+            f"{path}: calibration.temperature must be a finite number above 0, got {temperature!r:.60}; "
+            "the run folder is damaged, train it again"
+        )
+    scores = calibration.get("conformal_scores") or []
+    if not isinstance(scores, list) or not all(
+        not isinstance(v, bool) and isinstance(v, (int, float)) and 0.0 <= v <= 1.0 for v in scores
+    ):
+        raise CheckpointError(
+            f"{path}: calibration.conformal_scores must be a list of numbers between 0 and 1, got {scores!r:.60}; "
+            "the run folder is damaged, train it again"
+        )
 
 
 HISTORY_FIELDS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")

@@ -53,18 +53,22 @@ class TrainConfig:
         _choice(self, "impl", IMPLS)
         _choice(self, "device", DEVICES)
         _choice(self, "pool", POOLS)
-        _whole(self, "embedding_dim", low=0)
-        for name in ("hidden_size", "epochs", "batch_size"):
-            _whole(self, name, low=1)
+        # Upper bounds far above any use, so that a typo fails here with the option's name,
+        # not as an overflow inside torch, numpy's seeding or the C++ kernel.
+        _whole(self, "embedding_dim", low=0, high=MAX_WIDTH)
+        _whole(self, "hidden_size", low=1, high=MAX_WIDTH)
+        _whole(self, "epochs", low=1, high=MAX_EPOCHS)
+        _whole(self, "batch_size", low=1, high=MAX_BATCH)
         for name in ("seed", "split_seed"):
-            _whole(self, name, low=0)
-        _real(self, "lr", "a number above 0", lambda v: v > 0)
+            _whole(self, name, low=0, high=MAX_SEED)
+        # Above 10 AdamW's first steps already overflow: the run would train a whole epoch of NaN.
+        _real(self, "lr", f"a number above 0 and at most {MAX_LR:g}", lambda v: 0 < v <= MAX_LR)
         _real(self, "clip_norm", "a number above 0", lambda v: v > 0)
         _real(self, "weight_decay", "a number of at least 0", lambda v: v >= 0)
         _real(self, "class_weight_power", "a number of at least 0", lambda v: v >= 0)
         for name in ("dropout", "label_smoothing", "char_dropout"):
             _real(self, name, "a number from 0 up to (not including) 1", lambda v: 0 <= v < 1)
-        _whole(self, "ngram_buckets", low=0)
+        _whole(self, "ngram_buckets", low=0, high=MAX_BUCKETS)
         if not isinstance(self.bidirectional, bool):
             raise ValueError(f"--bidirectional must be true or false, got {self.bidirectional!r} (bidirectional)")
 
@@ -79,10 +83,20 @@ def _choice(config: TrainConfig, name: str, choices: Sequence[str]) -> None:
         raise ValueError(f"{_option(name)} must be one of {', '.join(choices)}, got {value!r} ({name})")
 
 
-def _whole(config: TrainConfig, name: str, low: int) -> None:
+MAX_WIDTH = 2**16  # hidden size, embedding size
+MAX_EPOCHS = 10**6
+MAX_BATCH = 2**24
+MAX_BUCKETS = 2**28
+MAX_SEED = 2**32 - 1  # numpy's seeds are 32-bit
+MAX_LR = 10.0
+
+
+def _whole(config: TrainConfig, name: str, low: int, high: int) -> None:
     value = getattr(config, name)
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{_option(name)} must be at least {low}, got {value!r} ({name}: a whole number)")
+        raise ValueError(f"{_option(name)} must be at least {low}, got {value!r:.40} ({name}: a whole number)")
+    if value > high:
+        raise ValueError(f"{_option(name)} must be at most {high:,}, got {value:,} ({name}: a whole number)")
 
 
 def _real(config: TrainConfig, name: str, rule: str, ok: Callable[[float], bool]) -> None:

@@ -50,6 +50,9 @@ def free_cores() -> int:
 
 def bind_socket(host: str, port: int) -> socket.socket:
     """A listening TCP socket on ``host:port`` (port 0: any free port), with a clear error if taken."""
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        # getaddrinfo wraps 70000 to 4464 and overflows on 10**20: refuse what is no port at all.
+        raise ValueError(f"--port must be a whole number from 0 to 65535 (0: any free port), got {port!r:.30}")
     sock = None
     try:
         family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]

@@ -26,7 +26,6 @@ from ..runs.checkpoint import (
     read_history,
     read_json,
     read_metrics,
-    run_kind,
     run_state,
     unfinished_message,
 )
@@ -54,11 +53,8 @@ def best_val_accuracy(run_dir: Path) -> float:
 
 
 def is_unfinished(run_dir: Path) -> bool:
-    """A recurrent run without its manifest: training was stopped, or is still running.
-
-    Ensembles and n-gram baselines are written without a manifest; their loaders check them.
-    """
-    return run_kind(run_dir) == "recurrent" and run_state(run_dir) != "complete"
+    """A run folder of any kind without its manifest: training was stopped, or is still running."""
+    return run_state(run_dir) != "complete"
 
 
 def find_runs(path: Path | str) -> list[Path]:

@@ -14,6 +14,7 @@ validation accuracy; the test split is read once, at the end.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import random
@@ -171,7 +172,9 @@ def train(
     """
     group = ddp.init_process_group(resolve_device(config.device))
     try:
-        return _train(config, corpus, out_dir, data_dir, split, log, resume, force, between_epochs, command, group)
+        # One writer per run folder (rank 0 writes under torchrun).
+        with checkpoint.run_lock(Path(out_dir)) if out_dir is not None and group.is_main else contextlib.nullcontext():
+            return _train(config, corpus, out_dir, data_dir, split, log, resume, force, between_epochs, command, group)
     finally:
         ddp.close_process_group()
 
@@ -380,7 +383,8 @@ def train_command(
     for f in fields(TrainConfig):
         value = getattr(config, f.name)
         if value != getattr(defaults, f.name):
-            words += [f"--{f.name.replace('_', '-')}", str(value)]
+            option = f"--{f.name.replace('_', '-')}"
+            words += [option] if isinstance(value, bool) else [option, str(value)]  # a flag takes no value
     if data_dir is not None:
         words += ["--data", str(data_dir)]
         if columns is not None:  # a table
@@ -414,6 +418,11 @@ def prepare_run_folder(
     if state == "unfinished" and resume and info is not None:
         _check_resumable(out, info, config, dataset_sha256)
         return info
+    if resume and not force and info is None and (out / checkpoint.CHECKPOINT).exists():
+        # Starting at epoch 1 would quietly throw the trained epochs away: let the user decide.
+        raise CheckpointError(
+            f"{out / checkpoint.CHECKPOINT} is damaged and cannot be resumed; pass --force to start the run over"
+        )
     if state == "unfinished" and not force and not resume:
         raise ValueError(checkpoint.unfinished_message(out) + ", or pass --force to start it over")
     for name in checkpoint.OWNED_FILES:  # --force, or --resume with nothing usable to resume from

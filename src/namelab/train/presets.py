@@ -18,16 +18,27 @@ from typing import Callable, Sequence
 
 import torch
 
-from ..core.metrics import classification_metrics
 from ..data.corpus import Corpus, Split
 from ..data.download import dataset_checksum
 from ..inference.calibrate import calibrate_predictor
 from ..inference.ensemble import EnsemblePredictor, fit_weight, write_ensemble
+from ..inference.evaluate import evaluate_examples
 from ..inference.ngram import C_GRID
 from ..inference.priors import class_shares
 from ..inference.unknown import UnknownCheck
 from ..runs.card import write_model_card
-from ..runs.checkpoint import CONFIG, HISTORY, METRICS, read_json, run_kind, write_json
+from ..runs.checkpoint import (
+    CONFIG,
+    HISTORY,
+    METRICS,
+    read_json,
+    run_kind,
+    run_lock,
+    run_state,
+    start_writing,
+    write_json,
+    write_manifest,
+)
 from ..runs.config import TrainConfig
 from .loop import train
 from .ngram import train_ngram
@@ -89,50 +100,75 @@ def train_ensemble(
     meta: dict | None = None,
     members_ready: Sequence[Path] = (),
     force: bool = False,
+    resume: bool = False,
+    command: str | None = None,
     c_grid: Sequence[float] = C_GRID,
     log: Callable[[str], None] = print,
 ) -> dict:
     """Train every member into ``out_dir/members``, write the ensemble, calibrate it; returns its metrics.
 
     ``members_ready`` are run folders already trained inside ``out_dir``; they join as they are.
+    With ``resume``, a member that finished is kept and an unfinished one resumes (``command``
+    is what its messages tell the user to run to resume: the user's own command).
     """
     if not members and not ngram and not members_ready:
         raise ValueError("an ensemble needs at least one member")
     out = Path(out_dir)
+    with run_lock(out):  # one writer per folder; each member locks its own
+        return _train_ensemble(
+            members, corpus, out, ngram, data_dir, split, meta, members_ready, force, resume, command, c_grid, log
+        )
+
+
+def _train_ensemble(
+    members, corpus, out, ngram, data_dir, split, meta, members_ready, force, resume, command, c_grid, log
+) -> dict:
+    # A config.json from the start marks the folder as one unfinished run (not a compare folder of its members).
+    start_writing(out)
+    write_json(out / CONFIG, {"kind": "ensemble", "members": [], **(meta or {})})
     split_seed = members[0].split_seed if members else 0
     split = split or corpus.split(seed=split_seed)
     checksum = dataset_checksum(data_dir) if data_dir else None
     folders = [Path(folder) for folder in members_ready]
     for i, config in enumerate(members, 1):
         folder = out / MEMBERS / member_name(config)
-        log(f"[ensemble] member {i}/{len(members) + int(ngram)}: {folder.name}")
-        train(config, corpus, folder, data_dir=data_dir, split=split, log=log, force=force)
+        if resume and run_state(folder) == "complete":
+            log(f"[ensemble] member {i}/{len(members) + int(ngram)}: {folder.name} is finished; kept")
+        else:
+            log(f"[ensemble] member {i}/{len(members) + int(ngram)}: {folder.name}")
+            train(
+                config, corpus, folder, data_dir=data_dir, split=split, log=log, force=force, resume=resume,
+                command=command,
+            )  # fmt: skip
         folders.append(folder)
     if ngram:
         folder = out / MEMBERS / "ngram"
-        log(f"[ensemble] member {len(folders) + 1}/{len(members) + 1}: character n-gram logistic regression")
-        base = {"config": {"split_seed": split_seed}, "vocab": corpus.vocab.chars, "dataset_sha256": checksum}
-        train_ngram(split, corpus.labels, folder, meta={**base, **split.sizes()}, c_grid=c_grid)
+        if resume and run_state(folder) == "complete":
+            log(f"[ensemble] member {len(folders) + 1}/{len(members) + 1}: the n-gram baseline is finished; kept")
+        else:
+            log(f"[ensemble] member {len(folders) + 1}/{len(members) + 1}: character n-gram logistic regression")
+            base = {"config": {"split_seed": split_seed}, "vocab": corpus.vocab.chars, "dataset_sha256": checksum}
+            train_ngram(split, corpus.labels, folder, meta={**base, **split.sizes()}, c_grid=c_grid)
         folders.append(folder)
-    write_ensemble(out, folders, {**(meta or {}), "vocab": corpus.vocab.chars, **split.sizes()})
+    write_ensemble(out, folders, {**(meta or {}), "vocab": corpus.vocab.chars, **split.sizes()}, complete=False)
     config = read_json(out / CONFIG)
     config["train_prior"] = class_shares([e.label for e in split.train], corpus.num_classes)
     UnknownCheck.fit(split).save(out)
     if len(folders) > 1 and run_kind(folders[-1]) == "ngram":
         # The n-gram member's share, chosen on the validation split (the members keep their own temperatures).
-        members = EnsemblePredictor.from_folder(out).members
+        members = EnsemblePredictor.from_meta(out, config).members
         val_probs = [member.probabilities([e.name for e in split.val]) for member in members]
         config["weights"] = fit_weight(val_probs, torch.tensor([e.label for e in split.val]))
         write_json(out / CONFIG, config)
-    predictor = EnsemblePredictor.from_folder(out)
+    predictor = EnsemblePredictor.from_meta(out, config)
     config["calibration"], calibration = calibrate_predictor(predictor, split)
     write_json(out / CONFIG, config)
-    predicted = predictor.scores([e.name for e in split.test]).argmax(dim=1).tolist()
-    metrics = {**classification_metrics([e.label for e in split.test], predicted, corpus.labels), **calibration}
+    metrics = {**evaluate_examples(predictor, split.test, corpus.labels), **calibration}
     write_json(out / METRICS, metrics)
     # One "epoch": what the server reads to pick a compare folder's best run of each kind.
     write_json(out / HISTORY, [{"epoch": 1, "val_accuracy": config["calibration"]["val_accuracy"]}])
     write_model_card(out, config, metrics)
+    write_manifest(out)  # last: until here every reader refuses the folder as unfinished
     return metrics
 
 
@@ -144,15 +180,23 @@ def train_preset(
     data_dir: Path | None = None,
     overrides: dict | None = None,
     force: bool = False,
+    resume: bool = False,
+    command: str | None = None,
     log: Callable[[str], None] = print,
 ) -> dict:
-    """Train preset ``name`` (``overrides`` replace fields of every member's TrainConfig); returns its metrics."""
+    """Train preset ``name`` (``overrides`` replace fields of every member's TrainConfig); returns its metrics.
+
+    ``resume`` goes on after a kill (finished members kept, an unfinished one resumed);
+    ``command`` is the command messages give for that (default: a ``namelab train`` line per member).
+    """
     recipe = preset(name)
     members = tuple(replace(config, **(overrides or {})) for config in recipe.members)
     if len(members) == 1 and not recipe.ngram:
-        return train(members[0], corpus, out_dir, data_dir=data_dir, log=log, force=force).metrics
+        return train(
+            members[0], corpus, out_dir, data_dir=data_dir, log=log, force=force, resume=resume, command=command
+        ).metrics
     meta = {"preset": name, "description": recipe.description}
     return train_ensemble(
-        members, corpus, out_dir, ngram=recipe.ngram, data_dir=data_dir, meta=meta, force=force,
-        c_grid=recipe.ngram_c, log=log,
+        members, corpus, out_dir, ngram=recipe.ngram, data_dir=data_dir, meta=meta, force=force, resume=resume,
+        command=command, c_grid=recipe.ngram_c, log=log,
     )  # fmt: skip
