@@ -305,7 +305,7 @@ def test_a_table_refuses_names_over_the_length_limit_as_a_names_file_does(tiny_r
     pa_csv.write_csv(pa.table({"name": names}), csv_path)
     predict_table(load_predictor(tiny_runs["gru"]), csv_path, tmp_path / "out.csv", TableOptions(), progress=False)
     rows = pa_csv.read_csv(tmp_path / "out.csv").to_pylist()
-    assert [row["predicted_language"] or None for row in rows] == ["Alpha", None, None, None, None, "Beta"]
+    assert [row["language_1"] or None for row in rows] == ["Alpha", None, None, None, None, "Beta"]
     assert "a name may have at most 64" in rows[1]["error"] and "72 characters once transliterated" in rows[1]["error"]
     assert "becomes 145 characters" in rows[2]["error"]
     assert rows[3]["error"].startswith("is 100,000 characters long") and not rows[3]["normalized"]
