@@ -35,7 +35,8 @@ from ..runs.env import AdaptiveThreads
 from ..train.loop import train
 from ..train.presets import train_preset
 from .formats import format_predictions, predict_rows, read_names_file
-from .parser import UsageError, build_parser, no_default_model, parse_args, split_run_and_names
+from .hints import UsageError, no_default_model, split_run_and_names
+from .parser import build_parser, parse_args
 
 EXIT_USAGE = 2
 

@@ -2,19 +2,15 @@
 
     parser = build_parser()
     args = parse_args(parser, ["predict", "runs/gru", "Nakamura"])   # "did you mean" on a typo
-    run_dir, names = split_run_and_names(args)                         # a name where the run goes
 
 Every option has help text; the formatter appends its default; every subcommand's help
-ends with examples (tests/test_cli.py walks the parser to keep it so).
+ends with examples (tests/test_cli.py walks the parser to keep it so). The hints added to
+argparse's errors, and the reading of a name where the run folder goes, are in hints.py.
 """
 
 from __future__ import annotations
 
 import argparse
-import difflib
-import os
-import re
-import shlex
 from pathlib import Path
 from typing import Sequence
 
@@ -27,6 +23,19 @@ from ..inference.unknown import DEFAULT_FALSE_ALARM
 from ..runs.config import TrainConfig
 from ..train.presets import PRESETS
 from ..version import __version__
+from .hints import UsageError, choice_hint, no_default_model, option_hint, split_run_and_names
+
+# The hints are re-exported: callers that read a command line's words import them from here too.
+__all__ = [
+    "HelpFormatter",
+    "Parser",
+    "UsageError",
+    "build_parser",
+    "no_default_model",
+    "parse_args",
+    "split_run_and_names",
+    "subcommands",
+]
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -51,20 +60,7 @@ class Parser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
     def error(self, message: str):
-        match = _INVALID_CHOICE.search(message)
-        if match:
-            choices = [word.strip().strip("'\"") for word in match["choices"].split(",")]
-            message += did_you_mean(match["value"].strip("'\""), choices)
-        super().error(message)
-
-
-_INVALID_CHOICE = re.compile(r"invalid choice: (?P<value>.+?) \(choose from (?P<choices>.+)\)$")
-
-
-def did_you_mean(word: str, choices: Sequence[str]) -> str:
-    """``"; did you mean 'predict'?"`` for the closest of ``choices`` (difflib), or ``""``."""
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else ""
+        super().error(message + choice_hint(message))
 
 
 def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
@@ -86,18 +82,7 @@ def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse
     if unknown:
         owner = subcommands(parser).get(getattr(args, "command", None) or "", parser)
         options = [s for action in owner._actions for s in action.option_strings]
-        suggestions = {}
-        for word in unknown:
-            flag = word.split("=", 1)[0]
-            close = difflib.get_close_matches(flag, options, n=1) if flag.startswith("-") else []
-            if close:
-                suggestions[flag] = close[0]
-        hint = ""
-        if len(suggestions) == 1:
-            hint = f"; did you mean {next(iter(suggestions.values()))!r}?"
-        elif suggestions:
-            hint = "; did you mean " + ", ".join(f"{close!r} for {flag!r}" for flag, close in suggestions.items()) + "?"
-        owner.error(f"unrecognized arguments: {' '.join(unknown)}{hint}")
+        owner.error(f"unrecognized arguments: {' '.join(unknown)}{option_hint(unknown, options)}")
     return args
 
 
@@ -485,47 +470,3 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="smoke test: 2 epochs, 1 seed, hidden size 32 unless given")
     _add_threads(p, _TRAINING_THREADS)
     return parser
-
-
-# -- a name where the run folder goes --------------------------------------------------
-
-
-class UsageError(ValueError):
-    """A command line that parses but asks for something else than it means; the message shows the right one."""
-
-
-def _looks_like_path(text: str) -> bool:
-    return "/" in text or os.sep in text or text.startswith(".") or Path(text).exists()
-
-
-def split_run_and_names(args: argparse.Namespace) -> tuple[Path | None, list[str]]:
-    """``predict``'s positionals as ``(run folder, names)``; ``None`` for the folder means "the default model".
-
-    The first word is the run folder when it is a folder or looks like a path (a slash, a
-    leading dot); otherwise it is a name. A run folder given after a name is refused with
-    the command in the right order.
-    """
-    first, rest = args.run_dir, list(args.names)
-    if first is None:
-        return None, rest
-    if _looks_like_path(first):
-        return Path(first), rest
-    folders = [word for word in rest if Path(word).is_dir()]
-    if folders:
-        names = [first, *(word for word in rest if word not in folders)]
-        raise UsageError(
-            f"{folders[0]!r} is a folder and {first!r} is not: the run folder goes first, "
-            f"`{shlex.join(['namelab', 'predict', folders[0], *names])}`"
-        )
-    return None, [first, *rest]
-
-
-def no_default_model(names: Sequence[str]) -> UsageError:
-    """What ``predict`` says when no run folder is given and no default model is installed."""
-    shown = " ".join(shlex.quote(name) for name in names[:3]) or "--input names.txt"
-    taken = f"{names[0]!r} is not a run folder (no such folder); " if names else ""
-    return UsageError(
-        f"{taken}give the run folder first, then the names: `namelab predict RUN_DIR {shown}`. "
-        "No run folder yet? Train one: `namelab train --model gru --impl fused --out runs/gru`, "
-        f"then `namelab predict runs/gru {shown}`"
-    )

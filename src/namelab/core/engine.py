@@ -6,7 +6,8 @@
 ``run_cell`` computes what stepping ``cell.step`` over the padded batch and picking
 each name's last real step computes (tests/test_engine.py proves it: outputs and
 every gradient, float32 and float64, against autograd through ``cell.step`` and
-against torch's fused layers), but several times faster on a CPU:
+against torch's fused layers), but faster on a CPU, for these reasons (the figures behind
+each are in docs/benchmarks.md, "Figures behind the code's decisions"):
 
 * **No padding.** Names are sorted by length inside the batch (as
   ``pack_padded_sequence`` does), so at step ``t`` the names still running are the
@@ -25,16 +26,14 @@ against torch's fused layers), but several times faster on a CPU:
   scatter-add (the transpose of the lookup).
 * **The backward's temporaries reuse one block of memory** per thread (``_ScratchMemory``):
   freed and allocated afresh every batch, glibc hands them back to the kernel and
-  every batch page-faults them in again (~500 faults a batch for the LSTM, about a
-  tenth of its training time; docs/benchmarks.md).
+  every batch page-faults them in again, a share of the LSTM's training time worth keeping.
 * **Inference keeps nothing**: without a backward each step reuses ``(B, G*H)``
   buffers that stay in cache.
 * **One sigmoid for all four LSTM gates**: the g rows are pre-doubled and
   ``tanh(g) = 2 sigmoid(2g) - 1`` (one call over ``(n, 4H)`` and a fix-up of a quarter
   costs no more than a sigmoid of three quarters and a separate tanh, or one tanh of
   all four with the sigmoids' fix-ups). Every other tanh is
-  torch's own: with AVX-512 it costs less than half of ``2 sigmoid(2x) - 1``'s four
-  passes (docs/benchmarks.md).
+  torch's own: one pass, cheaper than ``2 sigmoid(2x) - 1``'s four.
 * **The LSTM step's gate math in one C++ pass** (native.py, csrc/lstm_step.cpp), when a
   C++ compiler and ninja can build it on first use; else torch's operators above, the
   same equations (``NAMELAB_KERNEL=auto|cpp|torch`` chooses). A step's ``(n_t, H)``
@@ -46,7 +45,9 @@ against torch's fused layers), but several times faster on a CPU:
   shared out on torch's own threads. The products stay torch's (``addmm_``/``mm``).
 
 The cells' equations (cells.py) stay the definition of the model; the functions
-below restate them in buffer form, each next to its derivative.
+below restate them in buffer form, each next to its derivative. The three cells' kernels
+share one module, longer than the package's others, on purpose: each reads best beside
+the others' (the same buffers, plan and scratch memory), as the cells do in cells.py.
 """
 
 from __future__ import annotations
@@ -226,7 +227,7 @@ class _Constants:
 
 
 def _tanh(x: torch.Tensor, out: torch.Tensor, k: _Constants) -> torch.Tensor:
-    """``tanh(x)`` into ``out`` (one pass; ``2 sigmoid(2x) - 1`` took four and more time)."""
+    """``tanh(x)`` into ``out``: one pass, where ``2 sigmoid(2x) - 1`` takes four (docs/benchmarks.md)."""
     return torch.tanh(x, out=out)
 
 

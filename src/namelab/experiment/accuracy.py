@@ -67,27 +67,13 @@ def run_accuracy_suite(
     ``quick`` (compare --quick) trains the recurrent model with ``base``'s epochs and hidden size.
     """
     out = Path(out)
-    best = PRESETS["best"]
-    (single,) = best.members
-    single = replace(single, split_seed=base.split_seed, device=base.device)
-    if quick:
-        single = replace(single, epochs=base.epochs, hidden_size=base.hidden_size)
-    ngram_dir = out / "runs" / NGRAM
-    total = len(seeds) + 1
+    single = _best_single(base, quick)
     started = time.perf_counter()
-
-    def progress(step: int, what: str) -> None:
-        elapsed = time.perf_counter() - started
-        eta = f", about {elapsed / (step - 1) * (total - step + 1):.0f} s left" if step > 1 else ""
-        log(f"== accuracy suite {step}/{total}: {what} ({elapsed:.0f} s so far{eta})")
+    progress = _progress(len(seeds) + 1, started, log)
 
     progress(1, "character n-gram logistic regression")
-    checksum = dataset_checksum(data_dir) if data_dir else None
-    meta = {"config": {"split_seed": base.split_seed}, "vocab": corpus.vocab.chars, "dataset_sha256": checksum}
-    t0 = time.perf_counter()
-    sizes = split.sizes()
-    ngram_metrics = train_ngram(split, corpus.labels, ngram_dir, meta={**meta, **sizes}, c_grid=best.ngram_c)
-    ngram_seconds = time.perf_counter() - t0
+    ngram_dir = out / "runs" / NGRAM
+    ngram_metrics, ngram_seconds = _fit_ngram(base, corpus, split, ngram_dir, data_dir)
 
     single_metrics, single_seconds, ensemble_metrics, ensemble_seconds = [], [], [], []
     for step, seed in enumerate(seeds, 2):
@@ -97,45 +83,25 @@ def run_accuracy_suite(
         t0 = time.perf_counter()
         member = folder / MEMBERS / member_name(config)
         result = finished_or_trained(config, corpus, member, data_dir=data_dir, split=split, log=log)
-        trained = time.perf_counter() - t0
         single_metrics.append(result.metrics)
-        single_seconds.append(trained)
-        shutil.copytree(ngram_dir, folder / MEMBERS / NGRAM, dirs_exist_ok=True)
-        ensemble_metrics.append(
-            train_ensemble(
-                [],
-                corpus,
-                folder,
-                ngram=False,
-                data_dir=data_dir,
-                split=split,
-                members_ready=[member, folder / MEMBERS / NGRAM],
-                meta={"preset": "best", "description": best.description},
-                log=log,
-            )
-        )
+        single_seconds.append(time.perf_counter() - t0)
+        ensemble_metrics.append(_best_ensemble(corpus, split, folder, member, ngram_dir, data_dir, log))
+        # The ensemble's cost includes its n-gram member's, fitted once before the loop.
         ensemble_seconds.append(time.perf_counter() - t0 + ngram_seconds)
 
+    recipe = member_name(single).rsplit("-seed", 1)[0]
     rows = {
         NGRAM: _row(
             "char 1–4-gram logistic regression", [ngram_metrics], [ngram_seconds], "deterministic: fitted once"
         ),
-        "best_single": _row(
-            f"best single: {member_name(single).rsplit('-seed', 1)[0]}", single_metrics, single_seconds
-        ),
+        "best_single": _row(f"best single: {recipe}", single_metrics, single_seconds),
         "best_ensemble": _row("best ensemble (--preset best)", ensemble_metrics, ensemble_seconds),
     }
-    seed_cells = {}
-    for model in seed_models:
-        runs = [out / "runs" / f"{model}-seed{seed}" / METRICS for seed in seeds]
-        found = [read_json(path) for path in runs if path.is_file()]
-        if found and all(all(f in m for f in CALIBRATION_FIELDS) for m in found):
-            seed_cells[model] = {f: describe([m[f] for m in found]) for f in CALIBRATION_FIELDS}
     return {
         "seeds": list(seeds),
-        "recipe": {"single": member_name(single).rsplit("-seed", 1)[0], "ensemble": best.description},
+        "recipe": {"single": recipe, "ensemble": PRESETS["best"].description},
         "rows": rows,
-        "seed_cells_calibration": seed_cells,
+        "seed_cells_calibration": _seed_cells_calibration(out, seed_models, seeds),
         "reliability": {
             "title": f"best ensemble, seed {seeds[0]}",
             "before": ensemble_metrics[0]["reliability_before"],
@@ -144,6 +110,73 @@ def run_accuracy_suite(
         },
         "seconds": time.perf_counter() - started,
     }
+
+
+def _best_single(base: TrainConfig, quick: bool) -> TrainConfig:
+    """The ``best`` preset's recurrent member on ``base``'s split and device (and size, when ``quick``)."""
+    (single,) = PRESETS["best"].members
+    single = replace(single, split_seed=base.split_seed, device=base.device)
+    if quick:
+        single = replace(single, epochs=base.epochs, hidden_size=base.hidden_size)
+    return single
+
+
+def _progress(total: int, started: float, log: Callable[[str], None]) -> Callable[[int, str], None]:
+    """A logger of step ``step`` of ``total``, with the time so far and, past the first, a guess of the rest."""
+
+    def progress(step: int, what: str) -> None:
+        elapsed = time.perf_counter() - started
+        eta = f", about {elapsed / (step - 1) * (total - step + 1):.0f} s left" if step > 1 else ""
+        log(f"== accuracy suite {step}/{total}: {what} ({elapsed:.0f} s so far{eta})")
+
+    return progress
+
+
+def _fit_ngram(
+    base: TrainConfig, corpus: Corpus, split: Split, ngram_dir: Path, data_dir: Path | None
+) -> tuple[dict, float]:
+    """The n-gram baseline's test metrics and fitting time; it is deterministic, so one fit serves every seed."""
+    checksum = dataset_checksum(data_dir) if data_dir else None
+    meta = {"config": {"split_seed": base.split_seed}, "vocab": corpus.vocab.chars, "dataset_sha256": checksum}
+    sizes = split.sizes()
+    t0 = time.perf_counter()
+    metrics = train_ngram(split, corpus.labels, ngram_dir, meta={**meta, **sizes}, c_grid=PRESETS["best"].ngram_c)
+    return metrics, time.perf_counter() - t0
+
+
+def _best_ensemble(
+    corpus: Corpus,
+    split: Split,
+    folder: Path,
+    member: Path,
+    ngram_dir: Path,
+    data_dir: Path | None,
+    log: Callable[[str], None],
+) -> dict:
+    """The ``best`` ensemble of the trained ``member`` and a copy of the n-gram fit, written to ``folder``."""
+    shutil.copytree(ngram_dir, folder / MEMBERS / NGRAM, dirs_exist_ok=True)
+    return train_ensemble(
+        [],
+        corpus,
+        folder,
+        ngram=False,
+        data_dir=data_dir,
+        split=split,
+        members_ready=[member, folder / MEMBERS / NGRAM],
+        meta={"preset": "best", "description": PRESETS["best"].description},
+        log=log,
+    )
+
+
+def _seed_cells_calibration(out: Path, seed_models: Sequence[str], seeds: Sequence[int]) -> dict:
+    """Each seed-suite cell's calibration over its finished seeds (a cell missing a field is left out)."""
+    seed_cells = {}
+    for model in seed_models:
+        runs = [out / "runs" / f"{model}-seed{seed}" / METRICS for seed in seeds]
+        found = [read_json(path) for path in runs if path.is_file()]
+        if found and all(all(f in m for f in CALIBRATION_FIELDS) for m in found):
+            seed_cells[model] = {f: describe([m[f] for m in found]) for f in CALIBRATION_FIELDS}
+    return seed_cells
 
 
 def accuracy_suite(experiment: Experiment) -> dict:

@@ -357,36 +357,19 @@ def judge_targets(focus: dict, unknown: dict | None) -> list[dict]:
 def run_realworld_suite(experiment: Experiment, benchmark: Path | str | None = None) -> dict:
     """Score every run of the compare on the benchmark; returns the summary section (module docstring)."""
     started = time.perf_counter()
-    labels = experiment.labels
     folder_names = {name.casefold() for name, _ in experiment.corpus.pairs}
-    bench = load_benchmark(benchmark, labels, folder_names)
-    test_names = [e.name for e in experiment.split.test]
+    bench = load_benchmark(benchmark, experiment.labels, folder_names)
     runs = experiment_runs(experiment)
     experiment.log(
         f"== realworld suite: {len(runs)} model(s) on {len(bench.names)} benchmark names "
         f"({int(bench.in_domain.sum())} in-domain)"
     )
+    # Runs fitted on the same split share one unknown-language scorer: each is evaluated once.
     detections: dict[str, dict | None] = {}
     models, doubts, scorer_of = {}, {}, {}
     for key, (title, folders) in runs.items():
-        results = []
-        for folder in folders:
-            predictor = load_predictor(folder)
-            results.append(score_run(predictor, bench, labels))
-            scorer_of.setdefault(key, _scorer_key(folder))
-            if scorer_of[key] not in detections:
-                detections[scorer_of[key]] = detect_unknown(predictor, bench, test_names)
-        doubts[key] = results[0].pop("doubt")
-        for result in results[1:]:
-            result.pop("doubt")
-        models[key] = {
-            "title": title,
-            "runs": [str(f.relative_to(experiment.out)) for f in folders],
-            # the names folder's own test split, beside the real-world figures (train prior, as trained)
-            "test_accuracy": describe([read_json(f / METRICS)["accuracy"] for f in folders]),
-            "test_macro_f1": describe([read_json(f / METRICS)["macro_f1"] for f in folders]),
-            **_pooled(results, labels),
-        }
+        scorer_of[key] = _scorer_key(folders[0])
+        models[key], doubts[key] = _score_model(experiment, title, folders, bench, scorer_of[key], detections)
         experiment.log(
             f"   {title}: in-domain accuracy "
             + ", ".join(f"{p} {models[key]['priors'][p]['accuracy']['mean']:.3f}" for p in PRIOR_ROWS)
@@ -400,9 +383,60 @@ def run_realworld_suite(experiment: Experiment, benchmark: Path | str | None = N
             "baseline_roc": roc_curve(doubts[focus], ~bench.in_domain),
             "same_scorer": [k for k in models if scorer_of[k] == scorer_of[focus]],
         }
+    return {
+        "benchmark": _benchmark_facts(bench),
+        "priors": list(PRIOR_ROWS),
+        "recommended_prior": RECOMMENDED_PRIOR,
+        "seeds": list(range(experiment.settings.seeds)),
+        "models": models,
+        "focus": focus,
+        "per_language": _per_language(bench, models[focus], unknown),
+        "unknown": unknown and {k: v for k, v in unknown.items() if k != "per_language"},
+        "targets": judge_targets(models[focus], unknown),
+        "seconds": time.perf_counter() - started,
+    }
+
+
+def _score_model(
+    experiment: Experiment,
+    title: str,
+    folders: list[Path],
+    bench: Benchmark,
+    scorer: str,
+    detections: dict[str, dict | None],
+) -> tuple[dict, np.ndarray]:
+    """One model's runs (its seeds) scored and pooled, and the first run's doubt per name (the ROC baseline).
+
+    The first run also judges the unknown-language ``scorer`` into ``detections``, unless a model
+    before this one shares it.
+    """
+    results = []
+    for folder in folders:
+        predictor = load_predictor(folder)
+        results.append(score_run(predictor, bench, experiment.labels))
+        if scorer not in detections:
+            test_names = [e.name for e in experiment.split.test]
+            detections[scorer] = detect_unknown(predictor, bench, test_names)
+    doubt = results[0].pop("doubt")
+    for result in results[1:]:
+        result.pop("doubt")
+    model = {
+        "title": title,
+        "runs": [str(f.relative_to(experiment.out)) for f in folders],
+        # the names folder's own test split, beside the real-world figures (train prior, as trained)
+        "test_accuracy": describe([read_json(f / METRICS)["accuracy"] for f in folders]),
+        "test_macro_f1": describe([read_json(f / METRICS)["macro_f1"] for f in folders]),
+        **_pooled(results, experiment.labels),
+    }
+    return model, doubt
+
+
+def _per_language(bench: Benchmark, focus: dict, unknown: dict | None) -> dict:
+    """Each benchmark language: its size, the focus model's recall before (train prior) and after
+    (recommended prior) for an in-domain one, and the share the unknown-language score flags."""
     per_language = {}
-    recall_before = models[focus]["priors"][TRAIN_PRIOR]["recall"]
-    recall_after = models[focus]["priors"][RECOMMENDED_PRIOR]["recall"]
+    recall_before = focus["priors"][TRAIN_PRIOR]["recall"]
+    recall_after = focus["priors"][RECOMMENDED_PRIOR]["recall"]
     for language in dict.fromkeys(bench.languages):
         rows = np.asarray([lang == language for lang in bench.languages])
         in_domain = bool(bench.in_domain[rows][0])
@@ -413,26 +447,20 @@ def run_realworld_suite(experiment: Experiment, benchmark: Path | str | None = N
             "after": recall_after.get(language) if in_domain else None,
             "flagged": unknown["per_language"][language]["flagged"] if unknown else None,
         }
+    return per_language
+
+
+def _benchmark_facts(bench: Benchmark) -> dict:
+    """What the benchmark holds, counted: rows, in- and out-of-domain names and languages."""
     return {
-        "benchmark": {
-            "path": bench.path,
-            "rows": len(bench.names),
-            "unusable": bench.unusable,
-            "in_domain": int(bench.in_domain.sum()),
-            "out_of_domain": int((~bench.in_domain).sum()),
-            "in_domain_unseen": int((bench.in_domain & ~bench.in_folder).sum()),
-            "in_domain_languages": len(set(np.asarray(bench.languages)[bench.in_domain])),
-            "out_of_domain_languages": len(set(np.asarray(bench.languages)[~bench.in_domain])),
-        },
-        "priors": list(PRIOR_ROWS),
-        "recommended_prior": RECOMMENDED_PRIOR,
-        "seeds": list(range(experiment.settings.seeds)),
-        "models": models,
-        "focus": focus,
-        "per_language": per_language,
-        "unknown": unknown and {k: v for k, v in unknown.items() if k != "per_language"},
-        "targets": judge_targets(models[focus], unknown),
-        "seconds": time.perf_counter() - started,
+        "path": bench.path,
+        "rows": len(bench.names),
+        "unusable": bench.unusable,
+        "in_domain": int(bench.in_domain.sum()),
+        "out_of_domain": int((~bench.in_domain).sum()),
+        "in_domain_unseen": int((bench.in_domain & ~bench.in_folder).sum()),
+        "in_domain_languages": len(set(np.asarray(bench.languages)[bench.in_domain])),
+        "out_of_domain_languages": len(set(np.asarray(bench.languages)[~bench.in_domain])),
     }
 
 

@@ -275,15 +275,30 @@ def _geo(values: Sequence[float]) -> float:
 
 def judge_findings(models: dict[str, dict], gradient: dict[str, dict]) -> list[dict]:
     """The original report's findings, each beside the numbers this run measured."""
+    return [
+        *_accuracy_findings(models),
+        *_training_findings(models),
+        *_cost_findings(models),
+        judge_gradient(
+            "Gating fixes the vanishing gradient",
+            {m: g["ratio_init"]["values"] for m, g in gradient.items()},
+            {m: g["ratio_trained"]["values"] for m, g in gradient.items()},
+        ),
+    ]
 
-    def values(field: str) -> dict[str, list]:
-        return {m: s[field]["values"] for m, s in models.items()}
 
-    findings = [
+def _per_seed(models: dict[str, dict], field: str) -> dict[str, list]:
+    """Each model's per-seed values of one summary field."""
+    return {m: s[field]["values"] for m, s in models.items()}
+
+
+def _accuracy_findings(models: dict[str, dict]) -> list[dict]:
+    """How the cells rank by test accuracy, and whether the original's levels are reached."""
+    return [
         judge_ranking(
             "Accuracy: LSTM > GRU > RNN",
             "test accuracy, paired by seed (points)",
-            values("test_accuracy"),
+            _per_seed(models, "test_accuracy"),
             ["lstm", "gru", "rnn"],
             higher_is_better=True,
             scale=100,
@@ -292,13 +307,19 @@ def judge_findings(models: dict[str, dict], gradient: dict[str, dict]) -> list[d
         ),
         judge_levels(
             "Accuracy levels: LSTM ~85 %, GRU ~82 %, RNN ~75 % (training accuracy of one run)",
-            values("test_accuracy"),
-            values("final_train_accuracy"),
+            _per_seed(models, "test_accuracy"),
+            _per_seed(models, "final_train_accuracy"),
         ),
+    ]
+
+
+def _training_findings(models: dict[str, dict]) -> list[dict]:
+    """How fast and how steadily each cell trains."""
+    return [
         judge_ranking(
             "Convergence: LSTM fastest, RNN slowest",
             f"epochs to reach {CONVERGENCE_FRACTION:.0%} of the final validation accuracy (fewer is faster)",
-            values("epochs_to_95"),
+            _per_seed(models, "epochs_to_95"),
             ["lstm", "gru", "rnn"],
             higher_is_better=False,
             unit=" epochs",
@@ -307,12 +328,18 @@ def judge_findings(models: dict[str, dict], gradient: dict[str, dict]) -> list[d
         judge_ranking(
             "Stability: LSTM trains most stably, RNN fluctuates most",
             "std of the epoch-to-epoch changes of the validation loss (smaller is steadier)",
-            values("val_loss_change_std"),
+            _per_seed(models, "val_loss_change_std"),
             ["lstm", "gru", "rnn"],
             higher_is_better=False,
             digits=4,
             key="stability",
         ),
+    ]
+
+
+def _cost_findings(models: dict[str, dict]) -> list[dict]:
+    """What each cell costs: parameters (the same every seed, so an exact comparison) and time."""
+    return [
         judge_ranking(
             "Cost: RNN cheapest, LSTM most expensive (parameters)",
             "number of parameters",
@@ -326,19 +353,13 @@ def judge_findings(models: dict[str, dict], gradient: dict[str, dict]) -> list[d
         judge_ranking(
             "Cost: RNN cheapest, LSTM most expensive (training time)",
             "seconds per training epoch, paired by seed",
-            values("seconds_per_epoch"),
+            _per_seed(models, "seconds_per_epoch"),
             ["rnn", "gru", "lstm"],
             higher_is_better=False,
             unit=" s",
             key="cost_time",
         ),
-        judge_gradient(
-            "Gating fixes the vanishing gradient",
-            {m: g["ratio_init"]["values"] for m, g in gradient.items()},
-            {m: g["ratio_trained"]["values"] for m, g in gradient.items()},
-        ),
     ]
-    return findings
 
 
 THRESHOLDS = {"min_seeds": MIN_SEEDS, "noise_standard_errors": NOISE_SE}

@@ -45,7 +45,7 @@ def ranked(probs: torch.Tensor, labels: Sequence[str], top_k: int) -> list[list[
 
     Probabilities are rounded to 6 decimals (as ``round(p, 6)``: the division of an
     integer by 10**6 is correctly rounded), in torch, and the entries are built in one
-    flat pass, which costs a fifth of a loop per row.
+    flat pass rather than a loop per row, which costs more (docs/benchmarks.md).
     """
     values, indices = probs.topk(min(top_k, len(labels)), dim=1)
     k = values.shape[1]

@@ -165,17 +165,7 @@ def predict_table_dask(
         options.name_column, max(1, min(options.top_k, len(labels))), options.min_confidence, options.coverage
     )
     check_input_columns(input_path, column_names(input_path), options)
-    single_file = output is None or Path(output).suffix.lower() in OUTPUT_SUFFIXES
-    if single_file:
-        output_kind(output, kind)  # a --format that contradicts the suffix fails before a cluster starts
-    elif kind not in (None, "parquet"):
-        raise DataError(f"--output {output} is a folder of Parquet parts; --format {kind} needs a file name")
-    if single_file and output is not None:
-        check_not_input(output, input_path)  # before a cluster starts; write_tables applies the other rules
-    if not single_file:
-        out_dir = Path(output)
-        if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
-            raise DataError(f"--output {out_dir} exists and is not an empty folder; remove it or choose another")
+    single_file = _check_output(output, input_path, kind)
     plugin = PredictorPlugin(run_files(run_dir))
     own_client = client is None
     client = client or start_client(workers, scheduler)
@@ -189,10 +179,7 @@ def predict_table_dask(
         )
         partitions = annotated.npartitions
         if single_file:
-            schema = pa.Table.from_pandas(annotated._meta, preserve_index=False).schema
-            tables = _in_order(client, annotated.to_delayed(), window=2 * max(1, len(client.scheduler_info()["workers"])))
-            write_tables((pa.Table.from_pandas(part, preserve_index=False).cast(schema) for part in tables), output,
-                         schema, options, input_path=input_path, kind=kind)
+            _write_gathered(client, annotated, output, options, input_path, kind)
         else:
             annotated.to_parquet(
                 str(output), write_index=False, name_function=lambda i: f"part-{i:05d}.parquet", compute=True
@@ -200,13 +187,46 @@ def predict_table_dask(
         client.unregister_worker_plugin(plugin.name)
     finally:
         if own_client:
-            cluster = client.cluster
-            client.close()
-            if cluster is not None and not scheduler:
-                cluster.close()
+            _close_client(client, scheduler)
     if log is not None:
         log(f"{partitions} partition(s) predicted on Dask -> {output if output is not None else 'standard output'}")
     return DaskSummary(partitions=partitions, output=str(output))
+
+
+def _check_output(output: Path | str | None, input_path: Path | str, kind: str | None) -> bool:
+    """Whether ``output`` is one file (else a folder of parts), refusing a bad one before a cluster starts."""
+    single_file = output is None or Path(output).suffix.lower() in OUTPUT_SUFFIXES
+    if single_file:
+        output_kind(output, kind)  # a --format that contradicts the suffix fails before a cluster starts
+    elif kind not in (None, "parquet"):
+        raise DataError(f"--output {output} is a folder of Parquet parts; --format {kind} needs a file name")
+    if single_file and output is not None:
+        check_not_input(output, input_path)  # before a cluster starts; write_tables applies the other rules
+    if not single_file:
+        out_dir = Path(output)
+        if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+            raise DataError(f"--output {out_dir} exists and is not an empty folder; remove it or choose another")
+    return single_file
+
+
+def _write_gathered(
+    client, annotated, output: Path | str | None, options: TableOptions, input_path: Path | str, kind: str | None
+) -> None:
+    """Gather the annotated partitions here, in order, into one file (or standard output)."""
+    schema = pa.Table.from_pandas(annotated._meta, preserve_index=False).schema
+    # Two partitions per worker in flight: every worker stays busy, and what waits here stays bounded.
+    window = 2 * max(1, len(client.scheduler_info()["workers"]))
+    tables = _in_order(client, annotated.to_delayed(), window=window)
+    write_tables((pa.Table.from_pandas(part, preserve_index=False).cast(schema) for part in tables), output,
+                 schema, options, input_path=input_path, kind=kind)
+
+
+def _close_client(client, scheduler: str | None) -> None:
+    """Close a client this module opened, and the local cluster it started (never a scheduler's)."""
+    cluster = client.cluster
+    client.close()
+    if cluster is not None and not scheduler:
+        cluster.close()
 
 
 def _in_order(client, delayed_parts: Sequence, window: int) -> Iterator:

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..core.model import HASH_MULTIPLIER, NGRAM_ORDERS, CharClassifier
+from ..core.model import HASH_MULTIPLIER, NGRAM_ORDERS, CharClassifier, ModelConfig
 from ..data.corpus import PAD_ID, UNKNOWN, UNKNOWN_ID, Vocab
 from ..runs.checkpoint import atomic_write_bytes, load_run, run_kind
 from ..version import __version__
@@ -169,11 +169,43 @@ def build_graph(model: CharClassifier, temperature: float = 1.0, name: str = "na
     """The ONNX ``ModelProto`` of ``model`` (either engine), probabilities at ``temperature``."""
     from onnx import TensorProto, checker, helper
 
-    config = model.config
     if not temperature > 0:
         raise ValueError(f"the temperature must be positive, got {temperature}")
     g = _Graph()
-    H, V = model.config.hidden_size, model.config.vocab_size
+    Y, Y_h = _recurrent_layer(g, model)
+    features = _pooled_features(g, model.config, Y, Y_h)
+    out_weight, out_bias = g.const(_f32(model.out.weight), "out_weight"), g.const(_f32(model.out.bias), "out_bias")
+    logits = g.op("Gemm", features, out_weight, out_bias, transB=1)
+    if model.config.ngram_buckets:
+        logits = g.op("Add", logits, _ngram_logits(g, model))
+    logits = g.op("Identity", logits, name="logits")
+    scaled = g.op("Div", logits, g.const(np.float32(temperature), "temperature"))
+    g.op("Softmax", scaled, axis=1, name="probabilities")
+    graph = helper.make_graph(
+        g.nodes,
+        name,
+        [
+            helper.make_tensor_value_info("ids", TensorProto.INT64, ["batch", "time"]),
+            helper.make_tensor_value_info("lengths", TensorProto.INT64, ["batch"]),
+        ],
+        [
+            helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["batch", model.config.num_classes]),
+            helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", model.config.num_classes]),
+        ],
+        initializer=g.initializers,
+    )
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="namelab")
+    proto.ir_version = 8  # readable by every onnxruntime since 1.10
+    checker.check_model(proto)
+    return proto
+
+
+def _recurrent_layer(g: _Graph, model: CharClassifier) -> tuple[str, str]:
+    """The cell's whole time loop as ONNX's own RNN/LSTM/GRU operator: ``Y (T, D, B, H)`` and ``Y_h (D, B, H)``."""
+    from onnx import TensorProto
+
+    config = model.config
+    H, V = config.hidden_size, config.vocab_size
     directions = 2 if config.bidirectional else 1
     lengths_i32 = g.op("Cast", "lengths", to=TensorProto.INT32)
     # What the cell reads at each step, time-major (T, B, I): a row of the embedding, or of
@@ -196,48 +228,30 @@ def build_graph(model: CharClassifier, temperature: float = 1.0, name: str = "na
         outputs=3 if config.cell == "lstm" else 2,
         **rnn_attrs,
     )[:2]
+    return Y, Y_h
+
+
+def _pooled_features(g: _Graph, config: ModelConfig, Y: str, Y_h: str) -> str:
+    """What the output layer reads, ``(B, D*H)`` (``(B, 2*D*H)`` for meanmax): ``config.pool`` over the real steps."""
+    from onnx import TensorProto
+
     batch_dims = g.const(_i64(0, -1))
     if config.pool == "last":
         # Y_h (D, B, H): forward after each name's last character; reverse after its first.
-        features = g.op("Reshape", g.op("Transpose", Y_h, perm=[1, 0, 2]), batch_dims)
-    else:
-        states = g.op("Reshape", g.op("Transpose", Y, perm=[2, 0, 1, 3]), g.const(_i64(0, 0, -1)))  # (B, T, D*H)
-        width = g.op("Gather", g.op("Shape", "ids"), g.const(np.asarray(1, dtype=np.int64)))
-        steps = g.op("Range", g.const(np.asarray(0, dtype=np.int64)), width, g.const(np.asarray(1, dtype=np.int64)))
-        lengths_col = g.op("Unsqueeze", "lengths", g.const(_i64(1)))  # (B, 1)
-        mask = g.op("Unsqueeze", g.op("Less", steps, lengths_col), g.const(_i64(2)))  # (B, T, 1)
-        parts = []
-        if config.pool in ("mean", "meanmax"):
-            total = g.op("ReduceSum", g.op("Where", mask, states, g.const(np.float32(0))), g.const(_i64(1)), keepdims=0)
-            parts.append(g.op("Div", total, g.op("Cast", lengths_col, to=TensorProto.FLOAT)))
-        if config.pool in ("max", "meanmax"):
-            masked = g.op("Where", mask, states, g.const(np.float32(-np.inf)))
-            parts.append(g.op("ReduceMax", masked, g.const(_i64(1)), keepdims=0))
-        features = parts[0] if len(parts) == 1 else g.op("Concat", *parts, axis=1)
-    out_weight, out_bias = g.const(_f32(model.out.weight), "out_weight"), g.const(_f32(model.out.bias), "out_bias")
-    logits = g.op("Gemm", features, out_weight, out_bias, transB=1)
-    if config.ngram_buckets:
-        logits = g.op("Add", logits, _ngram_logits(g, model))
-    logits = g.op("Identity", logits, name="logits")
-    scaled = g.op("Div", logits, g.const(np.float32(temperature), "temperature"))
-    g.op("Softmax", scaled, axis=1, name="probabilities")
-    graph = helper.make_graph(
-        g.nodes,
-        name,
-        [
-            helper.make_tensor_value_info("ids", TensorProto.INT64, ["batch", "time"]),
-            helper.make_tensor_value_info("lengths", TensorProto.INT64, ["batch"]),
-        ],
-        [
-            helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["batch", model.config.num_classes]),
-            helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", model.config.num_classes]),
-        ],
-        initializer=g.initializers,
-    )
-    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="namelab")
-    proto.ir_version = 8  # readable by every onnxruntime since 1.10
-    checker.check_model(proto)
-    return proto
+        return g.op("Reshape", g.op("Transpose", Y_h, perm=[1, 0, 2]), batch_dims)
+    states = g.op("Reshape", g.op("Transpose", Y, perm=[2, 0, 1, 3]), g.const(_i64(0, 0, -1)))  # (B, T, D*H)
+    width = g.op("Gather", g.op("Shape", "ids"), g.const(np.asarray(1, dtype=np.int64)))
+    steps = g.op("Range", g.const(np.asarray(0, dtype=np.int64)), width, g.const(np.asarray(1, dtype=np.int64)))
+    lengths_col = g.op("Unsqueeze", "lengths", g.const(_i64(1)))  # (B, 1)
+    mask = g.op("Unsqueeze", g.op("Less", steps, lengths_col), g.const(_i64(2)))  # (B, T, 1)
+    parts = []
+    if config.pool in ("mean", "meanmax"):
+        total = g.op("ReduceSum", g.op("Where", mask, states, g.const(np.float32(0))), g.const(_i64(1)), keepdims=0)
+        parts.append(g.op("Div", total, g.op("Cast", lengths_col, to=TensorProto.FLOAT)))
+    if config.pool in ("max", "meanmax"):
+        masked = g.op("Where", mask, states, g.const(np.float32(-np.inf)))
+        parts.append(g.op("ReduceMax", masked, g.const(_i64(1)), keepdims=0))
+    return parts[0] if len(parts) == 1 else g.op("Concat", *parts, axis=1)
 
 
 def _ngram_logits(g: _Graph, model: CharClassifier) -> str:

@@ -145,11 +145,30 @@ def insights_figures(summary: dict) -> dict[str, bytes]:
 
 
 def insights_blocks(summary: dict) -> list[tuple]:
-    dropout, grid = summary["dropout"], summary["hyperparameters"]
     findings = {f["key"]: f for f in summary["findings"]}
+    blocks = [*_dropout_blocks(summary["dropout"]), *_grid_blocks(summary["hyperparameters"])]
+    if "hyperparameters" in findings:
+        blocks.append(("p", hyperparameters_evidence(findings["hyperparameters"]).replace("\n", " ")))
+    blocks += [
+        ("h3", "Every insights run"),
+        table(
+            ["Run folder", "Cell", "Seed", "Dropout", "Learning rate", "Hidden size", "Test accuracy (%)",
+             "Test macro-F1 (%)", "Best val. acc. (%)"],
+            [
+                [r["run_dir"], model_title(r["model"]), r["seed"], f"{r['dropout']:g}", f"{r['lr']:g}",
+                 r["hidden_size"], pct(r["test_accuracy"]), pct(r["test_macro_f1"]), pct(r["best_val_accuracy"])]
+                for r in summary["insights_runs"]
+            ],
+        ),
+    ]
+    return blocks
+
+
+def _dropout_blocks(dropout: dict) -> list[tuple]:
+    """The dropout ablation: how it was run, its table per cell and dropout, and its two figures."""
     values = ", ".join(f"{v:g}" for v in dropout["values"])
     n_seeds = len(dropout["seeds"])
-    blocks: list[tuple] = [
+    return [
         ("h2", "Dropout: does it improve generalisation?"),
         (
             "p",
@@ -176,6 +195,12 @@ def insights_blocks(summary: dict) -> list[tuple]:
          "epoch, with dropout on, so it understates the gap of the runs with dropout; the table's gap at the kept "
          "weights is measured with dropout off."),
         ("figure", "dropout-scores", "Test accuracy and macro-F1 by dropout."),
+    ]
+
+
+def _grid_blocks(grid: dict) -> list[tuple]:
+    """The hyperparameter grid: how it was run, its figure and its table of grid points."""
+    return [
         ("h2", "Hyperparameters: how much does tuning move accuracy?"),
         (
             "p",
@@ -198,21 +223,6 @@ def insights_blocks(summary: dict) -> list[tuple]:
         ),
         ("p", "Validation accuracy (%) of each grid point, test accuracy in brackets, mean over seeds."),
     ]
-    if "hyperparameters" in findings:
-        blocks.append(("p", hyperparameters_evidence(findings["hyperparameters"]).replace("\n", " ")))
-    blocks += [
-        ("h3", "Every insights run"),
-        table(
-            ["Run folder", "Cell", "Seed", "Dropout", "Learning rate", "Hidden size", "Test accuracy (%)",
-             "Test macro-F1 (%)", "Best val. acc. (%)"],
-            [
-                [r["run_dir"], model_title(r["model"]), r["seed"], f"{r['dropout']:g}", f"{r['lr']:g}",
-                 r["hidden_size"], pct(r["test_accuracy"]), pct(r["test_macro_f1"]), pct(r["best_val_accuracy"])]
-                for r in summary["insights_runs"]
-            ],
-        ),
-    ]
-    return blocks
 
 
 def insights_rules(summary: dict) -> list[str]:

@@ -114,7 +114,46 @@ def realworld_blocks(summary: dict) -> list[tuple]:
     section = summary.get("realworld")
     if not section:
         return []
-    bench = section["benchmark"]
+    focus = section["models"][section["focus"]]
+    absent = [label for label in summary["labels"] if label not in section["per_language"]]
+    return [
+        ("h2", "Real-world names: the prior and unknown languages"),
+        ("p", _introduction(section, absent)),
+        _model_table(section),
+        ("h3", f"Per language: {focus['title']}, --prior train → --prior {section['recommended_prior']}"),
+        _language_table(section),
+        *_unknown_blocks(section.get("unknown"), focus["title"]),
+        ("h3", "Targets"),
+        table(
+            ["target", "goal", "measured", "verdict"],
+            [
+                [t["target"], f"{t['goal']:g}", "n/a" if t["measured"] is None else f"{t['measured']:.3f}", _gap(t)]
+                for t in section["targets"]
+            ],
+        ),
+        ("h3", "What to expect on real names"),
+        ("p", advice(section)),
+        ("p", f"The suite took {section['seconds']:.0f} s."),
+    ]
+
+
+def _introduction(section: dict, absent: list[str]) -> str:
+    """What the benchmark holds and how its names are counted; ``absent``: the known languages it lacks."""
+    bench, seeds = section["benchmark"], section["seeds"]
+    return (
+        f"Every model of this compare, scored on {bench['rows']} real surnames that no model saw ({bench['path']}; "
+        f"docs/realworld.md): {bench['in_domain']} of {bench['in_domain_languages']} known languages, "
+        f"{bench['out_of_domain']} of {bench['out_of_domain_languages']} others. Accuracy and macro-F1 count the "
+        f"known-language names; the last two columns only the {bench['in_domain_unseen']} that do not occur in the "
+        f"names folder. The estimate prior is fitted by EM over all {bench['rows']} names, foreign ones included, "
+        "because a user does not know which of their names are foreign. "
+        + (f"Mean ± std over seeds {', '.join(map(str, seeds))}." if len(seeds) > 1 else "One seed.")
+        + (f" The benchmark has no names of {', '.join(absent)}." if absent else "")
+    )
+
+
+def _model_table(section: dict) -> tuple:
+    """One row per model and prior; the names folder's test split beside the train prior's row."""
     rows = []
     for model in section["models"].values():
         for prior in section["priors"]:
@@ -130,8 +169,23 @@ def realworld_blocks(summary: dict) -> list[tuple]:
                     f"{_cell(model['test_accuracy'])} / {_cell(model['test_macro_f1'])}" if prior == "train" else "",
                 ]
             )
-    focus = section["models"][section["focus"]]
-    language_rows = [
+    return table(
+        [
+            "model",
+            "prior",
+            "accuracy %",
+            "macro-F1 %",
+            "accuracy %, not in folder",
+            "macro-F1 %, not in folder",
+            "test split: accuracy / macro-F1 %",
+        ],
+        rows,
+    )
+
+
+def _language_table(section: dict) -> tuple:
+    """The focus model's recall per language under both priors, and the share flagged unknown."""
+    rows = [
         [
             language,
             "yes" if row["in_domain"] else "no",
@@ -142,84 +196,45 @@ def realworld_blocks(summary: dict) -> list[tuple]:
         ]
         for language, row in section["per_language"].items()
     ]
-    seeds = section["seeds"]
-    absent = [label for label in summary["labels"] if label not in section["per_language"]]
-    blocks = [
-        ("h2", "Real-world names: the prior and unknown languages"),
+    return table(
+        [
+            "language",
+            "known",
+            "names",
+            "recall % (train)",
+            f"recall % ({section['recommended_prior']})",
+            "flagged unknown %",
+        ],
+        rows,
+    )
+
+
+def _unknown_blocks(unknown: dict | None, focus_title: str) -> list[tuple]:
+    """How well the unknown-language score separates other languages, with its ROC (none without a scorer)."""
+    if not unknown:
+        return []
+    return [
+        ("h3", "Unknown language"),
         (
             "p",
-            f"Every model of this compare, scored on {bench['rows']} real surnames that no model saw ({bench['path']}; "
-            f"docs/realworld.md): {bench['in_domain']} of {bench['in_domain_languages']} known languages, "
-            f"{bench['out_of_domain']} of {bench['out_of_domain_languages']} others. Accuracy and macro-F1 count the "
-            f"known-language names; the last two columns only the {bench['in_domain_unseen']} that do not occur in the "
-            f"names folder. The estimate prior is fitted by EM over all {bench['rows']} names, foreign ones included, "
-            "because a user does not know which of their names are foreign. "
-            + (f"Mean ± std over seeds {', '.join(map(str, seeds))}." if len(seeds) > 1 else "One seed.")
-            + (f" The benchmark has no names of {', '.join(absent)}." if absent else ""),
+            (
+                f"AUROC of the unknown-language score (out-of-domain above in-domain): {unknown['auroc']:.3f}; of "
+                f"1 − top probability ({focus_title}): {unknown['baseline_auroc']:.3f}. At the default threshold "
+                f"({pct(unknown['false_alarm'], 0)} % of validation names) it flags {pct(unknown['flagged_test'], 1)} % "
+                f"of the test split, {pct(unknown['flagged_in_domain'], 1)} % of the benchmark's known-language names "
+                f"and {pct(unknown['caught_out_of_domain'], 1)} % of its other-language names. The scorer is fitted on "
+                f"the split's training names, the same for {', '.join(unknown['same_scorer'])}."
+            ),
         ),
-        table(
-            [
-                "model",
-                "prior",
-                "accuracy %",
-                "macro-F1 %",
-                "accuracy %, not in folder",
-                "macro-F1 %, not in folder",
-                "test split: accuracy / macro-F1 %",
-            ],
-            rows,
-        ),
-        ("h3", f"Per language: {focus['title']}, --prior train → --prior {section['recommended_prior']}"),
-        table(
-            [
-                "language",
-                "known",
-                "names",
-                "recall % (train)",
-                f"recall % ({section['recommended_prior']})",
-                "flagged unknown %",
-            ],
-            language_rows,
+        (
+            "figure",
+            "realworld-roc",
+            (
+                "ROC curve of the unknown-language score and of 1 − top probability on the "
+                "benchmark; the dot is the default threshold."
+            ),
         ),
     ]
-    unknown = section.get("unknown")
-    if unknown:
-        blocks += [
-            ("h3", "Unknown language"),
-            (
-                "p",
-                (
-                    f"AUROC of the unknown-language score (out-of-domain above in-domain): {unknown['auroc']:.3f}; of "
-                    f"1 − top probability ({focus['title']}): {unknown['baseline_auroc']:.3f}. At the default threshold "
-                    f"({pct(unknown['false_alarm'], 0)} % of validation names) it flags {pct(unknown['flagged_test'], 1)} % "
-                    f"of the test split, {pct(unknown['flagged_in_domain'], 1)} % of the benchmark's known-language names "
-                    f"and {pct(unknown['caught_out_of_domain'], 1)} % of its other-language names. The scorer is fitted on "
-                    f"the split's training names, the same for {', '.join(unknown['same_scorer'])}."
-                ),
-            ),
-            (
-                "figure",
-                "realworld-roc",
-                (
-                    "ROC curve of the unknown-language score and of 1 − top probability on the "
-                    "benchmark; the dot is the default threshold."
-                ),
-            ),
-        ]
-    blocks += [
-        ("h3", "Targets"),
-        table(
-            ["target", "goal", "measured", "verdict"],
-            [
-                [t["target"], f"{t['goal']:g}", "n/a" if t["measured"] is None else f"{t['measured']:.3f}", _gap(t)]
-                for t in section["targets"]
-            ],
-        ),
-        ("h3", "What to expect on real names"),
-        ("p", advice(section)),
-        ("p", f"The suite took {section['seconds']:.0f} s."),
-    ]
-    return blocks
 
 
 def realworld_rules(summary: dict) -> list[str]:

@@ -143,40 +143,46 @@ def render_html(blocks: list[tuple], figure_png: dict[str, bytes]) -> str:
         elif kind == "list":
             body.append("<ul>" + "".join(f"<li>{esc(item)}</li>" for item in block[1]) + "</ul>")
         elif kind == "table":
-            headers, rows = block[1], block[2]
-            cells = []
-            for row in rows:
-                tds = []
-                for cell in row:
-                    if "\n" in cell:  # evidence: one line per comparison
-                        tds.append('<td class="long">' + "<br>".join(esc(line) for line in cell.split("\n")) + "</td>")
-                    elif cell in VERDICT_COLORS:
-                        style = f"background:{VERDICT_COLORS[cell]}"
-                        tds.append(f'<td><span class="verdict" style="{style}">{esc(cell)}</span></td>')
-                    elif _looks_numeric(cell):
-                        tds.append(f'<td class="num">{esc(cell)}</td>')
-                    else:
-                        tds.append(f"<td>{esc(cell)}</td>")
-                cells.append("<tr>" + "".join(tds) + "</tr>")
-            head = "<tr>" + "".join(f"<th>{esc(h)}</th>" for h in headers) + "</tr>"
-            # The box scrolls sideways, not the page: wide tables stay readable on a phone.
-            body.append(
-                f'<div class="table-wrap"><table><thead>{head}</thead><tbody>{"".join(cells)}</tbody></table></div>'
-            )
+            body.append(_html_table(block[1], block[2]))
         elif kind == "figure":
-            png = figure_png[block[1]]
-            data = base64.b64encode(png).decode("ascii")
-            width, height = (size // PIXEL_RATIO for size in png_size(png))
-            body.append(
-                f'<figure id="fig-{esc(block[1])}"><img alt="{esc(block[2])}" width="{width}" height="{height}" '
-                f'src="data:image/png;base64,{data}"><figcaption>{esc(block[2])}</figcaption></figure>'
-            )
+            body.append(_html_figure(block[1], block[2], figure_png[block[1]]))
     return (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f"<title>{esc(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
         + "\n".join(body)
         + "\n</body>\n</html>\n"
+    )
+
+
+def _html_table(headers: list[str], rows: list[list[str]]) -> str:
+    head = "<tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in headers) + "</tr>"
+    cells = "".join("<tr>" + "".join(_html_cell(cell) for cell in row) + "</tr>" for row in rows)
+    # The box scrolls sideways, not the page: wide tables stay readable on a phone.
+    return f'<div class="table-wrap"><table><thead>{head}</thead><tbody>{cells}</tbody></table></div>'
+
+
+def _html_cell(cell: str) -> str:
+    """One ``<td>``: evidence one line per comparison, a verdict in its colour, a number right-aligned."""
+    esc = html.escape
+    if "\n" in cell:
+        return '<td class="long">' + "<br>".join(esc(line) for line in cell.split("\n")) + "</td>"
+    if cell in VERDICT_COLORS:
+        style = f"background:{VERDICT_COLORS[cell]}"
+        return f'<td><span class="verdict" style="{style}">{esc(cell)}</span></td>'
+    if _looks_numeric(cell):
+        return f'<td class="num">{esc(cell)}</td>'
+    return f"<td>{esc(cell)}</td>"
+
+
+def _html_figure(key: str, caption: str, png: bytes) -> str:
+    """The PNG inline (the page is one file), drawn at ``PIXEL_RATIO`` times its CSS size: sharp on dense screens."""
+    esc = html.escape
+    data = base64.b64encode(png).decode("ascii")
+    width, height = (size // PIXEL_RATIO for size in png_size(png))
+    return (
+        f'<figure id="fig-{esc(key)}"><img alt="{esc(caption)}" width="{width}" height="{height}" '
+        f'src="data:image/png;base64,{data}"><figcaption>{esc(caption)}</figcaption></figure>'
     )
 
 

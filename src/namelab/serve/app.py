@@ -166,20 +166,34 @@ def create_app(
     model at once (lighter ones count for less); past that, ``POST /api/predict`` answers
     503 with ``Retry-After`` rather than letting every client's wait grow.
     """
+    _check_served(models, min_confidence, prior)
+    heaviest = work_of(["x" * MAX_NAME_LENGTH] * MAX_NAMES, len(models))
+    batcher = Batcher(models, max_waiting=max_waiting_requests * heaviest)
+    app = _new_app(batcher, max_body_bytes)
+    app.state.models = list(models)
+    app.state.batcher = batcher
+    # The routes are registered in this order, which is also their order in /openapi.json.
+    _add_page_routes(app)
+    _add_model_routes(app, models, _settings(min_confidence, prior), choose_examples(models, example_names))
+    _add_predict_route(app, models, batcher, min_confidence, prior, max_body_bytes)
+    return app
+
+
+def _check_served(models: Sequence[ServedModel], min_confidence: float, prior: str) -> None:
+    """Refuse what no request could be answered under; a prior file is read here, once per model."""
     if not models:
         raise ValueError("create_app needs at least one model to serve")
-    by_name = {m.name: m for m in models}
-    if len(by_name) != len(models):
+    if len({m.name for m in models}) != len(models):
         raise ValueError(f"served model names must be unique, got {[m.name for m in models]}")
     if not 0.0 <= min_confidence <= 1.0:
         raise ValueError(f"min_confidence must be between 0 and 1, got {min_confidence}")
     if prior not in PRIORS:
         for m in models:  # a file: read once, checked against each model's languages
             m.prior = m.predictor.target_prior(prior)
-    page = _page()
-    icon = _web_file("favicon.svg")
-    heaviest = work_of(["x" * MAX_NAME_LENGTH] * MAX_NAMES, len(models))
-    batcher = Batcher(models, max_waiting=max_waiting_requests * heaviest)
+
+
+def _new_app(batcher: Batcher, max_body_bytes: int) -> FastAPI:
+    """The app without routes: its error answers, body limit and documentation pages' policy."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -198,9 +212,12 @@ def create_app(
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     app.add_middleware(DocsPolicy, paths=("/docs", "/redoc"))
-    app.state.models = list(models)
-    app.state.batcher = batcher
-    settings = {
+    return app
+
+
+def _settings(min_confidence: float, prior: str) -> dict:
+    """The server's defaults and limits as ``GET /api/models`` reports them (the page reads its limits here)."""
+    return {
         "min_confidence": min_confidence,
         "prior": prior if prior in PRIORS else "file",
         "max_names": MAX_NAMES,
@@ -208,9 +225,12 @@ def create_app(
         "max_explain_names": MAX_EXPLAIN_NAMES,
         "max_explain_characters": MAX_EXPLAIN_CHARACTERS,
     }
-    examples = choose_examples(models, example_names)
-    lead = lead_model(models)
-    infos = [{**m.info(), "lead": m is lead} for m in models]
+
+
+def _add_page_routes(app: FastAPI) -> None:
+    """``/`` (the page) and its icon, read once: the files do not change while the server runs."""
+    page = _page()
+    icon = _web_file("favicon.svg")
 
     @app.api_route("/", methods=["GET", "HEAD"], response_class=HTMLResponse, include_in_schema=False)
     async def index() -> HTMLResponse:
@@ -221,18 +241,37 @@ def create_app(
     async def favicon() -> Response:
         return Response(icon, media_type="image/svg+xml", headers={"Cache-Control": "max-age=86400"})
 
+
+def _add_model_routes(app: FastAPI, models: Sequence[ServedModel], settings: dict, examples: list[dict]) -> None:
+    """``/healthz`` and ``GET /api/models``; their answers are built once, as nothing in them changes."""
+    names = [m.name for m in models]
+    lead = lead_model(models)
+    infos = [{**m.info(), "lead": m is lead} for m in models]
+
     @app.get("/healthz", response_model=Health, summary="Liveness check")
     @app.head("/healthz", include_in_schema=False)
     async def healthz(response: Response) -> dict:
         """Answers at once, also while the models are busy: model work runs off the event loop."""
         response.headers[WORKER_HEADER] = str(os.getpid())  # which worker process answered (serve --workers)
-        return {"status": "ok", "models": list(by_name)}
+        return {"status": "ok", "models": list(names)}
 
     @app.get("/api/models", response_model=ModelsResponse, summary="The served models")
     async def list_models() -> dict:
         """Every served model (name, cell, size, labels, validation and test metrics, whether it is the
         `lead`: the best by validation accuracy), the server's settings and limits, and example names."""
         return {"models": infos, "settings": settings, "examples": examples}
+
+
+def _add_predict_route(
+    app: FastAPI,
+    models: Sequence[ServedModel],
+    batcher: Batcher,
+    min_confidence: float,
+    prior: str,
+    max_body_bytes: int,
+) -> None:
+    """``POST /api/predict``: the request checked against the served models, then :func:`answer`."""
+    by_name = {m.name: m for m in models}
 
     @app.post(
         "/api/predict",
@@ -255,28 +294,7 @@ def create_app(
         # The answer is built to the PredictResponse schema (tests/test_serve.py checks every
         # answer against it) and sent as is: validating it again on the way out cost more
         # server time than ranking the names.
-        if body.model is None:
-            asked = list(models)
-        elif body.model in by_name:
-            asked = [by_name[body.model]]
-        else:
-            raise HTTPException(
-                422, f"unknown model {body.model!r}; the served models are {', '.join(by_name)} (see GET /api/models)"
-            )
-        if body.explain and len(body.names) > MAX_EXPLAIN_NAMES:
-            raise HTTPException(
-                422,
-                f"explain is limited to {MAX_EXPLAIN_NAMES} names per request and {len(body.names)} were sent; "
-                "send fewer names or drop explain",
-            )
-        if body.coverage is not None:
-            for m in asked:
-                try:
-                    m.predictor.coverage_threshold(body.coverage)
-                except ValueError as err:
-                    raise HTTPException(
-                        422, f"coverage cannot be given by model {m.name!r}: {err}; send the request without coverage"
-                    ) from None
+        asked = _asked_models(body, models, by_name)
         confidence = min_confidence if body.min_confidence is None else body.min_confidence
         population = body.prior or (prior if prior in PRIORS else None)  # None: each model's file prior
         if population not in (None, TRAIN_PRIOR) and any(m.predictor.meta.get("train_prior") is None for m in asked):
@@ -291,7 +309,34 @@ def create_app(
             return JSONResponse(content)
         return await asyncio.to_thread(JSONResponse, content)  # encoding a large answer takes a while too
 
-    return app
+
+def _asked_models(
+    body: PredictRequest, models: Sequence[ServedModel], by_name: dict[str, ServedModel]
+) -> list[ServedModel]:
+    """The models a request asks for, after the checks that need them (422 on any that fails)."""
+    if body.model is None:
+        asked = list(models)
+    elif body.model in by_name:
+        asked = [by_name[body.model]]
+    else:
+        raise HTTPException(
+            422, f"unknown model {body.model!r}; the served models are {', '.join(by_name)} (see GET /api/models)"
+        )
+    if body.explain and len(body.names) > MAX_EXPLAIN_NAMES:
+        raise HTTPException(
+            422,
+            f"explain is limited to {MAX_EXPLAIN_NAMES} names per request and {len(body.names)} were sent; "
+            "send fewer names or drop explain",
+        )
+    if body.coverage is not None:
+        for m in asked:
+            try:
+                m.predictor.coverage_threshold(body.coverage)
+            except ValueError as err:
+                raise HTTPException(
+                    422, f"coverage cannot be given by model {m.name!r}: {err}; send the request without coverage"
+                ) from None
+    return asked
 
 
 # Requests with more names than this (or with explain) are prepared and read out on a worker

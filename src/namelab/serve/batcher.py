@@ -35,8 +35,8 @@ class Batcher:
 
     A request's names wait for the next pass, which takes every request that arrived
     meanwhile (in particular while the previous pass ran): under load the batches grow by
-    themselves, and a lone request waits for nothing. One pass of 300 names costs far less
-    than thirty passes of 10.
+    themselves, and a lone request waits for nothing. One pass over many names costs far
+    less than many passes over a few each (docs/benchmarks.md).
 
     Passes run one at a time on one worker thread, never on the event loop: while a
     large request is being computed, the loop still answers ``/healthz``, accepts
@@ -47,8 +47,8 @@ class Batcher:
 
     def __init__(self, models: Sequence[ServedModel], chunk: int = 256, max_waiting: int | None = None):
         self.models = {m.name: m for m in models}
-        # Names per forward call (the predictor sorts them by length first). From 64 to
-        # 1024 the CPU time per name hardly changed; 256 was never worse.
+        # Names per forward call (the predictor sorts them by length first): larger chunks
+        # gained nothing per name (docs/benchmarks.md).
         self.chunk = chunk
         self.max_waiting = max_waiting
         self.passes = 0  # forward passes run: how well requests coalesce

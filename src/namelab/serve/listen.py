@@ -35,8 +35,8 @@ MAX_CONNECTIONS = 1000
 # The JSON settings ({"paths": [...], "min_confidence": ..., "prior": ...}) that each worker process reads.
 SETTINGS_ENV = "NAMELAB_SERVE_SETTINGS"
 APP_FACTORY = "namelab.serve.listen:app_factory"
-# Seconds a worker may leave the supervisor's ping unanswered before it is killed and replaced.
-# uvicorn's 5 killed workers still importing torch on a busy 2-core machine.
+# Seconds a worker may leave the supervisor's ping unanswered before it is killed and replaced:
+# uvicorn's default killed workers still importing torch on a busy machine (docs/benchmarks.md).
 WORKER_HEALTHCHECK = 30
 
 
@@ -90,7 +90,7 @@ def server_config(
             (ReadTimeoutProtocol,),
             {"header_timeout": header_timeout, "body_timeout": body_timeout},
         )
-    # No access log: one line per request costs more than a 10-name prediction.
+    # No access log: a line per request costs more than a small prediction (docs/benchmarks.md).
     # limit_concurrency is per worker process, as the app's own limits are.
     return uvicorn.Config(
         app,
@@ -109,14 +109,14 @@ def prepared_app(
     models: Sequence[ServedModel], min_confidence: float = MIN_CONFIDENCE, prior: str = TRAIN_PRIOR
 ) -> FastAPI:
     """The app of ``models``, with this process set up to serve it (one torch thread, a frozen heap)."""
-    # One intra-op thread: a pass is a few hundred names, too little work to split. With two,
+    # One intra-op thread: a pass is a few hundred names, too little work to split. With more,
     # the OpenMP workers spin between the many small operations of the time loop and the
-    # server answered ten times fewer requests on 2 cores (bench/load.py).
+    # server answers far fewer requests (bench/load.py; docs/benchmarks.md).
     torch.set_num_threads(1)
     app = create_app(models, min_confidence=min_confidence, prior=prior)
     # Everything alive now (torch, the models) lives until exit. Freezing it keeps the
-    # collector from re-scanning it in every full collection: without this, those pauses
-    # tripled the p99 latency under load (bench/load.py).
+    # collector from re-scanning it in every full collection, whose pauses otherwise show in
+    # the tail latency under load (bench/load.py; docs/benchmarks.md).
     gc.collect()
     gc.freeze()
     return app
