@@ -125,12 +125,19 @@ def test_two_mistyped_options_each_get_their_suggestion(capsys) -> None:
 
 def test_a_name_where_the_run_folder_goes_says_what_to_run(capsys, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)  # "Nakamura" is no folder here
+    monkeypatch.setattr("namelab.api.DEFAULT_MODEL", tmp_path / "no-default-model")  # an install without one
     assert main(["predict", "Nakamura"]) == 2
     captured = capsys.readouterr()
     assert captured.out == ""
     assert "'Nakamura' is not a run folder" in captured.err
     assert "`namelab predict RUN_DIR Nakamura`" in captured.err
     assert "`namelab train --model gru --impl fused --out runs/gru`" in captured.err
+
+
+def test_a_name_alone_is_answered_by_the_shipped_model(capsys, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["predict", "Nakamura", "--top-k", "1"]) == 0
+    assert capsys.readouterr().out.startswith("Nakamura\t(Nakamura)\tJapanese ")
 
 
 def test_a_run_folder_after_the_name_shows_the_right_order(capsys, tmp_path: Path, monkeypatch) -> None:

@@ -25,6 +25,7 @@ from ..api import default_model
 from ..core.metrics import format_metrics
 from ..data.corpus import Corpus, UnusableName, normalize
 from ..data.download import DataError, dataset_checksum, is_official, resolve_data_dir
+from ..data.kinds import is_table
 from ..inference.evaluate import evaluate_run
 from ..inference.load import load_predictor
 from ..inference.output import open_output
@@ -49,7 +50,6 @@ def _data_path(args) -> Path:
     if args.data is not None and args.data_dir is not None:
         raise DataError("give --data or --data-dir, not both (--data takes a folder too)")
     if args.data is not None:
-        from ..data.tables import is_table  # pyarrow: imported when a table is read
 
         if not args.data.exists():
             raise DataError(f"--data {args.data} does not exist; give a names folder or a .csv, .tsv or .parquet file")
@@ -161,8 +161,6 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from ..data.tables import is_table  # pyarrow: imported when a file is read
-
     args.run_dir, args.names = split_run_and_names(args)
     if args.run_dir is None:
         try:

@@ -26,6 +26,7 @@ import torch
 from anyascii import anyascii
 
 from .download import DataError
+from .kinds import is_table
 
 # The longest name, once normalized, that namelab classifies (CLI and server alike); a
 # raw input longer than MAX_INPUT_LENGTH is refused before normalizing it, which bounds
@@ -231,7 +232,6 @@ class Corpus:
     @classmethod
     def load(cls, path: Path | str, name_column: str = "name", label_column: str = "language") -> "Corpus":
         """A names folder, or a ``.csv``/``.tsv``/``.parquet`` table with the given columns."""
-        from .tables import is_table  # pyarrow: imported when a table is read
 
         if Path(path).is_dir() or not is_table(path):
             return cls.from_folder(path)

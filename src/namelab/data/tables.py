@@ -26,15 +26,11 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from .download import DataError
+from .kinds import TABLE_SUFFIXES, is_table  # noqa: F401  (is_table: also read from here)
 
 DELIMITERS = {".csv": ",", ".tsv": "\t"}
-TABLE_SUFFIXES = (".csv", ".tsv", ".parquet")
 SHOWN_BAD_ROWS = 5  # a bad row is reported with its line; past this many, only the count
 CSV_BLOCK_BYTES = 4 << 20
-
-
-def is_table(path: Path | str) -> bool:
-    return Path(path).suffix.lower() in TABLE_SUFFIXES
 
 
 def table_kind(path: Path | str) -> str:
