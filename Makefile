@@ -18,7 +18,7 @@ setup: $(BIN)/namelab
 # suite (n-gram baseline, best single model, best ensemble) on the same split and seeds,
 # then the report.
 demo: setup
-	$(BIN)/namelab compare --suite seed,accuracy --out reports/compare
+	$(BIN)/namelab compare --suite seed,accuracy,realworld --out reports/compare
 	@echo "report: $(CURDIR)/reports/compare/report.html"
 	@echo "try the models it trained in a browser: $(BIN)/namelab serve reports/compare"
 

@@ -105,3 +105,16 @@ def test_coverage_sets_keep_the_training_prior(tiny_runs):
     plain = predictor.predict(NAMES, coverage=0.9)
     shifted = predictor.predict(NAMES, coverage=0.9, prior="uniform")
     assert [r["coverage_set"] for r in plain] == [r["coverage_set"] for r in shifted]
+
+
+def test_dask_gets_the_prior_resolved_on_the_driver(tmp_path):
+    from namelab.data.download import DataError
+    from namelab.inference.distributed import _shipped_prior
+
+    labels = ["Alpha", "Beta", "Gamma"]
+    path = tmp_path / "shares.csv"
+    path.write_text("language,share\nAlpha,2\nBeta,1\nGamma,1\n")
+    assert torch.allclose(_shipped_prior(str(path), labels), torch.tensor([0.5, 0.25, 0.25], dtype=torch.float64))
+    assert _shipped_prior("uniform", labels) == "uniform"
+    with pytest.raises(DataError, match="without --workers"):
+        _shipped_prior("estimate", labels)

@@ -116,6 +116,26 @@ class LabelledRow:
     label: str
 
 
+def _labelled_rows(table: pa.Table, name_column: str, label_column: str, kind: str) -> tuple[list[LabelledRow], list[str]]:
+    """The (name, label) rows of a read table, and where the rows with only one of the two are."""
+    names = table.column(name_column).cast(pa.string()).to_pylist()
+    label_values = table.column(label_column)
+    if pa.types.is_floating(label_values.type):  # a NaN is a missing label, not a class "nan"
+        label_values = pc.if_else(pc.is_nan(label_values), pa.scalar(None, label_values.type), label_values)
+    labels = label_values.cast(pa.string()).to_pylist()
+    rows: list[LabelledRow] = []
+    missing: list[str] = []
+    for index, (name, label) in enumerate(zip(names, labels)):
+        name, label = (name or "").strip(), (label or "").strip()
+        if not name and not label:
+            continue  # a blank line, as in a names folder
+        if not name or not label:
+            missing.append(_where(kind, index))
+            continue
+        rows.append(LabelledRow(_where(kind, index), name, label))
+    return rows, missing
+
+
 def read_labelled(path: Path | str, name_column: str, label_column: str) -> list[LabelledRow]:
     """Every (name, label) row of a table, in file order; blank lines are dropped.
 
@@ -154,21 +174,7 @@ def read_labelled(path: Path | str, name_column: str, label_column: str) -> list
                 )
     except (pa.ArrowInvalid, OSError) as err:
         raise _read_error(path, err) from None
-    names = table.column(name_column).cast(pa.string()).to_pylist()
-    label_values = table.column(label_column)
-    if pa.types.is_floating(label_values.type):  # a NaN is a missing label, not a class "nan"
-        label_values = pc.if_else(pc.is_nan(label_values), pa.scalar(None, label_values.type), label_values)
-    labels = label_values.cast(pa.string()).to_pylist()
-    rows: list[LabelledRow] = []
-    missing: list[str] = []
-    for index, (name, label) in enumerate(zip(names, labels)):
-        name, label = (name or "").strip(), (label or "").strip()
-        if not name and not label:
-            continue  # a blank line, as in a names folder
-        if not name or not label:
-            missing.append(_where(kind, index))
-            continue
-        rows.append(LabelledRow(_where(kind, index), name, label))
+    rows, missing = _labelled_rows(table, name_column, label_column, kind)
     if missing:
         raise DataError(
             _bad_rows_message(

@@ -24,7 +24,7 @@ import hashlib
 import logging
 import os
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
@@ -41,6 +41,7 @@ from .ensemble import KIND as ENSEMBLE
 from .ensemble import member_folders
 from .load import load_predictor
 from .output import check_not_input
+from .priors import ESTIMATE_PRIOR, PRIORS, read_prior
 from .stream import OUTPUT_SUFFIXES, TableOptions, annotate, check_input_columns, output_kind, rounded, write_tables
 
 DEFAULT_BLOCKSIZE = "16MB"  # a CSV partition (a 10^6-row table of names is ~27 MB); Parquet: its row groups
@@ -140,6 +141,19 @@ def start_client(workers: int | None = None, scheduler: str | None = None, threa
     return Client(cluster)
 
 
+def _shipped_prior(prior, labels: list[str]):
+    """The prior as the workers get it: a file is read here, once (a worker may not see the path)."""
+    if isinstance(prior, str) and prior == ESTIMATE_PRIOR:
+        raise DataError(
+            "--prior estimate needs every row's probabilities before the first is written, which a Dask run "
+            "does not gather; run it without --workers/--scheduler (one pass over the table), or estimate the "
+            "shares on a sample and pass them as a file: --prior shares.json"
+        )
+    if isinstance(prior, str) and prior not in PRIORS:
+        return read_prior(prior, labels)
+    return prior
+
+
 def predict_table_dask(
     run_dir: Path | str,
     input_path: Path | str,
@@ -161,9 +175,7 @@ def predict_table_dask(
     ``kind``: a single file's format (stream.output_kind); a folder always gets Parquet parts.
     """
     labels = read_json(Path(run_dir) / CONFIG)["labels"]
-    options = TableOptions(
-        options.name_column, max(1, min(options.top_k, len(labels))), options.min_confidence, options.coverage
-    )
+    options = replace(options, top_k=max(1, min(options.top_k, len(labels))), prior=_shipped_prior(options.prior, labels))
     check_input_columns(input_path, column_names(input_path), options)
     single_file = _check_output(output, input_path, kind)
     plugin = PredictorPlugin(run_files(run_dir))

@@ -137,6 +137,29 @@ def check_input_columns(path: Path | str, columns: list[str], options: TableOpti
         )
 
 
+def _predicted_columns(predictor, distinct: list[str], options: TableOptions, probabilities=None) -> dict[str, list]:
+    """The prediction columns of each distinct normalized name (full values: the flat writers round)."""
+    per_distinct: dict[str, list] = {field.name: [] for field in output_fields(options)}
+    if not distinct:
+        return per_distinct
+    probs = (probabilities or predictor.probabilities)(distinct)
+    described = predictor.describe(
+        predictor.with_prior(probs, predictor.target_prior(options.prior, probs)),
+        options.top_k,
+        min_confidence=options.min_confidence,
+        coverage=options.coverage,
+        unknown_scores=predictor.unknown_scores(distinct),
+        false_alarm=options.false_alarm,
+        set_probs=probs,
+    )
+    coverage = options.coverage is not None
+    values = [flat_values(row, options.top_k, coverage=coverage, decimals=None) for row in described]
+    for key in per_distinct:
+        if key not in ("normalized", "error"):
+            per_distinct[key] = [row[key] for row in values]
+    return per_distinct
+
+
 def annotate(
     predictor,
     table: pa.Table | pa.RecordBatch,
@@ -175,24 +198,7 @@ def annotate(
         else:
             normalized_of[u] = row["normalized"]
             slot_of[u] = distinct.setdefault(normalized_of[u], len(distinct))
-    per_distinct: dict[str, list] = {field.name: [] for field in output_fields(options)}
-    if distinct:
-        probs = (probabilities or predictor.probabilities)(list(distinct))
-        described = predictor.describe(
-            predictor.with_prior(probs, predictor.target_prior(options.prior, probs)),
-            options.top_k,
-            min_confidence=options.min_confidence,
-            coverage=options.coverage,
-            unknown_scores=predictor.unknown_scores(list(distinct)),
-            false_alarm=options.false_alarm,
-            set_probs=probs,
-        )
-        # Full (6-decimal) values here: JSON keeps them, the flat writers round (rounded).
-        coverage = options.coverage is not None
-        values = [flat_values(row, options.top_k, coverage=coverage, decimals=None) for row in described]
-        for key in per_distinct:
-            if key not in ("normalized", "error"):
-                per_distinct[key] = [row[key] for row in values]
+    per_distinct = _predicted_columns(predictor, list(distinct), options, probabilities)
     rows = encoded.indices
     to_unique = pa.array(slot_of, mask=slot_of < 0)
     columns: dict[str, pa.Array] = {}
