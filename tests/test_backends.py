@@ -59,3 +59,18 @@ def test_unknown_backend_is_refused(ensemble_dir):
     model = load_predictor(ensemble_dir / "members/lstm").model
     with pytest.raises(ValueError, match="unknown backend 'tensorrt'; choose one of torch, onnx, auto"):
         make_backend(model, None, "tensorrt")
+
+
+def test_predict_takes_the_backend_from_the_command_line(ensemble_dir, capsys):
+    from namelab.cli.main import main
+
+    import json
+
+    answers = {}
+    for backend in ("torch", "onnx"):
+        assert main(["predict", str(ensemble_dir), *NAMES[:3], "--backend", backend, "--format", "json"]) == 0
+        rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+        answers[backend] = [[p["probability"] for p in row["predictions"]] for row in rows]
+    assert len(answers["torch"]) == 3
+    for mine, theirs in zip(answers["torch"], answers["onnx"]):
+        assert mine == pytest.approx(theirs, abs=2e-6)  # JSON rounds to 6 decimals

@@ -189,7 +189,7 @@ def cmd_predict(args) -> int:
         return EXIT_USAGE
     top_k = args.top_k
     names = read_names_file(args.input) if args.input else args.names
-    predictor = load_predictor(args.run_dir, device=resolve_device(args.device))
+    predictor = load_predictor(args.run_dir, device=resolve_device(args.device), backend=args.backend)
     prior = _estimated_prior(predictor, names) if args.prior == ESTIMATE_PRIOR else args.prior
     with open_output(args.output, input_path=args.input) as output:
         results = predict_rows(
@@ -246,7 +246,7 @@ def _predict_table(args) -> int:
             kind=args.format,
         )
         return 0
-    predictor = load_predictor(args.run_dir, device=resolve_device(args.device))
+    predictor = load_predictor(args.run_dir, device=resolve_device(args.device), backend=args.backend)
     summary = predict_table(
         predictor, args.input, args.output, options, chunk_rows=args.chunk_rows, log=log, kind=args.format
     )

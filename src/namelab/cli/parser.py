@@ -17,6 +17,7 @@ from typing import Sequence
 from ..core.cells import CELLS
 from ..core.model import IMPLS, POOLS
 from ..data.corpus import MAX_NAME_LENGTH
+from ..inference.backends import BACKENDS
 from ..inference.priors import TRAIN_PRIOR
 from ..inference.schema import DEFAULT_MIN_CONFIDENCE, DEFAULT_TOP_K
 from ..inference.unknown import DEFAULT_FALSE_ALARM
@@ -371,6 +372,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--scheduler", help="predict a table on an existing Dask cluster, e.g. tcp://10.0.0.5:8786")
     _add_device(p, "cpu", "predict")
+    p.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="torch",
+        help="what runs the recurrent models: torch, onnx (onnxruntime; faster for a few names at a time, slower "
+        "in bulk on this project's CPU: docs/speed.md) or auto (onnx for LSTMs)",
+    )
     _add_population(p)
     _add_threads(p, "")
 
