@@ -273,14 +273,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="also time Predictor.predict on this run folder (any kind: `namelab train --preset best` writes an "
         "ensemble); repeatable",
     )
+    parser.add_argument(
+        "--predict-only", action="store_true", help="time prediction on the --run folders only: no training figures"
+    )
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results.json")
     args = parser.parse_args(argv)
-    args.cells = [c.strip() for c in args.cells.split(",") if c.strip()]
+    args.cells = [] if args.predict_only else [c.strip() for c in args.cells.split(",") if c.strip()]
+    if args.predict_only and not args.run:
+        parser.error("--predict-only times the --run folders: give at least one")
     args.backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     if not args.backends or set(args.backends) - {"torch", "onnx"}:
         parser.error(f"--backends: choose from torch, onnx, got {','.join(args.backends) or '(none)'}")
     unknown = sorted(set(args.cells) - set(CELLS))
-    if unknown or not args.cells:
+    if unknown or not (args.cells or args.predict_only):
         parser.error(f"--cells: unknown {', '.join(unknown) or '(none given)'}; choose from {', '.join(CELLS)}")
     for name in ("hidden_size", "batch_size", "threads", "loop_names", "repeats", "predict_names", "latency_calls"):
         if getattr(args, name) < 1:

@@ -25,10 +25,10 @@ from typing import NoReturn
 
 import pytest
 import torch
-from namelab.inference import calibrate, ensemble, evaluate, ngram
 
 from namelab.core import native
 from namelab.data.corpus import Corpus, Split
+from namelab.inference import calibrate, ensemble, evaluate, ngram
 from namelab.runs.config import TrainConfig
 from namelab.train import loop
 from namelab.train.loop import TrainResult, train

@@ -62,9 +62,9 @@ def test_unknown_backend_is_refused(ensemble_dir):
 
 
 def test_predict_takes_the_backend_from_the_command_line(ensemble_dir, capsys):
-    from namelab.cli.main import main
-
     import json
+
+    from namelab.cli.main import main
 
     answers = {}
     for backend in ("torch", "onnx"):

@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 import torch
 from helpers import HeldOutRead, one_thread, sealed_split, tiny_config
-from namelab.inference import calibrate as calibrate_module
-from namelab.inference import ngram as ngram_module
 
 from namelab.data.corpus import Corpus
+from namelab.inference import calibrate as calibrate_module
+from namelab.inference import ngram as ngram_module
 from namelab.train import loop as loop_module
 from namelab.train import presets as presets_module
 from namelab.train.loop import train

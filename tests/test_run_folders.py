@@ -24,12 +24,12 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 import pytest
-from namelab.inference import ngram as ngram_module
 
 from namelab.cli.main import main
 from namelab.cli.parser import build_parser
 from namelab.data.corpus import Corpus
 from namelab.data.download import DataError
+from namelab.inference import ngram as ngram_module
 from namelab.inference.load import load_predictor
 from namelab.inference.output import open_output
 from namelab.inference.stream import TableOptions, predict_table

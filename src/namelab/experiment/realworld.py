@@ -12,7 +12,7 @@ here fits on it except what a user's ``--prior estimate`` would fit on the names
 classify. Each model is scored under four priors:
 
 * ``train``: the names folder's shares, today's default;
-* ``uniform``: every language alike (:data:`~namelab.inference.priors.RECOMMENDED_PRIOR`);
+* ``uniform``: every language alike;
 * ``estimate``: EM over every benchmark name, in-domain and out-of-domain alike, because a
   user does not know which of their names are foreign;
 * ``true``: the benchmark's own in-domain shares, an upper bound no user has.
