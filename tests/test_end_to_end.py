@@ -19,11 +19,12 @@ def test_train_evaluate_predict_on_the_real_names(tmp_path, capsys) -> None:
                      "--data-dir", str(REAL_NAMES), "--out", str(run), "--device", "cpu"]) == 0
     metrics = json.loads((run / "metrics.json").read_text())
     config = json.loads((run / "config.json").read_text())
-    assert (config["n_train"], config["n_val"], config["n_test"]) == (14389, 1807, 1792)
+    # The split reads names case-folded, as the model does: "An" and "an" go to one part together.
+    assert (config["n_train"], config["n_val"], config["n_test"]) == (14388, 1809, 1791)
     assert len(config["labels"]) == 18
     # Always answering the majority class (Russian) scores about 0.52 on this split.
     assert metrics["accuracy"] > 0.70
-    assert sum(row["support"] for row in metrics["per_class"].values()) == 1792
+    assert sum(row["support"] for row in metrics["per_class"].values()) == 1791
 
     capsys.readouterr()
     assert main(["evaluate", str(run), "--data-dir", str(REAL_NAMES), "--json"]) == 0
