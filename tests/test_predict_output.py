@@ -208,3 +208,17 @@ def test_a_huge_line_is_refused_without_reaching_the_model(capsys, run_dir, tmp_
     assert "becomes 290 characters once transliterated" in rows[2]["error"]  # 10 characters, 290 letters
     assert "becomes 70 characters" in rows[3]["error"] and str(MAX_NAME_LENGTH) in rows[3]["error"]
     assert max(seen) <= 70  # the 1 MB line never reached normalization or the model
+
+
+def test_a_byte_that_is_not_utf8_spoils_its_own_line_only(tmp_path, capsys):
+    import json
+
+    from namelab.cli.main import main
+
+    path = tmp_path / "names.txt"
+    path.write_bytes("Nakamura\n".encode() + b"Sch\xffmidt\n" + "Dvořák\n".encode())
+    assert main(["predict", "--input", str(path), "--format", "json", "--top-k", "1"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [row["error"] is None for row in rows] == [True, False, True]
+    assert "not valid UTF-8" in rows[1]["error"] and rows[1]["name"] == "Sch\\xffmidt"
+    assert rows[0]["predictions"][0]["language"] == "Japanese"

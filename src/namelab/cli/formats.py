@@ -19,13 +19,15 @@ from ..inference.schema import flat_columns, flat_row, json_line, json_record, t
 
 
 def read_names_file(path: Path) -> list[str]:
-    """One name per line (see :data:`LINE_RULE`), every line kept, blank ones too, so rows line up with lines."""
+    """One name per line (see :data:`LINE_RULE`), every line kept, blank ones too, so rows line up with lines.
+
+    A byte that is not UTF-8 spoils its own line only: it is kept as a lone surrogate
+    (``surrogateescape``), which :func:`name_error` turns into an error row for that line.
+    """
     try:
-        text = path.read_bytes().decode("utf-8-sig")
+        text = path.read_bytes().decode("utf-8-sig", errors="surrogateescape")
     except FileNotFoundError:
         raise DataError(f"input file {path} does not exist") from None
-    except UnicodeDecodeError as err:
-        raise DataError(f"input file {path} is not UTF-8 text ({err}); save it as UTF-8") from None
     except OSError as err:
         raise DataError(f"cannot read input file {path}: {err.strerror}") from None
     lines = text.split("\n")
