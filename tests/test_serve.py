@@ -223,6 +223,9 @@ BAD_REQUESTS = [
     pytest.param({"json": ["Aeiou"]}, 400, "must be a JSON object", id="body-not-an-object"),
     pytest.param({"content": b'{"names": ["Ae"', "headers": JSON}, 400, "not valid JSON", id="body-not-json"),
     pytest.param(
+        {"content": b'{"names": ["Sch\xffmidt"]}', "headers": JSON}, 400, "encoded as UTF-8", id="body-not-utf8"
+    ),
+    pytest.param(
         {"content": b'{"names": ["Ae"]}', "headers": {"content-type": "text/plain"}},
         400,
         "sent with Content-Type: application/json",

@@ -10,9 +10,11 @@ from typing import Sequence
 
 import torch
 from fastapi import FastAPI, HTTPException, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi_offline import FastAPIOffline
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..inference.base import prepare
@@ -67,6 +69,22 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
                 )
             return JSONResponse({"detail": detail}, status_code=400)
     return JSONResponse({"detail": "; ".join(_describe(e) for e in errors)}, status_code=422)
+
+
+# What FastAPI says when it cannot even decode the body; the one case it does not pass on
+# as a validation error is bytes that are not UTF-8.
+_UNPARSED_BODY = "There was an error parsing the body"
+
+
+async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+    """HTTP errors as FastAPI sends them, but a body it could not read says why and what to send."""
+    if exc.status_code == 400 and exc.detail == _UNPARSED_BODY:
+        detail = (
+            "the request body could not be read as text (it is not UTF-8, or not JSON); "
+            f"send a JSON object encoded as UTF-8, like {EXAMPLE_BODY}"
+        )
+        return JSONResponse({"detail": detail}, status_code=400)
+    return await http_exception_handler(request, exc)
 
 
 def _web_file(name: str) -> str:
@@ -210,6 +228,7 @@ def _new_app(batcher: Batcher, max_body_bytes: int) -> FastAPI:
         lifespan=lifespan,
     )
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)  # what FastAPI raises for an unreadable body
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     app.add_middleware(DocsPolicy, paths=("/docs", "/redoc"))
     return app
