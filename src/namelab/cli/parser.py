@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from ..core.cells import CELLS
 from ..core.model import IMPLS, POOLS
@@ -108,34 +108,25 @@ def _add_data_dir(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--label-column", default="language", help="a table's column of labels")
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
-    return value
+def _ranged(parse: Callable[[str], float], ok: Callable[[float], bool], expected: str) -> Callable[[str], float]:
+    """An argparse ``type``: ``parse`` the text, then require ``ok`` of the value, else say what was expected."""
+
+    def convert(text: str) -> float:
+        try:
+            value = parse(text)
+        except ValueError:
+            value = None
+        if value is None or not ok(value):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return value
+
+    return convert
 
 
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"expected a port from 0 to 65535 (0: any free port), got {text!r}")
-    return value
-
-
-def _probability(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a probability between 0 and 1, got {text!r}")
-    return value
+_positive_int = _ranged(int, lambda v: v >= 1, "a whole number of at least 1")
+_port = _ranged(int, lambda v: 0 <= v <= 65535, "a port from 0 to 65535 (0: any free port)")
+_probability = _ranged(float, lambda v: 0.0 <= v <= 1.0, "a probability between 0 and 1")
+_open_probability = _ranged(float, lambda v: 0.0 < v < 1.0, "a number between 0 and 1 (exclusive)")
 
 
 def _add_threads(parser: argparse.ArgumentParser, work: str) -> None:
@@ -178,13 +169,6 @@ def _add_population(parser: argparse.ArgumentParser) -> None:
         help="flag a name unknown_language when its spelling is less like every training language than all but "
         f"this share of validation names (default: {DEFAULT_FALSE_ALARM})",
     )
-
-
-def _open_probability(text: str) -> float:
-    value = _probability(text)
-    if not 0.0 < value < 1.0:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1 (exclusive), got {text}")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
