@@ -1,6 +1,6 @@
 """Try one training recipe and score it on the VALIDATION split (never test).
 
-    python bench/accuracy_search.py --name bigru-meanmax --set model=gru bidirectional=true pool=meanmax
+    python bench/accuracy_search.py --name bigru-meanmax --set cell=gru bidirectional=true pool=meanmax
 
 Each trial trains a normal run folder under ``--runs`` and appends one JSON line (the
 recipe, validation accuracy and macro-F1, seconds per epoch) to ``--log``; the table in

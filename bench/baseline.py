@@ -24,6 +24,7 @@ from namelab.runs.checkpoint import (
     CONFIG,
     HISTORY,
     CheckpointError,
+    cell_or_kind,
     check_complete,
     read_history,
     read_json,
@@ -50,7 +51,7 @@ def run_row(run: Path, split_seed: int) -> tuple[str, float, float, float]:
     metrics = read_metrics(run)
     # ensembles and the n-gram baseline train no epochs: no history, no seconds to show
     seconds = sum(row.get("seconds", 0.0) for row in read_history(run)) if (run / HISTORY).is_file() else 0.0
-    return f"{run} ({config['config'].get('model')})", metrics["accuracy"], metrics["macro_f1"], seconds
+    return f"{run} ({cell_or_kind(config)})", metrics["accuracy"], metrics["macro_f1"], seconds
 
 
 def main(argv=None) -> int:

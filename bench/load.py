@@ -296,7 +296,7 @@ def train_quick_lstm(out_dir: Path, data_dir: str | None) -> Path:
     folder = resolve_data_dir(data_dir)
     run_dir = out_dir / "lstm"
     print(f"no --run given: training an LSTM (hidden 256, 2 epochs) on {folder} into {run_dir}", flush=True)
-    train(TrainConfig(model="lstm", hidden_size=256, epochs=2), Corpus.from_folder(folder), run_dir, data_dir=folder)
+    train(TrainConfig(cell="lstm", hidden_size=256, epochs=2), Corpus.from_folder(folder), run_dir, data_dir=folder)
     return run_dir
 
 

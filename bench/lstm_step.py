@@ -130,7 +130,7 @@ def training_variants(batch: int, hidden: int, vocab: int = 57, classes: int = 1
         data.append((ids, lengths, torch.randint(0, classes, (batch,), generator=gen)))
     torch.manual_seed(0)
     hand = CharClassifier(ModelConfig(vocab, classes, "lstm", hidden, "hand", dropout=0.5))
-    fused = hand.with_impl("fused")
+    fused = hand.with_engine("fused")
 
     def trainer(model, kernel: str):
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, fused=True)

@@ -116,7 +116,7 @@ def profile_batches(model, optimizer, data, weights) -> dict:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0, foreach=True)
             with record_function("adamw"):
                 optimizer.step()
-    fused = model.config.impl == "fused"
+    fused = model.config.engine == "fused"
     by_class: dict = defaultdict(float)
     by_op: dict = defaultdict(float)
     wall: dict = defaultdict(float)
@@ -164,15 +164,15 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(threads)
         runs: dict = {"hand": [], "fused": []}
         models = {}
-        for impl in runs:
+        for engine in runs:
             torch.manual_seed(0)
-            model = CharClassifier(ModelConfig(len(corpus.vocab), corpus.num_classes, cell, args.hidden_size, impl, dropout=0.5))
+            model = CharClassifier(ModelConfig(len(corpus.vocab), corpus.num_classes, cell, args.hidden_size, engine, dropout=0.5))
             optimizer = torch.optim.AdamW(model.parameters(), lr=0.006, weight_decay=1e-4, fused=True)
-            models[impl] = (model, optimizer)
+            models[engine] = (model, optimizer)
             profile_batches(model, optimizer, data[:3], weights)  # warm-up
         for repeat in range(args.repeats):
-            for impl in ("hand", "fused") if repeat % 2 == 0 else ("fused", "hand"):
-                runs[impl].append(profile_batches(*models[impl], data, weights))
+            for engine in ("hand", "fused") if repeat % 2 == 0 else ("fused", "hand"):
+                runs[engine].append(profile_batches(*models[engine], data, weights))
         report(cell, threads, runs, args.top)
     return 0
 
@@ -184,7 +184,7 @@ def report(cell: str, threads: int, runs: dict, top: int) -> None:
     classes = ("matmul", "fused kernel", "elementwise", "index/copy", "python")
     print("| engine | phase | " + " | ".join(classes) + " | phase total |")
     print("|---|---|" + "---|" * (len(classes) + 1))
-    for impl, results in runs.items():
+    for engine, results in runs.items():
         for phase in phases:
             shares = [
                 statistics.median(r["class"].get((phase, c), 0.0) / r["total"] for r in results) for c in classes
@@ -192,21 +192,21 @@ def report(cell: str, threads: int, runs: dict, top: int) -> None:
             total = statistics.median(
                 sum(r["class"].get((phase, c), 0.0) for c in classes) / r["total"] for r in results
             )
-            print(f"| {impl} | {phase} | " + " | ".join(f"{s:.1%}" for s in shares) + f" | {total:.1%} |")
+            print(f"| {engine} | {phase} | " + " | ".join(f"{s:.1%}" for s in shares) + f" | {total:.1%} |")
         all_classes = [
             statistics.median(sum(v for (p, c), v in r["class"].items() if c == cls) / r["total"] for r in results)
             for cls in classes
         ]
-        print(f"| {impl} | **all** | " + " | ".join(f"**{s:.1%}**" for s in all_classes) + " | 100% |")
+        print(f"| {engine} | **all** | " + " | ".join(f"**{s:.1%}**" for s in all_classes) + " | 100% |")
     ratio = statistics.median(f["total"] / h["total"] for h, f in zip(runs["hand"], runs["fused"]))
     print(f"\nprofiled time fused/hand (same run, median of pairs): {ratio:.2f}\n")
-    for impl, results in runs.items():
+    for engine, results in runs.items():
         ops: dict = defaultdict(list)
         for r in results:
             for key, v in r["op"].items():
                 ops[key].append(v / r["total"])
         ranked = sorted(ops.items(), key=lambda kv: -statistics.median(kv[1]))[:top]
-        print(f"{impl}, top operators by self time: " + "; ".join(
+        print(f"{engine}, top operators by self time: " + "; ".join(
             f"{op.removeprefix('aten::')} ({phase}) {statistics.median(v):.1%}" for (phase, op), v in ranked
         ))
     sys.stdout.flush()

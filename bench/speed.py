@@ -9,7 +9,7 @@ For each cell (rnn, lstm, gru) it measures, in the same run, on the real train s
 * training throughput in names per second of the original loop (bench/loop_reference.py,
   on a random subsample of ``--loop-names`` names, on one thread as the original ran:
   its tiny products gain nothing from a second; timed last), of namelab's hand-written cells and
-  of torch's fused layers (``impl="fused"``): one epoch of ``namelab.train.loop`` each, timed
+  of torch's fused layers (``engine="fused"``): one epoch of ``namelab.train.loop`` each, timed
   by ``train`` itself (batching, forward, backward, clipping and AdamW included,
   validation excluded), with the lengths of the real names;
 * the ratios hand/loop and hand/fused (the median of the ratios within each repeat,
@@ -212,7 +212,7 @@ def engine_figures(
     cell: str, corpus: Corpus, split: Split, warm_split: Split, base: dict, args: argparse.Namespace
 ) -> tuple[dict, CharClassifier | None]:
     """Hand and fused training speed of one cell, FLOP/s and the matmul peak; the last hand model."""
-    configs = {impl: TrainConfig(model=cell, impl=impl, **base) for impl in ("hand", "fused")}
+    configs = {engine: TrainConfig(cell=cell, engine=engine, **base) for engine in ("hand", "fused")}
     for config in configs.values():
         epoch_seconds(config, corpus, warm_split)
     seconds: dict[str, list[float]] = {"hand": [], "fused": []}
@@ -221,16 +221,16 @@ def engine_figures(
     peak.sample()
     sizes, replay = step_sizes(split, corpus.vocab, args.batch_size), []
     for repeat in range(args.repeats):  # interleaved, one first then the other, so a busy spell hits both
-        for impl in ("hand", "fused") if repeat % 2 == 0 else ("fused", "hand"):
-            elapsed, result = epoch_seconds(configs[impl], corpus, split)
-            seconds[impl].append(elapsed)
-            model = result.model if impl == "hand" else model
+        for engine in ("hand", "fused") if repeat % 2 == 0 else ("fused", "hand"):
+            elapsed, result = epoch_seconds(configs[engine], corpus, split)
+            seconds[engine].append(elapsed)
+            model = result.model if engine == "hand" else model
             peak.sample()
         replay.append(matmul_replay(sizes, cell, args.batch_size, args.hidden_size, corpus.num_classes))
     figures: dict = {}
-    for impl in configs:
-        figures[f"{impl}_names_per_s"] = len(split.train) / statistics.median(seconds[impl])
-        figures[f"{impl}_runs"] = [len(split.train) / s for s in seconds[impl]]
+    for engine in configs:
+        figures[f"{engine}_names_per_s"] = len(split.train) / statistics.median(seconds[engine])
+        figures[f"{engine}_runs"] = [len(split.train) / s for s in seconds[engine]]
     # Each repeat times both engines back to back, so the ratio within a repeat is the
     # least disturbed by a busy spell; the median of those is the reported ratio.
     figures["hand_over_fused"] = statistics.median(f / h for h, f in zip(seconds["hand"], seconds["fused"]))
@@ -322,8 +322,8 @@ def main(argv: list[str] | None = None) -> int:
         "repeats": args.repeats,
         # The hand LSTM's step kernel (NAMELAB_KERNEL): "cpp" where the C++ pass runs, else "torch".
         "lstm_kernel": "cpp" if lstm_ops(torch.zeros(1)) is not None else "torch",
-        # What each timed epoch ran with (model and impl aside): train's defaults but these.
-        "train_config": {k: v for k, v in asdict(TrainConfig(**base)).items() if k not in ("model", "impl")},
+        # What each timed epoch ran with (model and engine aside): train's defaults but these.
+        "train_config": {k: v for k, v in asdict(TrainConfig(**base)).items() if k not in ("model", "engine")},
     }
     print(
         f"{results['machine']['cpu']}, {args.threads} threads, torch {torch.__version__}, "

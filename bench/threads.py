@@ -64,7 +64,7 @@ def child(args: argparse.Namespace) -> None:
         torch.set_num_threads(int(args.threads))
     corpus = Corpus.from_folder(args.data_dir)
     split = corpus.split(seed=0)
-    config = TrainConfig(model="lstm", hidden_size=args.hidden_size, batch_size=128, device="cpu", epochs=1)
+    config = TrainConfig(cell="lstm", hidden_size=args.hidden_size, batch_size=128, device="cpu", epochs=1)
     examples = split.train[: args.batches * config.batch_size] if args.batches else split.train
     torch.manual_seed(0)
     model = build_model(config, len(corpus.vocab), corpus.num_classes)

@@ -76,7 +76,7 @@ def tiny_runs(tmp_path_factory: pytest.TempPathFactory, tiny_names_dir: Path) ->
         runs = {}
         for cell in ("rnn", "lstm", "gru"):
             runs[cell] = root / f"{cell}-seed0"
-            train_tiny_run(tiny_names_dir, runs[cell], model=cell, epochs=6)
+            train_tiny_run(tiny_names_dir, runs[cell], cell=cell, epochs=6)
     finally:
         torch.set_num_threads(threads)
     for cell, run_dir in runs.items():

@@ -127,7 +127,7 @@ def tiny_config(**overrides) -> TrainConfig:
     The learning rate is high because a few dozen names give only a few dozen steps.
     """
     settings = dict(
-        model="lstm", hidden_size=16, epochs=2, batch_size=8, lr=0.03, dropout=0.0, device="cpu", seed=0
+        cell="lstm", hidden_size=16, epochs=2, batch_size=8, lr=0.03, dropout=0.0, device="cpu", seed=0
     )
     settings.update(overrides)
     return TrainConfig(**settings)
@@ -172,7 +172,7 @@ def trained_run_folder(tmp_path_factory: pytest.TempPathFactory, model: str, epo
     """A tiny run of ``model`` on separable names, in a fresh temporary folder (for module-scoped fixtures)."""
     folder = make_names_folder(tmp_path_factory.mktemp("names"), separable_names(per_class=20))
     out = tmp_path_factory.mktemp("runs") / model
-    train_tiny_run(folder, out, model=model, epochs=epochs)
+    train_tiny_run(folder, out, cell=model, epochs=epochs)
     return out
 
 

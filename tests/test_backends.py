@@ -19,8 +19,8 @@ NAMES = ["Aeiou", "Bdkgt", "Lmnrs", "a", "Aeiou", "de la Cruz", "O'Brien-Smith?"
 def ensemble_dir(tmp_path_factory):
     names = make_names_folder(tmp_path_factory.mktemp("names"), separable_names(per_class=20))
     root = tmp_path_factory.mktemp("ensemble")
-    train_tiny_run(names, root / "members/lstm", model="lstm", epochs=1)
-    train_tiny_run(names, root / "members/gru", model="gru", epochs=1, bidirectional=True, pool="meanmax")
+    train_tiny_run(names, root / "members/lstm", cell="lstm", epochs=1)
+    train_tiny_run(names, root / "members/gru", cell="gru", epochs=1, bidirectional=True, pool="meanmax")
     write_ensemble(root, [root / "members/lstm", root / "members/gru"], {"weights": [0.3, 0.7]})
     return root
 

@@ -24,7 +24,7 @@ from namelab.train.ngram import train_ngram
 @pytest.fixture(scope="module")
 def run_dir(tiny_names_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("runs") / "gru"
-    train_tiny_run(tiny_names_dir, out, model="gru", epochs=3)
+    train_tiny_run(tiny_names_dir, out, cell="gru", epochs=3)
     return out
 
 
@@ -81,7 +81,7 @@ def test_a_folder_written_before_cards_still_loads(run_dir: Path, tmp_path: Path
 
 def test_the_cli_records_the_users_command(tiny_names_dir: Path, tmp_path: Path, capsys) -> None:
     out = tmp_path / "cli-run"
-    argv = ["train", "--data-dir", str(tiny_names_dir), "--out", str(out), "--model", "rnn", "--epochs", "1",
+    argv = ["train", "--data-dir", str(tiny_names_dir), "--out", str(out), "--cell", "rnn", "--epochs", "1",
             "--hidden-size", "8", "--threads", "1", "--device", "cpu"]
     assert main(argv) == 0
     capsys.readouterr()
@@ -124,7 +124,7 @@ def test_an_ensemble_and_each_member_get_a_card(tiny_names_dir: Path, tmp_path: 
 
     corpus = Corpus.from_folder(tiny_names_dir)
     with one_thread():
-        train_ensemble([tiny_config(model="gru", epochs=2)], corpus, tmp_path / "ens", ngram=True,
+        train_ensemble([tiny_config(cell="gru", epochs=2)], corpus, tmp_path / "ens", ngram=True,
                        data_dir=tiny_names_dir, meta={"preset": "best", "description": "a recipe"}, log=lambda line: None)
     card = (tmp_path / "ens" / MODEL_CARD).read_text(encoding="utf-8")
     assert card.startswith("# Model card: ensemble (--preset best)")

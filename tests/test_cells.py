@@ -32,9 +32,9 @@ def mixed_batch(lengths: list[int], seed: int = 0) -> tuple[torch.Tensor, torch.
     return ids, torch.tensor(lengths, dtype=torch.int64)
 
 
-def make_model(cell: str, impl: str = "hand", dropout: float = 0.0, seed: int = 0) -> CharClassifier:
+def make_model(cell: str, engine: str = "hand", dropout: float = 0.0, seed: int = 0) -> CharClassifier:
     torch.manual_seed(seed)
-    return CharClassifier(ModelConfig(VOCAB_SIZE, NUM_CLASSES, cell, HIDDEN, impl, dropout))
+    return CharClassifier(ModelConfig(VOCAB_SIZE, NUM_CLASSES, cell, HIDDEN, engine, dropout))
 
 
 def assert_close(actual: torch.Tensor, expected: torch.Tensor, what: str) -> None:
@@ -58,7 +58,7 @@ def test_unknown_cell_lists_the_choices() -> None:
 
 def test_unknown_engine_lists_the_choices() -> None:
     with pytest.raises(ValueError, match="hand, fused"):
-        CharClassifier(ModelConfig(VOCAB_SIZE, NUM_CLASSES, "lstm", impl="cudnn"))
+        CharClassifier(ModelConfig(VOCAB_SIZE, NUM_CLASSES, "lstm", engine="cudnn"))
 
 
 @pytest.mark.parametrize(("cell", "num_states"), [("rnn", 1), ("lstm", 2), ("gru", 1)])
@@ -160,9 +160,9 @@ def engine_gradients(model: CharClassifier, ids: torch.Tensor, lengths: torch.Te
 @ALL_CELLS
 @pytest.mark.parametrize("start", ["hand", "fused"])
 def test_hand_and_fused_engines_agree_on_outputs_and_gradients(cell: str, start: str) -> None:
-    model = make_model(cell, impl=start, seed=2).train()  # dropout 0: train mode is deterministic
-    other = model.with_impl("fused" if start == "hand" else "hand")
-    assert other.config.impl != model.config.impl
+    model = make_model(cell, engine=start, seed=2).train()  # dropout 0: train mode is deterministic
+    other = model.with_engine("fused" if start == "hand" else "hand")
+    assert other.config.engine != model.config.engine
     ids, lengths = mixed_batch([6, 2, 9, 1, 4, 9, 3], seed=5)
     probe = torch.randn(len(lengths), NUM_CLASSES, generator=torch.Generator().manual_seed(3))
     mine, theirs = engine_gradients(model, ids, lengths, probe), engine_gradients(other, ids, lengths, probe)
@@ -176,7 +176,7 @@ def test_hand_and_fused_engines_agree_on_outputs_and_gradients(cell: str, start:
 
 def test_with_impl_copies_weights_and_mode_and_is_independent() -> None:
     model = make_model("lstm", dropout=0.25).train()
-    fused = model.with_impl("fused")
+    fused = model.with_engine("fused")
     assert fused.training and fused.config.dropout == 0.25 and fused.config.hidden_size == HIDDEN
     for name, tensor in model.recurrent_weights().items():
         assert torch.equal(fused.recurrent_weights()[name], tensor)
@@ -185,37 +185,37 @@ def test_with_impl_copies_weights_and_mode_and_is_independent() -> None:
         model.recurrent_weights()["weight_hh"].add_(1.0)
     assert not torch.equal(fused.out.weight, model.out.weight)
     assert not torch.equal(fused.recurrent_weights()["weight_hh"], model.recurrent_weights()["weight_hh"])
-    assert not model.eval().with_impl("fused").training
+    assert not model.eval().with_engine("fused").training
 
 
 # --- padding ------------------------------------------------------------------------------
 
 
 @ALL_CELLS
-@pytest.mark.parametrize("impl", ["hand", "fused"])
-def test_padding_never_changes_a_result(cell: str, impl: str) -> None:
-    model = make_model(cell, impl=impl, seed=4).eval()
+@pytest.mark.parametrize("engine", ["hand", "fused"])
+def test_padding_never_changes_a_result(cell: str, engine: str) -> None:
+    model = make_model(cell, engine=engine, seed=4).eval()
     ids, lengths = mixed_batch([3, 10, 1, 7, 3], seed=6)
     with torch.no_grad():
         batched = model(ids, lengths)
         for row, n in enumerate(lengths.tolist()):
             alone = model(ids[row : row + 1, :n], lengths[row : row + 1])
-            assert_close(batched[row : row + 1], alone, f"{cell}/{impl} name {row} alone vs in a batch")
+            assert_close(batched[row : row + 1], alone, f"{cell}/{engine} name {row} alone vs in a batch")
         # Whatever sits in the padded positions is never read.
         noisy = ids.clone()
         padding = torch.arange(ids.shape[1])[None, :] >= lengths[:, None]
         noisy[padding] = torch.randint(1, VOCAB_SIZE, (int(padding.sum()),), generator=torch.Generator().manual_seed(0))
-        assert_close(model(noisy, lengths), batched, f"{cell}/{impl} garbage in the padding")
+        assert_close(model(noisy, lengths), batched, f"{cell}/{engine} garbage in the padding")
         assert_close(batched.softmax(dim=1).sum(dim=1), torch.ones(len(lengths)), "probabilities sum to one")
 
 
 # --- dropout ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("impl", ["hand", "fused"])
-def test_dropout_is_active_in_train_mode_and_off_in_eval(impl: str) -> None:
-    model = make_model("gru", impl=impl, dropout=0.5, seed=7)
-    plain = make_model("gru", impl=impl, dropout=0.0, seed=7)  # same seed: same weights
+@pytest.mark.parametrize("engine", ["hand", "fused"])
+def test_dropout_is_active_in_train_mode_and_off_in_eval(engine: str) -> None:
+    model = make_model("gru", engine=engine, dropout=0.5, seed=7)
+    plain = make_model("gru", engine=engine, dropout=0.0, seed=7)  # same seed: same weights
     ids, lengths = mixed_batch([4, 6, 2, 5, 3, 6, 1, 2], seed=8)
     with torch.no_grad():
         model.train()

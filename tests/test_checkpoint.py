@@ -25,8 +25,16 @@ from safetensors.torch import save as save_safetensors
 from namelab.core.model import CharClassifier, ModelConfig
 from namelab.data.corpus import Vocab, encode_batch
 from namelab.runs import checkpoint
-from namelab.runs.checkpoint import CheckpointError, atomic_write_bytes, load_run, save_run, write_json
-from namelab.runs.config import TrainConfig
+from namelab.runs.card import model_card
+from namelab.runs.checkpoint import (
+    CheckpointError,
+    atomic_write_bytes,
+    cell_or_kind,
+    load_run,
+    save_run,
+    write_json,
+)
+from namelab.runs.config import OLD_NAMES, TrainConfig, config_from_dict
 from namelab.train.loop import TrainResult
 
 NAMES = ["Aeiou", "Bdkgt", "Lmnrs", "Abdul", "Xu"]
@@ -82,12 +90,12 @@ def test_load_run_returns_the_saved_model_in_eval_mode(trained) -> None:
 def test_fused_models_round_trip_too(tmp_path: Path, cell: str) -> None:
     torch.manual_seed(0)
     vocab = Vocab()
-    model = CharClassifier(ModelConfig(len(vocab), 3, cell, hidden_size=8, impl="fused")).eval()
-    config = asdict(TrainConfig(model=cell, impl="fused", hidden_size=8))
+    model = CharClassifier(ModelConfig(len(vocab), 3, cell, hidden_size=8, engine="fused")).eval()
+    config = asdict(TrainConfig(cell=cell, engine="fused", hidden_size=8))
     meta = {"config": config, "vocab": vocab.chars, "labels": ["a", "b", "c"]}
     save_run(tmp_path, model, meta)
     loaded, loaded_meta = load_run(tmp_path)
-    assert loaded.config.impl == "fused" and loaded.config.cell == cell
+    assert loaded.config.engine == "fused" and loaded.config.cell == cell
     assert {k: loaded_meta[k] for k in meta} == meta
     torch.testing.assert_close(logits(loaded, NAMES), logits(model, NAMES), atol=0, rtol=0)
 
@@ -233,10 +241,10 @@ def test_truncated_weights_with_a_fixed_checksum(run_dir: Path) -> None:
     ("field", "change"),
     [
         ("hidden_size", lambda c: c["config"].update(hidden_size=c["config"]["hidden_size"] * 2)),
-        ("model", lambda c: c["config"].update(model="gru")),  # LSTM weights hold 4 gates, a GRU 3
+        ("cell", lambda c: c["config"].update(cell="gru")),  # LSTM weights hold 4 gates, a GRU 3
         ("labels", lambda c: c.update(labels=c["labels"][:-1])),
         ("vocab", lambda c: c.update(vocab=c["vocab"][:-1])),
-        ("impl", lambda c: c["config"].update(impl="fused")),  # the fused engine names its tensors differently
+        ("engine", lambda c: c["config"].update(engine="fused")),  # the fused engine names its tensors differently
     ],
 )
 def test_config_that_disagrees_with_the_weights(run_dir: Path, field: str, change) -> None:
@@ -267,7 +275,7 @@ def test_config_lacking_a_field(run_dir: Path, field: str) -> None:
     [
         lambda c: c["config"].pop("dropout"),
         lambda c: c["config"].pop("hidden_size"),
-        lambda c: c["config"].update(model="transformer"),
+        lambda c: c["config"].update(cell="transformer"),
         lambda c: c["config"].update(hidden_size="16"),
         lambda c: c.update(config=[]),
     ],
@@ -336,3 +344,32 @@ def test_history_and_metrics_of_a_trained_run_pass_the_checks(trained) -> None:
     out, result = trained
     assert checkpoint.read_history(out) == json.loads(json.dumps(result.history))
     assert checkpoint.read_metrics(out) == json.loads(json.dumps(result.metrics))
+
+
+# --- folders written before the cell and the engine had those names ---------------------------
+
+
+def write_old_names(run_dir: Path) -> None:
+    """Rewrite a run folder as namelab wrote it when the cell was ``model`` and the engine ``impl``."""
+    old = {new: old for old, new in OLD_NAMES.items()}
+    edit_config(run_dir, lambda c: c.update(config={old.get(k, k): v for k, v in c["config"].items()}))
+    checkpoint.write_manifest(run_dir)
+
+
+def test_a_folder_with_the_old_field_names_loads_as_it_was_trained(trained, run_dir: Path) -> None:
+    write_old_names(run_dir)
+    stored = json.loads((run_dir / "config.json").read_text())["config"]
+    assert stored["model"] == "lstm" and stored["impl"] == "hand" and "cell" not in stored
+    model, meta = load_run(run_dir)
+    assert (model.config.cell, model.config.engine) == ("lstm", "hand")
+    torch.testing.assert_close(logits(model, NAMES), logits(trained[1].model, NAMES), atol=0, rtol=0)
+    assert config_from_dict(meta["config"]) == config_from_dict(trained[1].meta["config"])
+    assert cell_or_kind(meta) == "lstm"
+    assert "**Cell**: LSTM (hand engine)" in model_card(meta, None)
+
+
+def test_a_config_with_both_the_old_and_the_new_name_is_refused(run_dir: Path) -> None:
+    edit_config(run_dir, lambda c: c["config"].update(model="gru"))
+    checkpoint.write_manifest(run_dir)
+    with pytest.raises(CheckpointError, match="both 'model' and 'cell'"):
+        load_run(run_dir)

@@ -47,7 +47,7 @@ def names_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def run_dir(names_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("runs") / "gru"
-    train_tiny_run(names_dir, out, model="gru", epochs=6)
+    train_tiny_run(names_dir, out, cell="gru", epochs=6)
     return out
 
 
@@ -104,7 +104,7 @@ def test_train_writes_a_run(capsys, names_dir: Path, tmp_path: Path) -> None:
     out_dir = tmp_path / "run"
     with one_thread():
         code, out, _ = run_cli(
-            capsys, "train", "--data-dir", names_dir, "--out", out_dir, "--model", "rnn",
+            capsys, "train", "--data-dir", names_dir, "--out", out_dir, "--cell", "rnn",
             "--epochs", "1", "--hidden-size", "16", "--batch-size", "16", "--device", "cpu", "--seed", "3",
         )  # fmt: skip
     assert code == 0
@@ -114,7 +114,7 @@ def test_train_writes_a_run(capsys, names_dir: Path, tmp_path: Path) -> None:
         "unknown.safetensors", "model-card.md",
     }
     config = json.loads((out_dir / "config.json").read_text())
-    assert config["config"]["model"] == "rnn" and config["config"]["hidden_size"] == 16
+    assert config["config"]["cell"] == "rnn" and config["config"]["hidden_size"] == 16
     assert config["config"]["seed"] == 3 and config["dataset_sha256"]
 
 
@@ -135,7 +135,7 @@ def test_train_builds_the_accuracy_options_and_the_run_predicts_with_them(capsys
     with one_thread():
         code, _, _ = run_cli(
             capsys, "train", "--data-dir", names_dir, "--out", out_dir, "--epochs", "2", "--hidden-size", "8",
-            "--device", "cpu", "--model", "gru", "--bidirectional", "--embedding-dim", "4", "--ngram-buckets", "64",
+            "--device", "cpu", "--cell", "gru", "--bidirectional", "--embedding-dim", "4", "--ngram-buckets", "64",
         )  # fmt: skip
     assert code == 0
     config = json.loads((out_dir / "config.json").read_text())["config"]

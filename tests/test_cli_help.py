@@ -100,9 +100,27 @@ def test_a_word_far_from_every_command_gets_no_suggestion(capsys) -> None:
     assert "did you mean" not in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    "words",
+    [
+        ["train", "--cell", "gru", "--engine", "fused"],
+        ["train", "--model", "gru", "--impl", "fused"],  # the names before the cell and the engine were so called
+    ],
+)
+def test_the_cell_and_the_engine_answer_to_their_old_flags_too(words: list[str]) -> None:
+    args = build_parser().parse_args(words)
+    assert (args.cell, args.engine) == ("gru", "fused")
+    assert not hasattr(args, "model") and not hasattr(args, "impl")
+
+
+@pytest.mark.parametrize("flag", ["--engine", "--impl"])
+def test_compare_takes_the_engine_under_both_names(flag: str) -> None:
+    assert build_parser().parse_args(["compare", flag, "fused"]).engine == "fused"
+
+
 def test_a_mistyped_choice_suggests_the_closest(capsys) -> None:
     with pytest.raises(SystemExit) as info:
-        main(["train", "--model", "lstn"])
+        main(["train", "--cell", "lstn"])
     assert info.value.code == 2
     assert "did you mean 'lstm'?" in capsys.readouterr().err
 
@@ -131,7 +149,7 @@ def test_a_name_where_the_run_folder_goes_says_what_to_run(capsys, tmp_path: Pat
     assert captured.out == ""
     assert "'Nakamura' is not a run folder" in captured.err
     assert "`namelab predict RUN_DIR Nakamura`" in captured.err
-    assert "`namelab train --model gru --impl fused --out runs/gru`" in captured.err
+    assert "`namelab train --cell gru --engine fused --out runs/gru`" in captured.err
 
 
 def test_a_name_alone_is_answered_by_the_shipped_model(capsys, tmp_path: Path, monkeypatch) -> None:

@@ -114,7 +114,7 @@ def test_every_run_folder_loads_and_shares_the_split(compare_out, summary, fake_
         folder = compare_out / run["run_dir"]
         assert folder.name == f"{run['model']}-seed{run['seed']}"
         model, meta = load_run(folder)
-        assert meta["config"]["model"] == run["model"] and meta["config"]["seed"] == run["seed"]
+        assert meta["config"]["cell"] == run["model"] and meta["config"]["seed"] == run["seed"]
         assert meta["config"]["split_seed"] == summary["setup"]["split"]["split_seed"]
         assert meta["config"]["epochs"] == EPOCHS
         assert model.num_parameters() == run["parameters"]
@@ -317,7 +317,7 @@ def test_initial_model_is_the_one_train_starts_from(corpus, monkeypatch):
 
     train_module = importlib.import_module("namelab.train.loop")  # the package's `train` is the function
     monkeypatch.setattr(importlib.import_module("namelab.runs.config"), "CharClassifier", Recording)  # build_model's
-    config = TrainConfig(model="gru", hidden_size=8, epochs=1, seed=5, device="cpu")
+    config = TrainConfig(cell="gru", hidden_size=8, epochs=1, seed=5, device="cpu")
     train_module.train(config, corpus, log=lambda line: None)
     rebuilt = initial_model(config, corpus).state_dict()
     assert rebuilt.keys() == captured["state"].keys()
@@ -328,7 +328,7 @@ def test_initial_model_is_the_one_train_starts_from(corpus, monkeypatch):
 def test_predictions_in_order_follow_the_examples(fake_data, corpus):
     # A trained model tells the classes apart, so a row put back in the wrong place shows:
     # an untrained one answers one class for every name, whatever the order.
-    model = train_tiny_run(fake_data, None, model="gru", epochs=4).model
+    model = train_tiny_run(fake_data, None, cell="gru", epochs=4).model
     examples = [Example(name, label) for name, label in corpus.pairs]
     random.Random(0).shuffle(examples)  # lengths and classes mixed; batched by length inside
     alone = [model(*encode_batch([e.name], corpus.vocab)).detach().softmax(dim=-1)[0] for e in examples]

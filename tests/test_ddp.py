@@ -85,7 +85,7 @@ def test_torchrun_two_processes_train_the_weights_of_one(tmp_path: Path) -> None
     table = tmp_path / "names.csv"
     pa_csv.write_csv(pa.Table.from_pylist(rows), table)
     # Class weights and label smoothing on, dropout off (each rank draws its own masks).
-    options = ["--data", str(table), "--model", "gru", "--epochs", "2", "--hidden-size", "8", "--batch-size", "16",
+    options = ["--data", str(table), "--cell", "gru", "--epochs", "2", "--hidden-size", "8", "--batch-size", "16",
                "--lr", "0.03", "--dropout", "0", "--label-smoothing", "0.1", "--threads", "1"]
     assert main(["train", *options, "--out", str(tmp_path / "one")]) == 0
 

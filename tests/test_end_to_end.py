@@ -15,7 +15,7 @@ pytestmark = [pytest.mark.slow, requires_real_data]
 def test_train_evaluate_predict_on_the_real_names(tmp_path, capsys) -> None:
     run = tmp_path / "lstm"
     with one_thread():
-        assert main(["train", "--model", "lstm", "--epochs", "3", "--hidden-size", "128", "--batch-size", "128",
+        assert main(["train", "--cell", "lstm", "--epochs", "3", "--hidden-size", "128", "--batch-size", "128",
                      "--data-dir", str(REAL_NAMES), "--out", str(run), "--device", "cpu"]) == 0
     metrics = json.loads((run / "metrics.json").read_text())
     config = json.loads((run / "config.json").read_text())

@@ -106,7 +106,7 @@ def test_a_retained_graph_runs_backward_twice_alike(cell):
 def test_engine_matches_torch_fused_layers(cell):
     torch.manual_seed(4)
     hand = CharClassifier(ModelConfig(VOCAB, CLASSES, cell, HIDDEN, "hand"))
-    fused = hand.with_impl("fused").double()  # same float32 weights, both run in float64
+    fused = hand.with_engine("fused").double()  # same float32 weights, both run in float64
     hand = hand.double()
     ids, lengths = padded_batch(MIXED, seed=6)
     targets = torch.randint(0, CLASSES, (len(MIXED),))
@@ -177,7 +177,7 @@ def test_bad_lengths_are_refused_with_a_reason(lengths, message):
     with pytest.raises(ValueError, match=message):
         model(ids, torch.tensor(lengths))
     with pytest.raises(ValueError, match=message):
-        model.with_impl("fused")(ids, torch.tensor(lengths))
+        model.with_engine("fused")(ids, torch.tensor(lengths))
 
 
 def test_check_batch_refuses_an_empty_batch_and_unknown_cells():

@@ -34,8 +34,8 @@ def corpus(tiny_names_dir: Path) -> Corpus:
 def ensemble_dir(tmp_path_factory, corpus: Corpus, tiny_names_dir: Path) -> Path:
     folder = tmp_path_factory.mktemp("ensemble")
     members = [
-        tiny_config(model="gru", epochs=6),
-        tiny_config(model="gru", bidirectional=True, pool="meanmax", epochs=6),
+        tiny_config(cell="gru", epochs=6),
+        tiny_config(cell="gru", bidirectional=True, pool="meanmax", epochs=6),
     ]
     with one_thread():
         train_ensemble(members, corpus, folder, ngram=True, data_dir=tiny_names_dir, log=lambda line: None)

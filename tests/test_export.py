@@ -20,17 +20,17 @@ ort = pytest.importorskip("onnxruntime")
 # Each kind of run a user can train: every cell, both directions, embeddings, the n-gram
 # channel, every pool, and a run trained by the fused engine.
 KINDS = {
-    "rnn": dict(model="rnn"),
-    "lstm": dict(model="lstm"),
-    "gru": dict(model="gru"),
-    "lstm-bidirectional": dict(model="lstm", bidirectional=True),
+    "rnn": dict(cell="rnn"),
+    "lstm": dict(cell="lstm"),
+    "gru": dict(cell="gru"),
+    "lstm-bidirectional": dict(cell="lstm", bidirectional=True),
     "gru-bidirectional-embedding-ngram-mean": dict(
-        model="gru", bidirectional=True, embedding_dim=8, ngram_buckets=64, pool="mean"
+        cell="gru", bidirectional=True, embedding_dim=8, ngram_buckets=64, pool="mean"
     ),
-    "rnn-bidirectional-max": dict(model="rnn", bidirectional=True, pool="max"),
-    "lstm-embedding-ngram-meanmax": dict(model="lstm", embedding_dim=8, ngram_buckets=32, pool="meanmax"),
-    "lstm-ngram": dict(model="lstm", ngram_buckets=16),
-    "gru-fused-mean": dict(model="gru", impl="fused", pool="mean"),
+    "rnn-bidirectional-max": dict(cell="rnn", bidirectional=True, pool="max"),
+    "lstm-embedding-ngram-meanmax": dict(cell="lstm", embedding_dim=8, ngram_buckets=32, pool="meanmax"),
+    "lstm-ngram": dict(cell="lstm", ngram_buckets=16),
+    "gru-fused-mean": dict(cell="gru", engine="fused", pool="mean"),
 }
 LONGEST = 24  # past the training names' 7 characters: the graph must not care
 

@@ -110,7 +110,7 @@ def test_an_ensemble_fits_weights_and_temperatures_on_validation(corpus: Corpus,
     split = sealed_split(corpus.split(seed=0), VAL_SIZE)
     with one_thread():
         train_ensemble(
-            [tiny_config(model="gru", epochs=2)], corpus, tmp_path / "ens", split=split, c_grid=(10.0,),
+            [tiny_config(cell="gru", epochs=2)], corpus, tmp_path / "ens", split=split, c_grid=(10.0,),
             log=lambda line: None,
         )  # fmt: skip
     assert split.test.violations == []

@@ -212,8 +212,8 @@ def test_suite_settings():
     assert dropout_values(base) == [0.0, 0.25, 0.5]
     assert grid_axes(base) == ([pytest.approx(0.002), 0.006, pytest.approx(0.018)], [64, 128, 256])
     assert grid_model(("lstm", "gru", "rnn")) == "rnn" and grid_model(("lstm", "gru")) == "gru"
-    assert variant_name(replace(base, model="gru", seed=2), base) == "gru-seed2"
-    assert variant_name(replace(base, model="rnn", dropout=0.0), base) == "rnn-seed0-dropout0"
+    assert variant_name(replace(base, cell="gru", seed=2), base) == "gru-seed2"
+    assert variant_name(replace(base, cell="rnn", dropout=0.0), base) == "rnn-seed0-dropout0"
     assert variant_name(replace(base, lr=0.002, hidden_size=64), base) == "lstm-seed0-lr0.002-hidden64"
     with pytest.raises(ValueError, match="configure one above 0"):
         dropout_values(replace(base, dropout=0.0))

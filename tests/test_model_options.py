@@ -36,7 +36,7 @@ def padded_batch(lengths: list[int], seed: int = 0) -> tuple[torch.Tensor, torch
 def reference_logits(model: CharClassifier, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """Each name alone through torch's fused layer holding the model's weights, pooled by hand."""
     config = model.config
-    fused = model.with_impl("fused")  # the weights under torch's names; its forward is not used
+    fused = model.with_engine("fused")  # the weights under torch's names; its forward is not used
     rows = []
     for row, length in enumerate(lengths.tolist()):
         x = ids[row : row + 1, :length]
@@ -66,11 +66,11 @@ def all_options():
 
 
 @pytest.mark.parametrize("cell,bidirectional,pool,embedding_dim", list(all_options()))
-@pytest.mark.parametrize("impl", ["hand", "fused"])
-def test_options_match_torch_fused_layers_name_by_name(cell, bidirectional, pool, embedding_dim, impl):
+@pytest.mark.parametrize("engine", ["hand", "fused"])
+def test_options_match_torch_fused_layers_name_by_name(cell, bidirectional, pool, embedding_dim, engine):
     torch.manual_seed(3)
     model = CharClassifier(ModelConfig(
-        VOCAB, CLASSES, cell, HIDDEN, impl, bidirectional=bidirectional, pool=pool, embedding_dim=embedding_dim
+        VOCAB, CLASSES, cell, HIDDEN, engine, bidirectional=bidirectional, pool=pool, embedding_dim=embedding_dim
     )).double()
     ids, lengths = padded_batch(MIXED)
     targets = torch.arange(len(MIXED)) % CLASSES
@@ -138,7 +138,7 @@ def test_model_config_refuses_unknown_options_and_old_runs_load_as_trained():
         ModelConfig(VOCAB, CLASSES, pool="median")
     with pytest.raises(ValueError, match="embedding_dim"):
         ModelConfig(VOCAB, CLASSES, embedding_dim=-1)
-    old = {"model": "gru", "hidden_size": 8, "impl": "hand", "dropout": 0.1, "epochs": 3}  # no option fields
+    old = {"cell": "gru", "hidden_size": 8, "engine": "hand", "dropout": 0.1, "epochs": 3}  # no option fields
     config = ModelConfig.from_run_config(old, VOCAB, CLASSES)
     assert config == ModelConfig(VOCAB, CLASSES, "gru", 8, "hand", 0.1)
     assert config.is_seed_shape
@@ -188,7 +188,7 @@ def test_ngram_channel_adds_to_the_logits_equally_in_both_engines_and_learns():
     with_channel = model(ids, lengths)
     torch.testing.assert_close(with_channel - plain, model.ngram(ids, lengths))
     assert not torch.allclose(with_channel, plain)
-    torch.testing.assert_close(model.with_impl("fused")(ids, lengths), with_channel)
+    torch.testing.assert_close(model.with_engine("fused")(ids, lengths), with_channel)
     with_channel.sum().backward()
     grad = model.ngram.table.weight.grad
     assert grad[:50].abs().sum() > 0 and grad[50].abs().sum() == 0  # padding's row never learns

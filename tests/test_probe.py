@@ -48,7 +48,7 @@ def test_probe_shape_and_agreement_with_the_model(corpus):
     (grad,) = torch.autograd.grad(loss, last)
     assert flow.norms[0] == pytest.approx(grad.norm(dim=1).mean().item(), rel=1e-5)
     # The fused engine runs the same weights, so the probe measures the same thing.
-    fused = gradient_flow(model.with_impl("fused"), examples, corpus.vocab)
+    fused = gradient_flow(model.with_engine("fused"), examples, corpus.vocab)
     np.testing.assert_allclose(fused.norms, flow.norms, rtol=1e-4)
 
 

@@ -28,12 +28,12 @@ from namelab.inference.evaluate import evaluate_run
 from namelab.inference.load import load_predictor
 from namelab.runs import checkpoint
 from namelab.runs.checkpoint import CheckpointError, load_run, read_history, read_metrics
-from namelab.runs.config import TrainConfig
+from namelab.runs.config import OLD_NAMES, TrainConfig
 from namelab.train.loop import train
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 # Dropout on, so the random generators matter as well as the weights and the optimizer.
-OPTIONS = dict(model="lstm", hidden_size=16, epochs=3, batch_size=8, lr=0.03, dropout=0.3, device="cpu")
+OPTIONS = dict(cell="lstm", hidden_size=16, epochs=3, batch_size=8, lr=0.03, dropout=0.3, device="cpu")
 CHILD = r"""
 import importlib, os, signal, sys, time
 from namelab import cli
@@ -180,6 +180,21 @@ def test_resume_of_a_run_started_with_other_options_is_refused(names_dir, tmp_pa
     assert code == 1
     err = capsys.readouterr().err
     assert "hidden_size 16 (now 32)" in err and "--resume" in err
+
+
+def test_a_checkpoint_with_the_old_field_names_resumes_under_the_old_flags(
+    names_dir, uninterrupted, unfinished, capsys
+) -> None:
+    tensors, info = checkpoint.load_checkpoint(unfinished)
+    old = {new: old for old, new in OLD_NAMES.items()}
+    info["config"] = {old.get(k, k): v for k, v in info["config"].items()}  # as namelab wrote it before
+    checkpoint.save_checkpoint(unfinished, tensors, info)
+    words = [{"--cell": "--model"}.get(w, w) for w in cli_options(names_dir, unfinished)]
+    with one_thread():
+        assert cli.main([*words, "--impl", "hand", "--resume"]) == 0
+    assert "resuming" in capsys.readouterr().out
+    assert_same_weights(unfinished, uninterrupted)
+    assert load_run(unfinished)[1]["config"]["cell"] == "lstm"  # the finished folder speaks today's names
 
 
 def test_resume_with_nothing_to_resume_trains_from_the_start(names_dir, uninterrupted, tmp_path, capsys) -> None:

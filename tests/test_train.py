@@ -235,16 +235,16 @@ def test_same_seed_same_run_other_seed_other_run(corpus: Corpus) -> None:
     assert first.meta["dataset_sha256"] is None  # no data_dir given: nothing to fingerprint
 
 
-@pytest.mark.parametrize(("model", "impl"), [("rnn", "hand"), ("gru", "fused")])
-def test_every_cell_and_engine_trains(corpus: Corpus, model: str, impl: str) -> None:
-    result = quiet_train(tiny_config(model=model, impl=impl, epochs=1), corpus)
-    assert result.model.config.cell == model and result.model.config.impl == impl
-    assert result.meta["config"]["model"] == model and len(result.history) == 1
+@pytest.mark.parametrize(("cell", "engine"), [("rnn", "hand"), ("gru", "fused")])
+def test_every_cell_and_engine_trains(corpus: Corpus, cell: str, engine: str) -> None:
+    result = quiet_train(tiny_config(cell=cell, engine=engine, epochs=1), corpus)
+    assert result.model.config.cell == cell and result.model.config.engine == engine
+    assert result.meta["config"]["cell"] == cell and len(result.history) == 1
 
 
 def test_train_logs_one_line_per_epoch(corpus: Corpus) -> None:
     lines: list[str] = []
-    quiet_train(tiny_config(epochs=2, model="rnn"), corpus, log=lines.append)
+    quiet_train(tiny_config(epochs=2, cell="rnn"), corpus, log=lines.append)
     assert len(lines) == 2 and "epoch 1/2" in lines[0] and "epoch 2/2" in lines[1]
 
 
@@ -304,8 +304,8 @@ def test_class_weights_favour_rare_classes_and_average_one() -> None:
         (dict(char_dropout=1.0), "--char-dropout must be"),
         (dict(clip_norm=0), "--clip-norm must be a number above 0"),
         (dict(class_weight_power=float("inf")), "--class-weight-power must be"),
-        (dict(model="transformer"), "--model must be one of rnn, lstm, gru"),
-        (dict(impl="cuda"), "--impl must be one of hand, fused"),
+        (dict(cell="transformer"), "--cell must be one of rnn, lstm, gru"),
+        (dict(engine="cuda"), "--engine must be one of hand, fused"),
         (dict(device="tpu"), "--device must be one of auto, cpu, cuda"),
         (dict(hidden_size="16"), "--hidden-size must be at least 1, got '16'"),
     ],

@@ -7,7 +7,7 @@
 
     from namelab import Corpus, TrainConfig, train     # train your own
     corpus = Corpus.from_folder("data/names")
-    train(TrainConfig(model="gru"), corpus, out_dir="runs/gru")
+    train(TrainConfig(cell="gru"), corpus, out_dir="runs/gru")
 """
 
 from .api import load, predict, predict_df

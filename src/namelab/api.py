@@ -36,7 +36,7 @@ def default_model() -> Path:
     if not (DEFAULT_MODEL / MANIFEST).is_file():
         raise FileNotFoundError(
             f"this install of namelab has no default model ({DEFAULT_MODEL} holds no finished run); "
-            "pass a run folder, or train one: `namelab train --model gru --impl fused --out runs/gru`"
+            "pass a run folder, or train one: `namelab train --cell gru --engine fused --out runs/gru`"
         )
     return DEFAULT_MODEL
 

@@ -91,6 +91,6 @@ def no_default_model(names: Sequence[str]) -> UsageError:
     taken = f"{names[0]!r} is not a run folder (no such folder); " if names else ""
     return UsageError(
         f"{taken}give the run folder first, then the names: `namelab predict RUN_DIR {shown}`. "
-        "No run folder yet? Train one: `namelab train --model gru --impl fused --out runs/gru`, "
+        "No run folder yet? Train one: `namelab train --cell gru --engine fused --out runs/gru`, "
         f"then `namelab predict runs/gru {shown}`"
     )

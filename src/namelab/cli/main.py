@@ -1,7 +1,7 @@
 """The ``namelab`` command line.
 
     namelab data --data-dir ../shared/data/names
-    namelab train --model lstm --out runs/lstm
+    namelab train --cell lstm --out runs/lstm
     namelab evaluate runs/lstm
     namelab predict runs/lstm Nakamura Schmidt --top-k 3 --format json
     namelab predict runs/lstm --input names.txt --output predictions.csv --format csv
@@ -103,7 +103,7 @@ def cmd_train(args) -> int:
     # Every TrainConfig field the parser declares, under the same name; the rest keep their defaults.
     config = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)})
     corpus, folder = _load_corpus(args)
-    out = args.out or Path("runs") / f"{args.model}-seed{args.seed}"
+    out = args.out or Path("runs") / f"{args.cell}-seed{args.seed}"
     try:
         result = train(
             config, corpus, out, data_dir=folder, resume=args.resume, force=args.force,
@@ -286,7 +286,7 @@ def cmd_compare(args) -> int:
     suites = parse_suites(args.suite)
     config = replace(
         defaults,
-        impl=args.impl,
+        engine=args.engine,
         epochs=pick(args.epochs, QUICK_EPOCHS, default_epochs(suites)),
         hidden_size=pick(args.hidden_size, QUICK_HIDDEN_SIZE, defaults.hidden_size),
         split_seed=args.split_seed,

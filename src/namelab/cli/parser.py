@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from ..core.cells import CELLS
-from ..core.model import IMPLS, POOLS
+from ..core.model import ENGINES, POOLS
 from ..data.corpus import MAX_NAME_LENGTH
 from ..inference.backends import BACKENDS
 from ..inference.priors import TRAIN_PRIOR
@@ -177,7 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="namelab",
         description="Classify surnames by language with RNN, LSTM and GRU.",
         epilog=_examples(
-            "namelab train --model gru --out runs/gru",
+            "namelab train --cell gru --out runs/gru",
             "namelab predict runs/gru Nakamura Nguyen Schmidt",
             "namelab compare --quick --out reports/smoke",
             note="`namelab COMMAND --help` shows a command's options and examples.",
@@ -206,9 +206,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="train one model and write a run folder",
         description="Train one model and write a run folder: weights, config, history, test metrics, a model card.",
         epilog=_examples(
-            "namelab train --model gru --out runs/gru",
+            "namelab train --cell gru --out runs/gru",
             "namelab train --preset best --out runs/best",
-            "namelab train --model lstm --epochs 30 --hidden-size 128 --threads 1 --out runs/lstm-small",
+            "namelab train --cell lstm --epochs 30 --hidden-size 128 --threads 1 --out runs/lstm-small",
         ),
     )
     p.add_argument(
@@ -217,16 +217,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="train a recipe chosen on the validation split (best: an ensemble; see docs/accuracy.md); "
         "--seed, --split-seed and --device still apply, the other model options are the preset's",
     )
-    p.add_argument("--model", choices=list(CELLS), default=defaults.model, help="the recurrent cell")
     p.add_argument(
+        "--cell", "--model", dest="cell", choices=list(CELLS), default=defaults.cell, help="the recurrent cell"
+    )
+    p.add_argument(
+        "--engine",
         "--impl",
-        choices=list(IMPLS),
-        default=defaults.impl,
+        dest="engine",
+        choices=list(ENGINES),
+        default=defaults.engine,
         help="hand: the cells as written in namelab/core/cells.py; fused: torch's nn.RNN/LSTM/GRU kernels "
         "(the same model, faster)",
     )
     _add_data_dir(p)
-    p.add_argument("--out", type=Path, default=None, help="run folder to write (default: runs/<model>-seed<seed>)")
+    p.add_argument("--out", type=Path, default=None, help="run folder to write (default: runs/<cell>-seed<seed>)")
     p.add_argument("--epochs", type=int, default=defaults.epochs, help="passes over the training names")
     p.add_argument("--hidden-size", type=int, default=defaults.hidden_size, help="width of the cell's state")
     p.add_argument("--batch-size", type=int, default=defaults.batch_size, help="names per training step")
@@ -426,7 +430,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_examples(
             "namelab compare --quick --out reports/smoke",
             "namelab compare --suite seed,accuracy --out reports/compare",
-            "namelab compare --models lstm,gru --seeds 5 --impl fused --out reports/gated",
+            "namelab compare --models lstm,gru --seeds 5 --engine fused --out reports/gated",
             note="Then: namelab serve reports/compare",
         ),
     )
@@ -453,7 +457,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--hidden-size", type=int, default=None, help=f"width of the cell's state (default: {defaults.hidden_size}; --quick: 32)"
     )
     p.add_argument(
-        "--impl", choices=list(IMPLS), default=defaults.impl, help="hand-written cells or torch's fused kernels"
+        "--engine",
+        "--impl",
+        dest="engine",
+        choices=list(ENGINES),
+        default=defaults.engine,
+        help="hand-written cells or torch's fused kernels",
     )
     _add_data_dir(p)
     p.add_argument("--out", type=Path, default=Path("reports/compare"), help="report folder")

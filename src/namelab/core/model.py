@@ -2,9 +2,9 @@
 
 One model, two engines that compute the same function with the same weights::
 
-    model = CharClassifier(ModelConfig(vocab_size=56, num_classes=18, cell="lstm", impl="hand"))
+    model = CharClassifier(ModelConfig(vocab_size=56, num_classes=18, cell="lstm", engine="hand"))
     logits = model(ids, lengths)             # ids (B, T) int64 padded, lengths (B,)
-    fused = model.with_impl("fused")         # same weights, torch's nn.LSTM runs them
+    fused = model.with_engine("fused")       # same weights, torch's nn.LSTM runs them
     model = CharClassifier(ModelConfig(vocab_size=56, num_classes=18, cell="gru"))
 
 ``hand`` runs namelab's own cells (cells.py); ``fused`` runs torch's
@@ -35,7 +35,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from .cells import cell_class
 from .engine import check_batch, padded_rows, run_cell, run_cell_states
 
-IMPLS = ("hand", "fused")
+ENGINES = ("hand", "fused")
 OPTIONS = ("bidirectional", "pool", "embedding_dim", "ngram_buckets")  # ModelConfig fields beyond the seed experiment's
 POOLS = ("last", "mean", "max", "meanmax")
 # The four recurrent tensors under engine-neutral names (torch's own names).
@@ -55,7 +55,7 @@ class ModelConfig:
     num_classes: int
     cell: str = "lstm"
     hidden_size: int = 256
-    impl: str = "hand"
+    engine: str = "hand"
     dropout: float = 0.0
     bidirectional: bool = False  # a second cell of the same kind reads the name right to left
     pool: str = "last"  # what the output layer reads: last | mean | max | meanmax over the real steps
@@ -64,8 +64,8 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         cell_class(self.cell)
-        if self.impl not in IMPLS:
-            raise ValueError(f"unknown impl {self.impl!r}; choose one of {', '.join(IMPLS)}")
+        if self.engine not in ENGINES:
+            raise ValueError(f"unknown engine {self.engine!r}; choose one of {', '.join(ENGINES)}")
         if self.pool not in POOLS:
             raise ValueError(f"unknown pool {self.pool!r}; choose one of {', '.join(POOLS)}")
         if self.embedding_dim < 0:
@@ -77,16 +77,17 @@ class ModelConfig:
     def from_run_config(cls, config: Mapping, vocab_size: int, num_classes: int) -> "ModelConfig":
         """The model of a run's training config (``asdict(TrainConfig)``, as config.json stores it).
 
-        The training config names the cell ``model``. Every run has written the fields
-        of the seed experiment's model, so a missing one means a damaged file (KeyError);
-        the accuracy options came later, so a run without them loads as it was trained.
+        Every run has written the fields of the seed experiment's model, so a missing one
+        means a damaged file (KeyError); the accuracy options came later, so a run without
+        them loads as it was trained. (Folders that name the cell ``model`` and the engine
+        ``impl`` are read through ``runs.config.config_from_dict``.)
         """
         return cls(
             vocab_size=vocab_size,
             num_classes=num_classes,
-            cell=config["model"],
+            cell=config["cell"],
             hidden_size=config["hidden_size"],
-            impl=config["impl"],
+            engine=config["engine"],
             dropout=config["dropout"],
             **{name: config[name] for name in OPTIONS if name in config},
         )
@@ -187,7 +188,7 @@ class CharClassifier(nn.Module):
         input_size = config.embedding_dim or config.vocab_size
         if config.embedding_dim:
             self.embed = nn.Embedding(config.vocab_size, config.embedding_dim)
-        if config.impl == "hand":
+        if config.engine == "hand":
             self.cell = cell_type(input_size, config.hidden_size)
             if config.bidirectional:
                 self.cell_reverse = cell_type(input_size, config.hidden_size)
@@ -205,7 +206,7 @@ class CharClassifier(nn.Module):
         check_batch(ids, lengths)
         if not self.config.is_seed_shape:
             raise ValueError("hidden_states steps the seed experiment's model only (one-hot, one direction)")
-        if self.config.impl == "fused":
+        if self.config.engine == "fused":
             one_hot = F.one_hot(ids, self.config.vocab_size).to(self.out.weight.dtype)  # (B, T, V)
             outputs, _ = self.rnn(one_hot)
             return outputs
@@ -221,7 +222,7 @@ class CharClassifier(nn.Module):
 
     def last_hidden(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Hidden state after each name's last real character, ``(B, H)`` (seed-shaped models)."""
-        if self.config.impl == "hand" and self.config.is_seed_shape:
+        if self.config.engine == "hand" and self.config.is_seed_shape:
             return run_cell(self.cell, ids, lengths)
         outputs = self.hidden_states(ids, lengths)
         rows = torch.arange(ids.shape[0], device=ids.device)
@@ -231,7 +232,7 @@ class CharClassifier(nn.Module):
         """What the output layer reads, ``(B, config.features)``."""
         if self.config.is_seed_shape:
             return self.last_hidden(ids, lengths)
-        if self.config.impl == "fused":
+        if self.config.engine == "fused":
             return self._fused_features(ids, lengths)
         check_batch(ids, lengths)
         directions = [(self.cell, ids)]
@@ -282,7 +283,7 @@ class CharClassifier(nn.Module):
     def recurrent_weights(self) -> dict[str, torch.Tensor]:
         """The recurrent tensors under torch's names (``_reverse`` for the second direction)."""
         suffixes = ("", "_reverse") if self.config.bidirectional else ("",)
-        if self.config.impl == "fused":
+        if self.config.engine == "fused":
             return {f"{name}{s}": getattr(self.rnn, f"{name}_l0{s}") for s in suffixes for name in WEIGHT_NAMES}
         weights = {}
         for suffix, cell in zip(suffixes, (self.cell, getattr(self, "cell_reverse", None))):
@@ -296,10 +297,10 @@ class CharClassifier(nn.Module):
             )
         return weights
 
-    def with_impl(self, impl: str) -> "CharClassifier":
+    def with_engine(self, engine: str) -> "CharClassifier":
         """A copy of this model run by the other engine, with the same weights."""
         weight = self.out.weight
-        other = CharClassifier(replace(self.config, impl=impl)).to(weight.device, weight.dtype)
+        other = CharClassifier(replace(self.config, engine=engine)).to(weight.device, weight.dtype)
         with torch.no_grad():
             for name, tensor in other.recurrent_weights().items():
                 tensor.copy_(self.recurrent_weights()[name])

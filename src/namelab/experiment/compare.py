@@ -252,7 +252,7 @@ def run_record(experiment: Experiment, config: TrainConfig, name: str, result: T
     history = result.history
     val_accuracy = [row["val_accuracy"] for row in history]
     return {
-        "model": config.model,
+        "model": config.cell,
         "seed": config.seed,
         "run_dir": str(Path("runs") / name),
         "test_accuracy": result.metrics["accuracy"],
@@ -289,7 +289,7 @@ def setup_section(experiment: Experiment) -> dict:
     """The data, split, configuration and machine every run shared."""
     corpus, split, device, stats = experiment.corpus, experiment.split, experiment.device, experiment.corpus.stats
     config = asdict(experiment.settings.config)
-    config.pop("model")
+    config.pop("cell")
     config.pop("seed")
     versions = environment()
     versions.update(numpy=np.__version__, matplotlib=_matplotlib_version())

@@ -41,7 +41,7 @@ DROPOUT_MEASURES = ("test_accuracy", "test_macro_f1")
 
 def variant_name(config: TrainConfig, base: TrainConfig) -> str:
     """``rnn-seed0`` for the configuration itself, ``rnn-seed0-dropout0`` or ``rnn-seed0-lr0.002-hidden64`` off it."""
-    name = run_name(config.model, config.seed)
+    name = run_name(config.cell, config.seed)
     for field, label in (("dropout", "dropout"), ("lr", "lr"), ("hidden_size", "hidden")):
         value = getattr(config, field)
         if value != getattr(base, field):
@@ -80,7 +80,7 @@ def _record(experiment: Experiment, config: TrainConfig, name: str, result: Trai
     predicted, _ = predictions_in_order(result.model, train_names, experiment.corpus.vocab, experiment.labels)
     val_accuracy = [row["val_accuracy"] for row in result.history]
     return {
-        "model": config.model,
+        "model": config.cell,
         "seed": config.seed,
         "dropout": config.dropout,
         "lr": config.lr,
@@ -115,8 +115,8 @@ def insights_suite(experiment: Experiment) -> dict:
     tuned = grid_model(settings.models)
     seeds = list(range(settings.seeds))
     grid_seeds = seeds[:GRID_SEEDS]
-    ablation = [replace(base, model=m, seed=s, dropout=d) for s in seeds for m in settings.models for d in dropouts]
-    grid = [replace(base, model=tuned, seed=s, lr=lr, hidden_size=h) for s in grid_seeds for lr in lrs
+    ablation = [replace(base, cell=m, seed=s, dropout=d) for s in seeds for m in settings.models for d in dropouts]
+    grid = [replace(base, cell=tuned, seed=s, lr=lr, hidden_size=h) for s in grid_seeds for lr in lrs
             for h in hidden_sizes]
     total = len({variant_name(c, base) for c in ablation + grid})
     done: dict[str, dict] = {}

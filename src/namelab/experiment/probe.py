@@ -78,7 +78,7 @@ def gradient_flow(model: CharClassifier, examples: Sequence[Example], vocab: Voc
     """
     if not examples:
         raise ValueError("the gradient probe needs at least one name")
-    hand = model.with_impl("hand") if model.config.impl != "hand" else model
+    hand = model.with_engine("hand") if model.config.engine != "hand" else model
     was_training = hand.training
     hand.eval()  # dropout would scale some gradients by 1/(1-p) at random
     device = hand.out.weight.device

@@ -273,7 +273,7 @@ def experiment_runs(experiment: Experiment) -> dict[str, tuple[str, list[Path]]]
         folders = []
         for seed in seeds:
             name = run_name(model, seed)
-            train_run(experiment, replace(settings.config, model=model, seed=seed), name)
+            train_run(experiment, replace(settings.config, cell=model, seed=seed), name)
             folders.append(runs_dir / name)
         found[model] = (CELLS[model].title, folders)
     if "accuracy" in settings.suites:

@@ -89,7 +89,7 @@ def measure_seed_runs(experiment: Experiment, probe_batch: list[Example]) -> tup
     errors: dict[str, dict] = {m: {} for m in settings.models}
     for seed in seeds:  # seed-major: an interrupted compare still has every model on the first seeds
         for model_name in settings.models:
-            config = replace(settings.config, model=model_name, seed=seed)
+            config = replace(settings.config, cell=model_name, seed=seed)
             name = run_name(model_name, seed)
             experiment.log(f"== run {len(runs) + 1}/{total}: {model_name} seed {seed} -> {experiment.out / 'runs' / name}")
             init = initial_model(config, experiment.corpus).to(experiment.device)

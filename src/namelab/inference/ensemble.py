@@ -23,6 +23,7 @@ import torch
 from ..runs.checkpoint import (
     CONFIG,
     CheckpointError,
+    cell_or_kind,
     check_calibration,
     check_complete,
     read_json,
@@ -65,9 +66,8 @@ def write_ensemble(
             raise ValueError(f"member {member} was trained on other languages than {members[0]}; members must agree")
     split_seeds = {m.get("config", {}).get("split_seed") for m in metas}
     config = {
-        "model": KIND,
         "hidden_size": max(int(m.get("config", {}).get("hidden_size", 0)) for m in metas),  # the widest member's
-        "members": [m.get("config", {}).get("model") for m in metas],
+        "members": [cell_or_kind(m) for m in metas],
         "split_seed": split_seeds.pop() if len(split_seeds) == 1 else None,
     }
     full = {

@@ -76,7 +76,7 @@ def export_onnx(run_dir: Path | str, out_path: Path | str) -> Path:
         "vocab": meta["vocab"],
         "encoding": json.dumps(encoding(Vocab(meta["vocab"]))),
         "temperature": repr(temperature),
-        "model": json.dumps({k: v for k, v in vars(model.config).items() if k != "impl"}),
+        "model": json.dumps({k: v for k, v in vars(model.config).items() if k != "engine"}),
         "namelab_version": _version(),
         "source_run": str(run_dir.resolve()),
     }

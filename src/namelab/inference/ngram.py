@@ -231,7 +231,7 @@ class NgramModel:
         run_dir = Path(run_dir)
         atomic_write_bytes(run_dir / WEIGHTS, blob)
         # hidden_size 0: no recurrent state (the server lists every run's hidden size)
-        config = {"model": KIND, "hidden_size": 0, "analyzer": ANALYZER, "ngram_range": list(NGRAM_RANGE), "C": self.c}
+        config = {"hidden_size": 0, "analyzer": ANALYZER, "ngram_range": list(NGRAM_RANGE), "C": self.c}
         full = {
             "kind": KIND,
             **(meta or {}),

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from ..runs.config import current_names
 from .accuracy import accuracy_blocks, accuracy_figures, accuracy_rules
 from .common import model_title, suites_of, table
 from .insights import dropout_evidence, hyperparameters_evidence, insights_blocks, insights_figures, insights_rules
@@ -45,7 +46,7 @@ def report_blocks(summary: dict) -> list[tuple]:
 
 
 def intro_blocks(summary: dict) -> list[tuple]:
-    setup, config = summary["setup"], summary["setup"]["config"]
+    setup, config = summary["setup"], current_names(summary["setup"]["config"])  # a summary may predate the names
     titles = ", ".join(model_title(m) for m in summary["models"])
     return [
         ("h1", "namelab: " + "; ".join(SECTIONS[suite].title for suite in suites_of(summary))),
@@ -53,7 +54,7 @@ def intro_blocks(summary: dict) -> list[tuple]:
             "p",
             f"{titles}, each trained on {len(summary['seeds'])} seed(s) ({', '.join(str(s) for s in summary['seeds'])}) "
             f"on the same name-disjoint split (split seed {config['split_seed']}) for {config['epochs']} epochs, "
-            f"hidden size {config['hidden_size']}, {config['impl']} engine, on {setup['device']}. Test accuracy is "
+            f"hidden size {config['hidden_size']}, {config['engine']} engine, on {setup['device']}. Test accuracy is "
             f"measured on {setup['split']['n_test']} names no model saw during training; weights are those of the "
             f"epoch with the best validation accuracy. Total time {setup['total_seconds']:.0f} s."
             + (" This is a --quick smoke run: too short to judge the findings." if summary["quick"] else ""),

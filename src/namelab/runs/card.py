@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ..data.download import NAMES_SHA256
 from .checkpoint import MODEL_CARD, atomic_write_bytes
+from .config import current_names
 
 KINDS = {
     "recurrent": "a character-level recurrent classifier",
@@ -53,16 +54,16 @@ def _number(value, digits: int = 4) -> str:
 
 def _what(meta: dict) -> list[str]:
     kind = meta.get("kind", "recurrent")
-    config = meta.get("config") or {}
+    config = current_names(meta.get("config") or {})
     lines = [f"- **Kind**: {KINDS.get(kind, kind)}."]
     if kind == "recurrent":
-        cell = str(config.get("model", "?")).upper()
+        cell = str(config.get("cell", "?")).upper()
         shape = [f"hidden size {config.get('hidden_size')}"]
         shape += ["bidirectional"] if config.get("bidirectional") else []
         shape += [f"{config.get('embedding_dim')}-dimensional character embedding"] if config.get("embedding_dim") else []
         shape += [f"a {config.get('ngram_buckets')}-bucket n-gram channel"] if config.get("ngram_buckets") else []
         shape += [f"output reads the {config.get('pool', 'last')} state(s)"]
-        lines.append(f"- **Cell**: {cell} ({config.get('impl', 'hand')} engine), " + ", ".join(shape) + ".")
+        lines.append(f"- **Cell**: {cell} ({config.get('engine', 'hand')} engine), " + ", ".join(shape) + ".")
         lines.append(
             f"- **Training**: {config.get('epochs')} epoch{'s' if config.get('epochs') != 1 else ''} (kept: epoch {meta.get('best_epoch', '?')}, the best on "
             f"validation), batch {config.get('batch_size')}, learning rate {config.get('lr')}, dropout "
@@ -206,8 +207,8 @@ def model_card(meta: dict, metrics: dict | None, history: list | None = None) ->
     meta, metrics = meta or {}, metrics or {}
     labels = list(meta.get("labels") or metrics.get("labels") or [])
     kind = meta.get("kind", "recurrent")
-    config = meta.get("config") or {}
-    titles = {"recurrent": str(config.get("model", "?")).upper(), "ngram": "character n-gram baseline",
+    config = current_names(meta.get("config") or {})
+    titles = {"recurrent": str(config.get("cell", "?")).upper(), "ngram": "character n-gram baseline",
               "ensemble": "ensemble" + (f" (--preset {meta['preset']})" if meta.get("preset") else "")}
     title = titles.get(kind, kind)
     files = "config.json and metrics.json"

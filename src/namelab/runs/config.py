@@ -1,11 +1,12 @@
 """Training configuration and the one place a model is built from it.
 
-    config = TrainConfig(model="gru", bidirectional=True)   # every field checked here, once
+    config = TrainConfig(cell="gru", bidirectional=True)    # every field checked here, once
     model = build_model(config, vocab_size=60, num_classes=18)
     config_from_dict(run_meta["config"])                      # a run folder's config, old or new
 
 Run folders store ``asdict(config)`` in ``config.json``; the reader fills options added
-since with their defaults.
+since with their defaults and reads the names older folders used (``model`` for the
+cell, ``impl`` for the engine).
 """
 
 from __future__ import annotations
@@ -17,15 +18,15 @@ from typing import Callable, Sequence
 import torch
 
 from ..core.cells import CELLS
-from ..core.model import IMPLS, POOLS, CharClassifier, ModelConfig
+from ..core.model import ENGINES, POOLS, CharClassifier, ModelConfig
 
 DEVICES = ("auto", "cpu", "cuda")
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    model: str = "lstm"
-    impl: str = "hand"
+    cell: str = "lstm"  # rnn | lstm | gru
+    engine: str = "hand"  # hand: namelab's own cells; fused: torch's nn.RNN/LSTM/GRU running the same weights
     hidden_size: int = 256
     epochs: int = 15
     # Batch 128 at twice the learning rate of batch 64 reached the same validation
@@ -49,8 +50,8 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         """Every option checked here, once: the CLI and run folders show these messages."""
-        _choice(self, "model", CELLS)
-        _choice(self, "impl", IMPLS)
+        _choice(self, "cell", CELLS)
+        _choice(self, "engine", ENGINES)
         _choice(self, "device", DEVICES)
         _choice(self, "pool", POOLS)
         # Upper bounds far above any use, so that a typo fails here with the option's name,
@@ -106,13 +107,27 @@ def _real(config: TrainConfig, name: str, rule: str, ok: Callable[[float], bool]
 
 
 # Every run folder ever written records these; a config without one is damaged, not old.
-MODEL_FIELDS = ("model", "impl", "hidden_size", "dropout")
+MODEL_FIELDS = ("cell", "engine", "hidden_size", "dropout")
+# The names run folders written before the cell and the engine were called so.
+OLD_NAMES = {"model": "cell", "impl": "engine"}
+
+
+def current_names(values: dict) -> dict:
+    """A run folder's ``config`` with the fields of older folders under today's names."""
+    renamed = dict(values)
+    for old, new in OLD_NAMES.items():
+        if old in renamed:
+            if new in renamed:
+                raise ValueError(f"config holds both {old!r} and {new!r}, the old and the new name of one field")
+            renamed[new] = renamed.pop(old)
+    return renamed
 
 
 def config_from_dict(values: dict) -> TrainConfig:
-    """A :class:`TrainConfig` from a run folder's ``config``; options added since it was written take their defaults."""
+    """A :class:`TrainConfig` from a run folder's ``config``, old or new; options added since take their defaults."""
     if not isinstance(values, dict):
         raise TypeError(f"config must be a JSON object, got {type(values).__name__}")
+    values = current_names(values)
     missing = [name for name in MODEL_FIELDS if name not in values]
     if missing:
         raise KeyError(f"config lacks {', '.join(missing)}")

@@ -23,6 +23,7 @@ from ..runs.checkpoint import (
     HISTORY,
     METRICS,
     CheckpointError,
+    cell_or_kind,
     read_history,
     read_json,
     read_metrics,
@@ -33,17 +34,12 @@ from ..runs.checkpoint import (
 _log = logging.getLogger(__name__)
 
 
-def _cell_of(meta: dict) -> str:
-    config = meta["config"]
-    return str(config["cell"] if "cell" in config else config["model"])
-
-
 def _run_cell(run_dir: Path) -> str:
     meta = read_json(run_dir / CONFIG)
     try:
-        return _cell_of(meta)
-    except (KeyError, TypeError):
-        raise CheckpointError(f"{run_dir / CONFIG} has no config.model; the run folder is damaged") from None
+        return cell_or_kind(meta)
+    except (KeyError, TypeError, ValueError):
+        raise CheckpointError(f"{run_dir / CONFIG} names no cell (config.cell); the run folder is damaged") from None
 
 
 def best_val_accuracy(run_dir: Path) -> float:
@@ -120,7 +116,7 @@ class ServedModel:
 
     @property
     def cell(self) -> str:
-        return _cell_of(self.predictor.meta)
+        return cell_or_kind(self.predictor.meta)
 
     def info(self) -> dict:
         meta = self.predictor.meta
@@ -185,7 +181,7 @@ def load_served_models(paths: Sequence[Path | str]) -> list[ServedModel]:
             if run_dir.resolve() not in {r.resolve() for r in run_dirs}:
                 run_dirs.append(run_dir)
     predictors = [load_predictor(run_dir) for run_dir in run_dirs]
-    cells = [_cell_of(p.meta) for p in predictors]
+    cells = [cell_or_kind(p.meta) for p in predictors]
     models = []
     for name, run_dir, predictor in zip(_unique_names(run_dirs, cells), run_dirs, predictors):
         test = None

@@ -1,6 +1,6 @@
 """Train one classifier on one split and write a run folder.
 
-    config = TrainConfig(model="lstm", epochs=15)
+    config = TrainConfig(cell="lstm", epochs=15)
     result = train(config, corpus, out_dir="runs/lstm")
     result.history[-1]["val_accuracy"], result.metrics["macro_f1"]
     train(config, corpus, out_dir="runs/lstm", resume=True)   # after a kill: goes on from the last epoch
@@ -41,7 +41,7 @@ from ..inference.unknown import UnknownCheck
 from ..runs import checkpoint
 from ..runs.card import model_card, reproduce_command
 from ..runs.checkpoint import CheckpointError
-from ..runs.config import TrainConfig, build_model, resolve_device
+from ..runs.config import TrainConfig, build_model, current_names, resolve_device
 from ..runs.env import environment
 from . import ddp
 from .ddp import SINGLE, ProcessGroup, all_reduce_sums, rank_share, share_batch, share_loss
@@ -330,7 +330,7 @@ def _epochs(run: _Run, between_epochs: Callable[[], object]) -> None:
                 }
             )
             say(
-                f"[{config.model}/{config.impl}] epoch {epoch}/{config.epochs}  "
+                f"[{config.cell}/{config.engine}] epoch {epoch}/{config.epochs}  "
                 f"train loss {train_loss:.4f} acc {train_accuracy:.4f}  "
                 f"val loss {val_loss:.4f} acc {val_accuracy:.4f}  {seconds:.1f}s"
             )
@@ -433,7 +433,7 @@ def prepare_run_folder(
 
 
 def _check_resumable(out: Path, info: dict, config: TrainConfig, dataset_sha256: str | None) -> None:
-    saved = info.get("config") if isinstance(info.get("config"), dict) else {}
+    saved = current_names(info["config"]) if isinstance(info.get("config"), dict) else {}  # old names too
     ours = asdict(config)
     # The device may change between sessions; any other difference would train another model.
     changed = sorted(k for k in set(saved) | set(ours) if k != "device" and saved.get(k) != ours.get(k))

@@ -63,7 +63,7 @@ PRESETS: dict[str, Preset] = {
         "calibrated probabilities averaged with the n-gram share chosen on validation",
         members=(
             TrainConfig(
-                model="gru",
+                cell="gru",
                 bidirectional=True,
                 embedding_dim=64,
                 ngram_buckets=2**17,
@@ -86,7 +86,7 @@ def member_name(config: TrainConfig) -> str:
     pool = "" if config.pool == "last" else f"-{config.pool}"
     embedding = f"-emb{config.embedding_dim}" if config.embedding_dim else ""
     ngram = f"-ngram{config.ngram_buckets}" if config.ngram_buckets else ""
-    return f"{shape}{config.model}{pool}{embedding}{ngram}-h{config.hidden_size}-seed{config.seed}"
+    return f"{shape}{config.cell}{pool}{embedding}{ngram}-h{config.hidden_size}-seed{config.seed}"
 
 
 def train_ensemble(
