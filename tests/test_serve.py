@@ -17,7 +17,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import httpx
@@ -666,6 +666,98 @@ def test_keep_alive_requests_are_not_cut_off_between_requests(served):
                 head = conn.recv(4096)
                 assert head.startswith(b"HTTP/1.1 200 "), head
                 time.sleep(0.8)  # longer than the read deadlines, shorter than the keep-alive timeout
+
+
+# -- idle connections and the request limit ------------------------------------------------
+
+REQUEST_LIMIT = 8  # small, so that a test can fill it; the server's default is limits.MAX_REQUESTS
+HEALTHZ = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+HEAD_HEALTHZ = b"HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+
+
+def post_predict(body: dict) -> bytes:
+    payload = json.dumps(body).encode()
+    head = f"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n"
+    return head.encode() + payload
+
+
+def read_answer(conn: socket.socket, head_only: bool = False) -> tuple[int, dict[str, str], bytes]:
+    """One HTTP/1.1 answer read off ``conn``, which stays open: status, headers (lowercase names), body."""
+    conn.settimeout(10)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(4096)
+        assert chunk, f"the server closed the connection mid-answer: {data!r}"
+        data += chunk
+    head, body = data.split(b"\r\n\r\n", 1)
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = {name.strip().lower(): value.strip() for name, value in (line.split(":", 1) for line in lines)}
+    length = 0 if head_only else int(headers.get("content-length", "0"))
+    while len(body) < length:
+        chunk = conn.recv(4096)
+        assert chunk, "the server closed the connection mid-body"
+        body += chunk
+    return int(status_line.split()[1]), headers, body
+
+
+def ask(address: tuple[str, int], request: bytes, head_only: bool = False) -> tuple[int, dict[str, str], bytes]:
+    """``request`` on a fresh connection, and its answer."""
+    with socket.create_connection(address, timeout=10) as conn:
+        conn.sendall(request)
+        return read_answer(conn, head_only)
+
+
+def answers_healthz_and_predictions(address: tuple[str, int]) -> None:
+    status, _, body = ask(address, HEALTHZ)
+    assert status == 200 and json.loads(body)["status"] == "ok", body
+    assert ask(address, HEAD_HEALTHZ, head_only=True)[0] == 200
+    status, _, body = ask(address, post_predict({"names": ["Aeiou"], "model": "gru"}))
+    assert status == 200 and json.loads(body)["results"][0]["predictions"]["gru"][0]["language"] == "Alpha", body
+
+
+def test_idle_connections_do_not_starve_healthz_or_predictions(served):
+    # uvicorn's limit_concurrency counted open connections, idle ones too, and answered 503 to
+    # every request past it, /healthz included, until the idle ones timed out.
+    app = create_app(served, max_requests=REQUEST_LIMIT)
+    # A long header deadline: the silent connections outlive the test however slow the machine.
+    with live_server(app, header_timeout=60) as address, ExitStack() as stack:
+        idle = [stack.enter_context(socket.create_connection(address, timeout=10)) for _ in range(REQUEST_LIMIT + 12)]
+        # The kernel hands connections over in order: the server holds all of these before the next one.
+        answers_healthz_and_predictions(address)
+        for conn in idle:  # still open (so they were during the requests above); now idle between requests
+            conn.sendall(HEALTHZ)
+            assert read_answer(conn)[0] == 200
+        answers_healthz_and_predictions(address)
+
+
+def test_predictions_past_the_request_limit_get_503_and_healthz_still_answers(served):
+    app = create_app(served, max_requests=REQUEST_LIMIT)
+    started, release = blocked_batcher(app)
+    predict_one = post_predict({"names": ["Aeiou"]})
+    with live_server(app) as address, ExitStack() as stack:
+        held = [stack.enter_context(socket.create_connection(address, timeout=10)) for _ in range(REQUEST_LIMIT)]
+        try:
+            for conn in held:  # every slot taken by a prediction waiting for the held model pass
+                conn.sendall(predict_one)
+            assert started.wait(30), "no prediction reached the model"
+            deadline = time.monotonic() + 20
+            while app.state.slots.held < REQUEST_LIMIT:
+                assert time.monotonic() < deadline, f"only {app.state.slots.held} requests in progress"
+                time.sleep(0.01)
+            status, headers, body = ask(address, predict_one)
+            assert status == 503 and headers["retry-after"] == "1"
+            assert f"{REQUEST_LIMIT} requests in progress" in json.loads(body)["detail"]
+            assert "retry in a moment" in json.loads(body)["detail"]
+            assert ask(address, HEALTHZ)[0] == 200  # a full server is busy, not dead
+            assert ask(address, HEAD_HEALTHZ, head_only=True)[0] == 200
+        finally:
+            release.set()
+        for conn in held:
+            assert read_answer(conn)[0] == 200
+        while app.state.slots.held:  # given back just after the answers are sent
+            assert time.monotonic() < deadline, f"{app.state.slots.held} slots still held"
+            time.sleep(0.01)
+        assert ask(address, predict_one)[0] == 200
 
 
 # -- how sure the answer is: uncertain flag, coverage sets ------------------------------------

@@ -23,7 +23,7 @@ from ..inference.priors import PRIORS, TRAIN_PRIOR
 from ..inference.schema import DEFAULT_MIN_CONFIDENCE
 from ..version import __version__
 from .batcher import Batcher, Busy, work_of
-from .limits import MAX_BODY_BYTES, BodyLimit
+from .limits import MAX_BODY_BYTES, MAX_REQUESTS, BodyLimit, RequestLimit, Slots
 from .runs import ServedModel, lead_model
 from .schemas import (
     MAX_EXPLAIN_CHARACTERS,
@@ -170,6 +170,7 @@ def create_app(
     prior: str = TRAIN_PRIOR,
     max_body_bytes: int = MAX_BODY_BYTES,
     max_waiting_requests: float = 16,
+    max_requests: int = MAX_REQUESTS,
     example_names: Sequence[str] = EXAMPLE_NAMES,
 ) -> FastAPI:
     """The FastAPI app serving ``models`` (see :func:`load_served_models`).
@@ -183,13 +184,18 @@ def create_app(
     ``max_waiting_requests``: how many of the heaviest allowed requests may wait for the
     model at once (lighter ones count for less); past that, ``POST /api/predict`` answers
     503 with ``Retry-After`` rather than letting every client's wait grow.
+
+    ``max_requests``: how many requests may be in progress at once; past that, every route
+    but ``/healthz`` answers 503 with ``Retry-After``. Idle connections do not count.
     """
     _check_served(models, min_confidence, prior)
     heaviest = work_of(["x" * MAX_NAME_LENGTH] * MAX_NAMES, len(models))
     batcher = Batcher(models, max_waiting=max_waiting_requests * heaviest)
-    app = _new_app(batcher, max_body_bytes)
+    slots = Slots(max_requests)
+    app = _new_app(batcher, max_body_bytes, slots)
     app.state.models = list(models)
     app.state.batcher = batcher
+    app.state.slots = slots  # the requests in progress
     # The routes are registered in this order, which is also their order in /openapi.json.
     _add_page_routes(app)
     _add_model_routes(app, models, _settings(min_confidence, prior), choose_examples(models, example_names))
@@ -210,8 +216,8 @@ def _check_served(models: Sequence[ServedModel], min_confidence: float, prior: s
             m.prior = m.predictor.target_prior(prior)
 
 
-def _new_app(batcher: Batcher, max_body_bytes: int) -> FastAPI:
-    """The app without routes: its error answers, body limit and documentation pages' policy."""
+def _new_app(batcher: Batcher, max_body_bytes: int, slots: Slots) -> FastAPI:
+    """The app without routes: its error answers, body and request limits and documentation pages' policy."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -231,6 +237,7 @@ def _new_app(batcher: Batcher, max_body_bytes: int) -> FastAPI:
     app.add_exception_handler(StarletteHTTPException, _http_error)  # what FastAPI raises for an unreadable body
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     app.add_middleware(DocsPolicy, paths=("/docs", "/redoc"))
+    app.add_middleware(RequestLimit, slots=slots)  # added last: outermost, so a refusal reads no body
     return app
 
 
@@ -300,7 +307,10 @@ def _add_predict_route(
             400: {"model": ErrorResponse, "description": "The body is not a JSON object."},
             413: {"model": ErrorResponse, "description": f"The body is over {max_body_bytes} bytes."},
             422: {"model": ErrorResponse, "description": "The JSON object breaks a rule (the message says which)."},
-            503: {"model": ErrorResponse, "description": "Too much work is waiting; retry after a moment."},
+            503: {
+                "model": ErrorResponse,
+                "description": "Too much work is waiting, or too many requests are in progress; retry after a moment.",
+            },
         },
         summary="Rank the languages of names",
     )

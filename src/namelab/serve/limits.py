@@ -1,6 +1,8 @@
-"""What one client may hold: a request body's size (ASGI middleware) and the time to send a request.
+"""What clients may hold: a request body's size and the requests in progress (ASGI middleware), and
+the time to send a request.
 
     app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
+    app.add_middleware(RequestLimit, slots=Slots(MAX_REQUESTS))
     uvicorn.Config(app, http=ReadTimeoutProtocol)
 """
 
@@ -8,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
+from collections.abc import Sequence
 
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -75,6 +79,65 @@ class BodyLimit:
 
 async def _no_receive() -> Message:
     return {"type": "http.disconnect"}
+
+
+# Requests one worker process works on at once: reading the body, waiting for the model, answering.
+# Past it, a request gets 503 with Retry-After. Requests, not connections: an idle keep-alive
+# connection costs a socket and a few kilobytes, not model time, so it holds no slot.
+MAX_REQUESTS = 1000
+# Answered whatever the load: a full server is busy, not dead, and a health check must tell the two apart.
+UNLIMITED_PATHS = ("/healthz",)
+
+
+class Slots:
+    """A count of the requests in progress (``held``), at most ``size``."""
+
+    def __init__(self, size: int):
+        if size < 1:
+            raise ValueError(f"the request limit must be at least 1, got {size}")
+        self.size = size
+        self.held = 0
+        self._lock = threading.Lock()  # an app may be driven from several event loops (test clients)
+
+    def take(self) -> bool:
+        """Hold one slot; False (and nothing held) when all are taken."""
+        with self._lock:
+            if self.held >= self.size:
+                return False
+            self.held += 1
+            return True
+
+    def give_back(self) -> None:
+        with self._lock:
+            self.held -= 1
+
+
+class RequestLimit:
+    """Answer 503 with ``Retry-After`` to a request while every slot is held; ``exempt`` paths hold none.
+
+    Added last (outermost), so that a refused request costs no body read. uvicorn's own ``limit_concurrency``
+    is not used: it counts open connections, idle ones included, and refuses every request
+    past it, ``/healthz`` too.
+    """
+
+    def __init__(self, app: ASGIApp, slots: Slots, exempt: Sequence[str] = UNLIMITED_PATHS):
+        self.app = app
+        self.slots = slots
+        self.exempt = frozenset(exempt)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in self.exempt:
+            await self.app(scope, receive, send)
+            return
+        if not self.slots.take():
+            detail = f"the server has {self.slots.size} requests in progress, its limit; retry in a moment"
+            response = JSONResponse({"detail": detail}, status_code=503, headers={"Retry-After": "1"})
+            await response(scope, _no_receive, send)
+            return
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.slots.give_back()
 
 
 # A request must arrive whole, promptly: its headers within HEADER_TIMEOUT of its first byte

@@ -30,8 +30,6 @@ from .limits import BODY_TIMEOUT, HEADER_TIMEOUT, ReadTimeoutProtocol
 from .runs import ServedModel, load_served_models
 
 KEEP_ALIVE_TIMEOUT = 5  # seconds an idle connection is kept open between requests
-# Connections and requests in progress together; beyond, uvicorn answers 503 at once.
-MAX_CONNECTIONS = 1000
 # The JSON settings ({"paths": [...], "min_confidence": ..., "prior": ...}) that each worker process reads.
 SETTINGS_ENV = "NAMELAB_SERVE_SETTINGS"
 APP_FACTORY = "namelab.serve.listen:app_factory"
@@ -76,7 +74,7 @@ def server_config(
     body_timeout: float = BODY_TIMEOUT,
     workers: int = 1,
 ) -> uvicorn.Config:
-    """uvicorn's settings for ``app``: deadlines for reading requests, a bound on connections, no access log.
+    """uvicorn's settings for ``app``: deadlines for reading requests, no access log.
 
     ``app`` is the app itself, or with ``workers`` above 1 the import string of a factory
     (:data:`APP_FACTORY`): each worker process builds its own.
@@ -91,7 +89,10 @@ def server_config(
             {"header_timeout": header_timeout, "body_timeout": body_timeout},
         )
     # No access log: a line per request costs more than a small prediction (docs/benchmarks.md).
-    # limit_concurrency is per worker process, as the app's own limits are.
+    # No limit_concurrency: it counts open connections, idle keep-alive ones too, and past it
+    # answers 503 to every request, /healthz included. The app bounds requests in progress
+    # instead (limits.RequestLimit, exempting /healthz), and closes connections that send a
+    # request too slowly (the read deadlines) or stay idle past the keep-alive timeout.
     return uvicorn.Config(
         app,
         factory=isinstance(app, str),
@@ -100,7 +101,6 @@ def server_config(
         log_level=log_level,
         access_log=False,
         timeout_keep_alive=KEEP_ALIVE_TIMEOUT,
-        limit_concurrency=MAX_CONNECTIONS,
         timeout_worker_healthcheck=WORKER_HEALTHCHECK,
     )
 
