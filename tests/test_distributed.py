@@ -85,6 +85,22 @@ def test_two_workers_equal_one_process(tmp_path: Path, run_dir: Path, client) ->
     assert len(loads) == 2 and all(counts == [] for counts in loads.values())  # unregistered after each run
 
 
+def test_fields_that_span_lines_are_read_as_one_process_reads_them(tmp_path: Path, run_dir: Path, client) -> None:
+    rows = people(300, seed=6)
+    for row in rows[::4]:  # quoted when written; with blocks of 1 kB, boundaries fall inside some of them
+        row["city"] += "\nsecond line\r\nthird line"
+    rows[5]["surname"] = "Ae\niou"
+    options = TableOptions("surname", top_k=2)
+    for suffix in (".csv", ".tsv"):
+        source = write_table(tmp_path / f"people{suffix}", rows)
+        single = tmp_path / f"single-{suffix[1:]}.parquet"
+        predict_table(load_predictor(run_dir), source, single, options, progress=False)
+        parts = tmp_path / f"parts-{suffix[1:]}"
+        summary = predict_table_dask(run_dir, source, parts, options, client=client, blocksize=1_000)
+        assert summary.partitions >= 4  # the prediction is still spread over the workers
+        assert_same_rows(pq.read_table(parts).to_pylist(), pq.read_table(single).to_pylist(), tol=1.01e-4)
+
+
 def test_one_model_load_per_worker(tmp_path: Path, run_dir: Path, client) -> None:
     plugin = PredictorPlugin(run_files(run_dir))
     client.register_plugin(plugin, name=plugin.name)

@@ -9,17 +9,19 @@ be predicted over (stream.py). CSV and TSV files are read with every column as t
 so a streamed chunk never disagrees with the first one about a column's type and the
 values come out as they were written; Parquet keeps its own types.
 
-Line numbers are the file's: line 1 is the header, so the first data row is line 2
-(a quoted field that spans lines shifts the count; pyarrow reports malformed rows by
-their physical line). A Parquet row is numbered from 1.
+A CSV/TSV row is reported by the line it starts on, as an editor numbers them: line 1 is
+the header, and a quoted field that holds line breaks (LF, CRLF or a lone CR) moves every
+later row down by as many lines. A Parquet row is numbered from 1.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
@@ -31,6 +33,8 @@ from .kinds import TABLE_SUFFIXES, is_table  # noqa: F401  (is_table: also read 
 DELIMITERS = {".csv": ",", ".tsv": "\t"}
 SHOWN_BAD_ROWS = 5  # a bad row is reported with its line; past this many, only the count
 CSV_BLOCK_BYTES = 4 << 20
+LINE_BREAK = r"\r\n?|\n"  # what ends a line, for pyarrow's CSV reader as for an editor
+_LINE_BREAK = re.compile(LINE_BREAK)
 
 
 def table_kind(path: Path | str) -> str:
@@ -50,15 +54,15 @@ def _check_file(path: Path) -> None:
         raise DataError(f"table {path} is not a regular file")
 
 
-def _where(kind: str, row: int) -> str:
-    """Where row ``row`` (0-based, data rows only) sits in the file, as a person reads it."""
-    return f"row {row + 1}" if kind == "parquet" else f"line {row + 2}"
-
-
 def _csv_options(path: Path, *, all_text_columns: list[str] | None, keep_empty_lines: bool, on_invalid=None):
     read = pa_csv.ReadOptions(use_threads=on_invalid is None, block_size=CSV_BLOCK_BYTES, encoding="utf8")
+    # newlines_in_values: without it a quoted field with a line break across a block boundary
+    # stops the reader ("out of sync with chunker"); it costs nothing measurable on plain files.
     parse = pa_csv.ParseOptions(
-        delimiter=DELIMITERS[path.suffix.lower()], ignore_empty_lines=not keep_empty_lines, invalid_row_handler=on_invalid
+        delimiter=DELIMITERS[path.suffix.lower()],
+        ignore_empty_lines=not keep_empty_lines,
+        invalid_row_handler=on_invalid,
+        newlines_in_values=True,
     )
     types = {name: pa.string() for name in all_text_columns or []}
     convert = pa_csv.ConvertOptions(column_types=types, strings_can_be_null=False, quoted_strings_can_be_null=False)
@@ -111,13 +115,18 @@ def _bad_rows_message(path: Path, problem: str, where: list[str], total: int, fi
 
 @dataclass(frozen=True)
 class LabelledRow:
-    where: str  # "line 12" (CSV/TSV) or "row 11" (Parquet)
+    where: str  # "line 12" (CSV/TSV: the line the row starts on) or "row 11" (Parquet)
     name: str
     label: str
 
 
-def _labelled_rows(table: pa.Table, name_column: str, label_column: str, kind: str) -> tuple[list[LabelledRow], list[str]]:
-    """The (name, label) rows of a read table, and where the rows with only one of the two are."""
+def _labelled_rows(
+    table: pa.Table, name_column: str, label_column: str, where: Callable[[int], str]
+) -> tuple[list[LabelledRow], list[str]]:
+    """The (name, label) rows of a read table, and where the rows with only one of the two are.
+
+    ``where``: where a row (0-based, in the table) sits in its file, as a person reads it.
+    """
     names = table.column(name_column).cast(pa.string()).to_pylist()
     label_values = table.column(label_column)
     if pa.types.is_floating(label_values.type):  # a NaN is a missing label, not a class "nan"
@@ -130,10 +139,81 @@ def _labelled_rows(table: pa.Table, name_column: str, label_column: str, kind: s
         if not name and not label:
             continue  # a blank line, as in a names folder
         if not name or not label:
-            missing.append(_where(kind, index))
+            missing.append(where(index))
             continue
-        rows.append(LabelledRow(_where(kind, index), name, label))
+        rows.append(LabelledRow(where(index), name, label))
     return rows, missing
+
+
+def _line_breaks(values: pa.Array) -> np.ndarray | None:
+    """How many line breaks each text value holds; None when none holds one (most columns: two substring searches)."""
+    if not any(pc.any(pc.match_substring(values, end)).as_py() for end in ("\n", "\r")):
+        return None
+    return pc.fill_null(pc.count_substring_regex(values, LINE_BREAK), 0).to_numpy(zero_copy_only=False)
+
+
+def _row_breaks(batch: pa.RecordBatch) -> np.ndarray | None:
+    """How many line breaks each row's fields hold together (quoted ones), or None when no field holds one."""
+    counts = [breaks for column in batch.columns if (breaks := _line_breaks(column)) is not None]
+    return sum(counts) if counts else None
+
+
+def _record_lines(header_breaks: int, row_breaks: np.ndarray, skipped: dict[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """The line each record of a CSV/TSV starts on (at record number - 1), and which records are table rows.
+
+    pyarrow numbers records from 1, the header; each later one is a table row (in order) or a
+    row it skipped (``skipped``: number -> line breaks inside it). A record starts on the line
+    after the one before ends, and ends as many lines down as it holds line breaks.
+    """
+    total = 1 + len(row_breaks) + len(skipped)
+    skipped_at = np.fromiter(skipped, dtype=np.int64, count=len(skipped)) - 1
+    is_row = np.ones(total, dtype=bool)
+    is_row[0] = False
+    is_row[skipped_at] = False
+    breaks = np.zeros(total, dtype=np.int64)
+    breaks[0] = header_breaks
+    breaks[skipped_at] = np.fromiter(skipped.values(), dtype=np.int64, count=len(skipped))
+    breaks[is_row] = row_breaks
+    return np.arange(1, total + 1) + np.cumsum(breaks) - breaks, is_row
+
+
+def _read_delimited(path: Path, columns: list[str], name_column: str, label_column: str) -> tuple[pa.Table, np.ndarray]:
+    """The name and label columns of a CSV/TSV, and the line each of their rows starts on.
+
+    Raises a :class:`DataError` listing, by line, the rows with a number of fields other than the header's.
+    """
+    skipped: dict[int, int] = {}
+    malformed: list[int] = []
+
+    def on_invalid(row) -> str:
+        skipped[row.number] = len(_LINE_BREAK.findall(row.text))
+        if row.text.strip():  # else a line of spaces: no row, like a blank line
+            malformed.append(row.number)
+        return "skip"
+
+    read, parse, convert = _csv_options(path, all_text_columns=columns, keep_empty_lines=True, on_invalid=on_invalid)
+    kept: list[pa.RecordBatch] = []
+    breaks: list[np.ndarray] = [np.zeros(0, dtype=np.int64)]
+    # Every column is read, a block at a time, for the line breaks in its quoted fields; two are kept.
+    with pa_csv.open_csv(path, read_options=read, parse_options=parse, convert_options=convert) as reader:
+        schema = pa.schema([reader.schema.field(name_column), reader.schema.field(label_column)])
+        for batch in reader:
+            kept.append(batch.select([name_column, label_column]))
+            row_breaks = _row_breaks(batch)
+            breaks.append(np.zeros(batch.num_rows, dtype=np.int64) if row_breaks is None else row_breaks)
+    header_breaks = sum(len(_LINE_BREAK.findall(column)) for column in columns)
+    starts, is_row = _record_lines(header_breaks, np.concatenate(breaks), skipped)
+    if malformed:
+        raise DataError(
+            _bad_rows_message(
+                path,
+                f"with a number of fields other than the header's {len(columns)}",
+                [f"line {starts[number - 1]}" for number in malformed],
+                len(malformed),
+                "fix or remove them (a field holding the delimiter must be quoted)",
+            )
+        )
+    return pa.Table.from_batches(kept, schema=schema), starts[is_row]
 
 
 def read_labelled(path: Path | str, name_column: str, label_column: str) -> list[LabelledRow]:
@@ -151,30 +231,13 @@ def read_labelled(path: Path | str, name_column: str, label_column: str) -> list
     try:
         if kind == "parquet":
             table = pq.read_table(path, columns=[name_column, label_column])
+            where: Callable[[int], str] = lambda index: f"row {index + 1}"
         else:
-            malformed: list[int] = []
-
-            def on_invalid(row) -> str:
-                if row.text.strip():
-                    malformed.append(row.number)
-                return "skip"
-
-            read, parse, convert = _csv_options(path, all_text_columns=columns, keep_empty_lines=True, on_invalid=on_invalid)
-            convert.include_columns = [name_column, label_column]
-            table = pa_csv.read_csv(path, read_options=read, parse_options=parse, convert_options=convert)
-            if malformed:
-                raise DataError(
-                    _bad_rows_message(
-                        path,
-                        f"with a number of fields other than the header's {len(columns)}",
-                        [f"line {n}" if n is not None else "line ?" for n in malformed],
-                        len(malformed),
-                        "fix or remove them (a field holding the delimiter must be quoted)",
-                    )
-                )
+            table, lines = _read_delimited(path, columns, name_column, label_column)
+            where = lambda index: f"line {lines[index]}"
     except (pa.ArrowInvalid, OSError) as err:
         raise _read_error(path, err) from None
-    rows, missing = _labelled_rows(table, name_column, label_column, kind)
+    rows, missing = _labelled_rows(table, name_column, label_column, where)
     if missing:
         raise DataError(
             _bad_rows_message(
@@ -186,6 +249,31 @@ def read_labelled(path: Path | str, name_column: str, label_column: str) -> list
             )
         )
     return rows
+
+
+def spans_lines(path: Path | str) -> bool:
+    """Whether a row of a CSV/TSV spans lines: a quoted field (or column name) holds a line break. Never in Parquet.
+
+    A file without a quote character has none, which a search of its bytes tells; one with
+    quotes is streamed through the reader (memory: one block), which raises a
+    :class:`DataError` at a malformed row, as :func:`iter_batches` does.
+    """
+    path = Path(path)
+    _check_file(path)
+    if table_kind(path) == "parquet" or not _has_quote(path):
+        return False
+    if any(_LINE_BREAK.search(column) for column in column_names(path)):
+        return True
+    return any(_row_breaks(batch) is not None for batch in iter_batches(path))
+
+
+def _has_quote(path: Path) -> bool:
+    # Bytes, a block at a time: far cheaper than parsing, and enough to clear most files.
+    with path.open("rb") as handle:
+        while block := handle.read(CSV_BLOCK_BYTES):
+            if b'"' in block:
+                return True
+    return False
 
 
 def num_rows(path: Path | str) -> int | None:

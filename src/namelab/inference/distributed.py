@@ -6,7 +6,8 @@
 
     predict_table_dask("runs/lstm", "people.csv", "out/", TableOptions("surname"), workers=2)
 
-The input is read as partitions (Parquet row groups, CSV blocks); every partition goes
+The input is read as partitions (Parquet row groups, CSV blocks; a CSV whose quoted
+fields span lines is read whole, then cut: :func:`read_partitions`); every partition goes
 through stream.annotate, the function the single-process path uses, on a worker that
 has loaded the model once (:class:`PredictorPlugin` ships the run folder's files to
 each worker, so workers need no shared disk to read the model). The output is a
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import os
 from collections import deque
 from dataclasses import dataclass, replace
@@ -32,10 +34,11 @@ import dask.dataframe as dd
 import pandas as pd
 import pyarrow as pa
 import torch
+from dask.utils import parse_bytes
 from distributed import Client, LocalCluster, WorkerPlugin, get_worker
 
 from ..data.download import DataError
-from ..data.tables import DELIMITERS, column_names, table_kind
+from ..data.tables import DELIMITERS, column_names, spans_lines, table_kind
 from ..runs.checkpoint import CHECKPOINT, CONFIG, read_json, run_kind
 from .ensemble import KIND as ENSEMBLE
 from .ensemble import member_folders
@@ -103,19 +106,29 @@ def _annotate_frame(frame, options: TableOptions, plugin_name: str, round_flat: 
     return table.to_pandas(types_mapper=pd.ArrowDtype)
 
 
-def read_partitions(path: Path | str, *, blocksize: str | int = DEFAULT_BLOCKSIZE):
-    """A dask DataFrame of the table: every CSV/TSV column as text (as stream.py reads them), Parquet as typed."""
+def read_partitions(path: Path | str, *, blocksize: str | int | None = DEFAULT_BLOCKSIZE):
+    """A dask DataFrame of the table: every CSV/TSV column as text (as stream.py reads them), Parquet as typed.
+
+    A CSV/TSV is cut into blocks of ``blocksize`` bytes, except one whose quoted fields span
+    lines: Dask cuts at any line break, which would split such a row in two, so that file is
+    read whole (by one worker, into its memory) and its rows then cut into as many partitions.
+    """
     kind = table_kind(path)
     if kind == "parquet":
         return dd.read_parquet(str(path), split_row_groups=True)
-    return dd.read_csv(
+    whole = spans_lines(path)
+    frame = dd.read_csv(
         str(path),
         sep=DELIMITERS[f".{kind}"],
         dtype=str,
         keep_default_na=False,  # an empty field is an empty name, as in the single-process reader
         na_filter=False,
-        blocksize=blocksize,
+        blocksize=None if whole else blocksize,
     )
+    if whole and blocksize is not None:
+        # The prediction, not the reading, is the work: it still spreads over the workers.
+        frame = frame.repartition(npartitions=max(1, math.ceil(Path(path).stat().st_size / parse_bytes(blocksize))))
+    return frame
 
 
 @dataclass
