@@ -14,6 +14,8 @@ import torch
 from helpers import make_names_folder, one_thread, separable_names
 
 from namelab.cli.main import main
+from namelab.runs.checkpoint import CHECKPOINT, CONFIG, read_json, write_json, write_manifest
+from namelab.runs.config import OLD_NAMES
 
 compare_module = importlib.import_module("namelab.experiment.compare")
 
@@ -91,3 +93,24 @@ def test_a_damaged_run_is_trained_again(names_dir, tmp_path, capsys) -> None:
     log = capsys.readouterr().out
     assert "training it again" in log and log.count("reusing the finished run") == 1
     weights(out / "runs" / "rnn-seed0")  # loads again
+
+
+def test_a_rerun_reuses_old_named_folders_and_removes_a_checkpoint_a_kill_left(names_dir, tmp_path, monkeypatch, capsys) -> None:
+    out = tmp_path / "c"
+    assert compare(names_dir, out) == 0
+    rnn, gru = out / "runs" / "rnn-seed0", out / "runs" / "gru-seed0"
+    meta = read_json(rnn / CONFIG)
+    old = {new: old for old, new in OLD_NAMES.items()}
+    meta["config"] = {old.get(k, k): v for k, v in meta["config"].items()}  # as namelab wrote it before
+    write_json(rnn / CONFIG, meta)
+    write_manifest(rnn)
+    (gru / CHECKPOINT).write_bytes(b"a checkpoint left by a kill after the manifest")
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished run with the same settings was trained again")
+
+    monkeypatch.setattr(compare_module, "train", no_training)
+    capsys.readouterr()
+    assert compare(names_dir, out) == 0
+    assert capsys.readouterr().out.count("reusing the finished run") == 2
+    assert not (gru / CHECKPOINT).exists()

@@ -283,6 +283,32 @@ def test_a_kill_between_the_final_files_is_unfinished_and_resumable(names_dir, u
     assert checkpoint.CHECKPOINT not in {p.name for p in out.iterdir()}
 
 
+def test_a_checkpoint_left_by_a_kill_after_the_manifest_is_removed_at_the_next_start(
+    names_dir, uninterrupted, tmp_path, monkeypatch, capsys
+) -> None:
+    out = tmp_path / "run"
+    unlink = Path.unlink
+
+    def killed(path, missing_ok=False):
+        if path.name == checkpoint.CHECKPOINT and (path.parent / checkpoint.MANIFEST).exists():
+            raise KeyboardInterrupt  # stands for a kill after the manifest, before the checkpoint is removed
+        unlink(path, missing_ok=missing_ok)
+
+    monkeypatch.setattr(Path, "unlink", killed)
+    with one_thread(), pytest.raises(KeyboardInterrupt):
+        train(TrainConfig(**OPTIONS), Corpus.from_folder(names_dir), out, data_dir=names_dir, log=lambda line: None)
+    monkeypatch.undo()
+    assert checkpoint.run_state(out) == "complete" and (out / checkpoint.CHECKPOINT).is_file()
+    assert_same_weights(out, uninterrupted)  # the run itself is whole
+    with one_thread():
+        assert cli.main(cli_options(names_dir, out)) == 1  # finished: not replaced without --force
+    captured = capsys.readouterr()
+    assert "already holds a finished run" in captured.err
+    assert f"removed {checkpoint.CHECKPOINT} from {out}" in captured.out
+    assert not (out / checkpoint.CHECKPOINT).exists()
+    assert_same_weights(out, uninterrupted)
+
+
 def test_a_file_changed_after_the_manifest_is_refused(uninterrupted, tmp_path) -> None:
     out = Path(shutil.copytree(uninterrupted, tmp_path / "run"))
     history = json.loads((out / "history.json").read_text())

@@ -43,12 +43,13 @@ from ..inference.base import Predictor
 from ..runs.checkpoint import (
     CheckpointError,
     checkpoint_info,
+    clean_temp_files,
     load_run,
     read_history,
     read_metrics,
     run_state,
 )
-from ..runs.config import TrainConfig, build_model, resolve_device
+from ..runs.config import TrainConfig, build_model, config_from_dict, resolve_device
 from ..runs.env import cpu_name, environment
 from ..train.loop import TrainResult, train
 from .stats import change_std, epochs_to_fraction
@@ -172,13 +173,15 @@ def finished_or_trained(
     wanted = {k: v for k, v in asdict(config).items() if k != "device"}  # where it ran does not change the run
     state = run_state(run_dir)
     if state == "complete":
+        clean_temp_files(run_dir)  # a checkpoint a kill left after the manifest
         try:
             model, meta = load_run(run_dir, device=device)
             history, metrics = read_history(run_dir), read_metrics(run_dir)
         except CheckpointError as err:
             log(f"   {err}; training it again")
         else:
-            same_config = {k: v for k, v in meta["config"].items() if k != "device"} == wanted
+            stored = asdict(config_from_dict(meta["config"]))  # an older folder's names and missing options too
+            same_config = {k: v for k, v in stored.items() if k != "device"} == wanted
             same_data = meta.get("dataset_sha256") == dataset_checksum(data_dir) and meta.get("n_test") == len(split.test)
             if same_config and same_data:
                 log(f"   reusing the finished run in {run_dir}")

@@ -89,12 +89,21 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 
 def clean_temp_files(run_dir: Path) -> list[str]:
-    """Remove the temporary files of writes that a kill interrupted; returns their names."""
+    """Remove what a kill left behind; returns the names removed.
+
+    That is the temporary files of interrupted writes, and the checkpoint of a complete
+    run: training writes the manifest, then removes the checkpoint, and a kill between
+    the two leaves a checkpoint that nothing would resume.
+    """
+    run_dir = Path(run_dir)
     removed = []
     for name in OWNED_FILES:
-        for tmp in Path(run_dir).glob(f".{name}.*.tmp"):
+        for tmp in run_dir.glob(f".{name}.*.tmp"):
             tmp.unlink(missing_ok=True)
             removed.append(tmp.name)
+    if run_state(run_dir) == "complete" and (run_dir / CHECKPOINT).is_file():
+        (run_dir / CHECKPOINT).unlink()
+        removed.append(CHECKPOINT)
     return sorted(removed)
 
 

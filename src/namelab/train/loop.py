@@ -408,7 +408,7 @@ def prepare_run_folder(
     out.mkdir(parents=True, exist_ok=True)
     removed = checkpoint.clean_temp_files(out)
     if removed:
-        log(f"removed {len(removed)} temporary file(s) left in {out} by an interrupted write")
+        log(f"removed {', '.join(removed)} from {out}, left by an interrupted write")
     state = checkpoint.run_state(out)
     info = checkpoint.checkpoint_info(out)
     if state == "complete" and not force:
