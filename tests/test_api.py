@@ -66,7 +66,7 @@ def test_the_shipped_model_answers_with_the_core_dependencies_alone():
         f"        if name.split('.')[0] in {OPTIONAL!r}:\n"
         "            raise ImportError(f'{name} is blocked: not a core dependency')\n"
         "sys.meta_path.insert(0, Block())\n"
-        "from namelab.cli.main import main\n"
+        "from namelab.cli.commands import main\n"
         "sys.exit(main(['predict', 'Nakamura', '--format', 'json']))\n"
     )
     done = subprocess.run([sys.executable, "-c", blocker], capture_output=True, text=True, timeout=120)

@@ -64,7 +64,7 @@ def test_unknown_backend_is_refused(ensemble_dir):
 def test_predict_takes_the_backend_from_the_command_line(ensemble_dir, capsys):
     import json
 
-    from namelab.cli.main import main
+    from namelab.cli.commands import main
 
     answers = {}
     for backend in ("torch", "onnx"):

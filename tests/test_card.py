@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from helpers import train_tiny_run
 
-from namelab.cli.main import main
+from namelab.cli.commands import main
 from namelab.data.corpus import Corpus
 from namelab.data.download import dataset_checksum
 from namelab.runs.card import model_card, official_checksum, reproduce_command

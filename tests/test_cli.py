@@ -1,4 +1,4 @@
-"""Tests for the ``namelab`` command line, run in-process through ``namelab.cli.main([...])``.
+"""Tests for the ``namelab`` command line, run in-process through ``namelab.cli.commands([...])``.
 
     .venv/bin/python -m pytest tests/test_cli.py -q
 
@@ -18,7 +18,7 @@ import pytest
 import torch
 from helpers import make_names_folder, one_thread, separable_names, train_tiny_run
 
-from namelab.cli.main import main
+from namelab.cli.commands import main
 from namelab.data.corpus import Corpus, normalize
 from namelab.inference.base import ranked
 from namelab.inference.load import load_predictor

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from namelab.cli.main import COMMANDS, main
+from namelab.cli.commands import COMMANDS, main
 from namelab.cli.parser import build_parser, split_run_and_names, subcommands
 
 

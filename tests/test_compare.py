@@ -19,7 +19,7 @@ import pytest
 import torch
 from helpers import CHROMEDRIVER, CHROMIUM, make_names_folder, train_tiny_run
 
-from namelab.cli.main import main
+from namelab.cli.commands import main
 from namelab.core.model import CharClassifier
 from namelab.data.corpus import Corpus, Example, encode_batch
 from namelab.experiment.compare import initial_model, parse_models, predictions_in_order

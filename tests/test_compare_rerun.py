@@ -13,7 +13,7 @@ import pytest
 import torch
 from helpers import make_names_folder, one_thread, separable_names
 
-from namelab.cli.main import main
+from namelab.cli.commands import main
 from namelab.runs.checkpoint import CHECKPOINT, CONFIG, read_json, write_json, write_manifest
 from namelab.runs.config import OLD_NAMES
 

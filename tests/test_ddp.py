@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from helpers import separable_names
 from safetensors.torch import load_file
 
-from namelab.cli.main import main
+from namelab.cli.commands import main
 from namelab.core.model import CharClassifier, ModelConfig
 from namelab.data.corpus import Example, Vocab, batches, normalize
 from namelab.train.ddp import ProcessGroup, rank_share, share_batch, share_loss

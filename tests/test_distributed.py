@@ -21,7 +21,7 @@ import pytest
 from helpers import trained_run_folder
 from test_tables import people, read_rows, write_table
 
-from namelab.cli.main import main
+from namelab.cli.commands import main
 from namelab.data.download import DataError
 from namelab.inference.distributed import PredictorPlugin, predict_table_dask, run_files, start_client
 from namelab.inference.ensemble import write_ensemble

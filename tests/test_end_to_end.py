@@ -7,7 +7,7 @@ import json
 import pytest
 from helpers import REAL_NAMES, one_thread, requires_real_data
 
-from namelab.cli.main import main
+from namelab.cli.commands import main
 
 pytestmark = [pytest.mark.slow, requires_real_data]
 

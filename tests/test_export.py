@@ -150,7 +150,7 @@ def test_bad_run_folders_get_clear_errors(tmp_path, exported):
 def test_the_export_command_writes_a_model_onnxruntime_runs(tiny_runs, tmp_path, capsys):
     import onnxruntime as ort
 
-    from namelab.cli.main import main
+    from namelab.cli.commands import main
 
     out = tmp_path / "gru.onnx"
     assert main(["export", str(tiny_runs["gru"]), "--out", str(out)]) == 0

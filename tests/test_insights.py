@@ -17,7 +17,7 @@ import pytest
 import torch
 from helpers import one_thread
 
-from namelab.cli.main import main
+from namelab.cli.commands import main
 from namelab.data.corpus import Corpus
 from namelab.experiment.compare import CompareSettings, default_epochs, parse_suites
 from namelab.experiment.insights import (

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from helpers import make_names_folder, one_thread, separable_names
 
-from namelab.cli.main import main
+from namelab.cli.commands import main
 from namelab.inference.ensemble import EnsemblePredictor
 from namelab.inference.load import load_predictor
 from namelab.inference.ngram import NgramPredictor

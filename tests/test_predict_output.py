@@ -19,8 +19,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from namelab import Predictor
+from namelab.cli.commands import main
 from namelab.cli.formats import format_predictions, predict_rows, read_names_file
-from namelab.cli.main import main
 from namelab.data.corpus import MAX_NAME_LENGTH
 from namelab.inference.load import load_predictor
 
@@ -213,7 +213,7 @@ def test_a_huge_line_is_refused_without_reaching_the_model(capsys, run_dir, tmp_
 def test_a_byte_that_is_not_utf8_spoils_its_own_line_only(tmp_path, capsys):
     import json
 
-    from namelab.cli.main import main
+    from namelab.cli.commands import main
 
     path = tmp_path / "names.txt"
     path.write_bytes("Nakamura\n".encode() + b"Sch\xffmidt\n" + "Dvořák\n".encode())

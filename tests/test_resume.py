@@ -322,7 +322,7 @@ def test_the_resume_command_is_the_users_own(names_dir, tmp_path, capsys) -> Non
     out = tmp_path / "run"
     argv = [*cli_options(names_dir, out), "--threads", "1", "--force"]
     child_free = [a for a in argv if a != "--force"]
-    from namelab.cli.main import resume_command
+    from namelab.cli.commands import resume_command
 
     assert resume_command(argv, out) == "namelab " + " ".join(child_free) + " --resume"
     assert resume_command(["train", "--epochs", "2"], Path("runs/lstm-seed0")) == (

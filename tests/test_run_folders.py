@@ -25,7 +25,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 import pytest
 
-from namelab.cli.main import main
+from namelab.cli.commands import main
 from namelab.cli.parser import build_parser
 from namelab.data.corpus import Corpus
 from namelab.data.download import DataError

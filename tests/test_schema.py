@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 from fastapi.testclient import TestClient
 
-from namelab.cli.main import main
+from namelab.cli.commands import main
 from namelab.inference.schema import (
     DEFAULT_MIN_CONFIDENCE,
     DEFAULT_TOP_K,
@@ -111,7 +111,7 @@ def test_json_records_have_the_same_fields_on_every_surface(capsys, tiny_runs, a
 
 
 def test_defaults_are_the_same_everywhere(capsys, tiny_runs, api: TestClient):
-    from namelab.cli.main import build_parser
+    from namelab.cli.commands import build_parser
 
     args = build_parser().parse_args(["predict", "run", "Aeiou"])
     assert (args.top_k, args.min_confidence) == (DEFAULT_TOP_K, DEFAULT_MIN_CONFIDENCE)

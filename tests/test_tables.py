@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 import pytest
 from helpers import make_names_folder, separable_names, trained_run_folder
 
-from namelab.cli.main import main
+from namelab.cli.commands import main
 from namelab.data.corpus import Corpus
 from namelab.data.download import DataError
 from namelab.inference.base import Predictor
@@ -338,7 +338,7 @@ def test_a_table_takes_every_format_on_stdout(
 def test_resume_command_of_a_table_run_names_the_table_and_its_columns(tmp_path: Path, names: dict) -> None:
     import shlex
 
-    from namelab.cli.main import build_parser
+    from namelab.cli.commands import build_parser
     from namelab.runs.config import TrainConfig
     from namelab.train.loop import train_command
 

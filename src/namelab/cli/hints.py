@@ -3,7 +3,7 @@
     did_you_mean("predcit", ["train", "predict"])        # "; did you mean 'predict'?"
     run_dir, names = split_run_and_names(args)          # a name where the run goes: (None, names)
 
-The parser (parser.py) adds these hints to argparse's own errors; main.py turns a
+The parser (parser.py) adds these hints to argparse's own errors; commands.py turns a
 :class:`UsageError` into the same exit status as argparse's. Nothing here builds a parser.
 """
 
@@ -16,6 +16,9 @@ import re
 import shlex
 from pathlib import Path
 from typing import Sequence
+
+EXIT_USAGE = 2  # as argparse exits on words it cannot parse
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
 
 # -- a mistyped word ----------------------------------------------------------------------
 

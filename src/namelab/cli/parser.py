@@ -184,7 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument("--version", action="version", version=f"namelab {__version__}", help="print the version")
-    # Not required: bare `namelab` prints the command list (main.py).
+    # Not required: bare `namelab` prints the command list (commands.py).
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands", parser_class=Parser)
 
     p = sub.add_parser(

@@ -36,13 +36,8 @@ from ..runs.env import AdaptiveThreads
 from ..train.loop import train
 from ..train.presets import train_preset
 from .formats import format_predictions, predict_rows, read_names_file
-from .hints import UsageError, no_default_model, split_run_and_names
+from .hints import EXIT_INTERRUPTED, EXIT_USAGE, UsageError, no_default_model, split_run_and_names
 from .parser import build_parser, parse_args
-
-EXIT_USAGE = 2
-
-
-EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
 
 
 def _data_path(args) -> Path:
