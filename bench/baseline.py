@@ -24,13 +24,13 @@ from namelab.runs.checkpoint import (
     CONFIG,
     HISTORY,
     CheckpointError,
-    cell_or_kind,
     check_complete,
     read_history,
     read_json,
     read_metrics,
     run_kind,
 )
+from namelab.runs.config import cell_or_kind
 
 
 def baseline_metrics(split: Split, labels: list[str], c_grid=C_GRID) -> dict:

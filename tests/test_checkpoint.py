@@ -29,12 +29,11 @@ from namelab.runs.card import model_card
 from namelab.runs.checkpoint import (
     CheckpointError,
     atomic_write_bytes,
-    cell_or_kind,
     load_run,
     save_run,
     write_json,
 )
-from namelab.runs.config import OLD_NAMES, TrainConfig, config_from_dict
+from namelab.runs.config import OLD_NAMES, TrainConfig, cell_or_kind, config_from_dict
 from namelab.train.loop import TrainResult
 
 NAMES = ["Aeiou", "Bdkgt", "Lmnrs", "Abdul", "Xu"]

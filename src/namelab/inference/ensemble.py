@@ -23,7 +23,6 @@ import torch
 from ..runs.checkpoint import (
     CONFIG,
     CheckpointError,
-    cell_or_kind,
     check_calibration,
     check_complete,
     read_json,
@@ -32,6 +31,7 @@ from ..runs.checkpoint import (
     write_json,
     write_manifest,
 )
+from ..runs.config import cell_or_kind
 from .base import ModelSummary, Predictor
 from .ngram import KIND as NGRAM
 from .ngram import NgramPredictor

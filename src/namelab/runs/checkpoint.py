@@ -42,7 +42,7 @@ from safetensors.torch import save as save_safetensors
 
 from ..core.model import CharClassifier
 from ..data.corpus import Vocab
-from .config import build_model, config_from_dict, current_names
+from .config import build_model, config_from_dict
 
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
@@ -498,12 +498,3 @@ def run_kind(run_dir: Path | str) -> str:
         return "recurrent"  # load_run explains what is missing
     meta = read_json(path)
     return meta.get("kind", "recurrent") if isinstance(meta, dict) else "recurrent"
-
-
-def cell_or_kind(meta: dict) -> str:
-    """What a run is listed as: a recurrent run's cell (``"gru"``), else its kind (``"ngram"``, ``"ensemble"``).
-
-    Raises KeyError or TypeError when a recurrent run's config names no cell (a damaged file).
-    """
-    kind = meta.get("kind", "recurrent")
-    return str(current_names(meta["config"])["cell"]) if kind == "recurrent" else str(kind)

@@ -123,6 +123,15 @@ def current_names(values: dict) -> dict:
     return renamed
 
 
+def cell_or_kind(meta: dict) -> str:
+    """What a run is listed as: a recurrent run's cell (``"gru"``), else its kind (``"ngram"``, ``"ensemble"``).
+
+    Raises KeyError or TypeError when a recurrent run's config names no cell (a damaged file).
+    """
+    kind = meta.get("kind", "recurrent")
+    return str(current_names(meta["config"])["cell"]) if kind == "recurrent" else str(kind)
+
+
 def config_from_dict(values: dict) -> TrainConfig:
     """A :class:`TrainConfig` from a run folder's ``config``, old or new; options added since take their defaults."""
     if not isinstance(values, dict):

@@ -23,13 +23,13 @@ from ..runs.checkpoint import (
     HISTORY,
     METRICS,
     CheckpointError,
-    cell_or_kind,
     read_history,
     read_json,
     read_metrics,
     run_state,
     unfinished_message,
 )
+from ..runs.config import cell_or_kind
 
 _log = logging.getLogger(__name__)
 
