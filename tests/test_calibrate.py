@@ -169,3 +169,31 @@ def test_calibrate_scores_fits_on_validation_and_reports_test_ece_and_coverage()
     assert 0.87 <= metrics["coverage"] <= 0.93 and metrics["coverage_level"] == 0.9
     assert 1.0 <= metrics["mean_set_size"] <= logits.shape[1]
     assert sum(row["count"] for row in metrics["reliability"]) == 1500
+
+
+def test_the_conformal_scores_are_the_validation_names_not_the_test_names():
+    from namelab.inference.calibrate import calibrate_scores
+
+    logits, labels = synthetic_task(900, seed=12)
+    val, test = slice(0, 600), slice(600, 900)  # sizes differ: the scores tell which split they came from
+    calibration, _ = calibrate_scores(logits[val], labels[val], logits[test] * 3.0, labels[test])
+    val_probs = torch.softmax(logits[val] / calibration["temperature"], dim=1)
+    assert calibration["conformal_scores"] == pytest.approx(conformal_scores(val_probs, labels[val]).tolist())
+
+
+class _FixedAnswer:
+    """A stand-in predictor that answers class 0 for every name."""
+
+    def scores(self, names):
+        return torch.tensor([[5.0, 0.0]] * len(names))
+
+
+def test_calibrate_predictor_reports_the_validation_accuracy_not_the_test_accuracy():
+    from namelab.data.corpus import Example, Split
+    from namelab.inference.calibrate import calibrate_predictor
+
+    # Class 0 is right on every validation name and wrong on every test name.
+    split = Split([], [Example("ab", 0), Example("ba", 0)], [Example("cd", 1)] * 3)
+    calibration, _ = calibrate_predictor(_FixedAnswer(), split)
+    assert calibration["val_accuracy"] == 1.0  # what history.json records for an n-gram or ensemble run
+    assert len(calibration["conformal_scores"]) == len(split.val)

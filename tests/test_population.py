@@ -118,3 +118,48 @@ def test_dask_gets_the_prior_resolved_on_the_driver(tmp_path):
     assert _shipped_prior("uniform", labels) == "uniform"
     with pytest.raises(DataError, match="without --workers"):
         _shipped_prior("estimate", labels)
+
+
+def test_a_score_equal_to_the_threshold_is_not_flagged(tiny_runs):
+    predictor = load_predictor(tiny_runs["gru"])
+    # Whole-number validation scores: threshold(0.05) of 1..20 is 19, above which lies one name in twenty.
+    predictor.unknown = UnknownCheck(predictor.unknown.scorer, torch.arange(1.0, 21.0))
+    probs = predictor.probabilities(["abab"] * 4)
+    rows = predictor.describe(probs, unknown_scores=torch.tensor([18.0, 19.0, 19.5, 20.0]), false_alarm=0.05)
+    assert predictor.unknown.threshold(0.05) == 19.0
+    assert [row["unknown_language"] for row in rows] == [False, False, True, True]
+
+
+def test_coverage_sets_ignore_a_prior_that_changes_the_ranking(tiny_runs, known_names):
+    from namelab.data.corpus import Vocab
+    from namelab.inference.base import Predictor
+    from namelab.runs.checkpoint import load_run
+
+    model, meta = load_run(tiny_runs["lstm"])
+    # A threshold of 0.05 keeps about the top language only: the sets are not every language.
+    meta = {**meta, "calibration": {"temperature": 1.0, "conformal_scores": [0.05] * 100}}
+    predictor = Predictor(model, Vocab(meta["vocab"]), meta["labels"], meta)
+    names = list(known_names)
+    target = torch.tensor([0.98, 0.01, 0.01], dtype=torch.float64)  # nearly all the first language
+    plain = predictor.predict(names, coverage=0.9)
+    shifted = predictor.predict(names, coverage=0.9, prior=target)
+    assert [r["coverage_set"] for r in shifted] == [r["coverage_set"] for r in plain]
+    # The prior moved some name's top language out of its (training-prior) set: the check above is not vacuous.
+    assert any(r["predictions"][0]["language"] not in r["coverage_set"] for r in shifted)
+
+
+def test_evaluate_scores_the_answers_under_the_prior_asked(tiny_runs, tiny_names_dir, tmp_path):
+    from namelab.core.metrics import confusion_matrix
+    from namelab.data.corpus import Corpus
+    from namelab.inference.evaluate import evaluate_run
+
+    predictor = load_predictor(tiny_runs["gru"])
+    path = tmp_path / "shares.json"
+    path.write_text(json.dumps({label: (1.0 if i == 0 else 0.0) for i, label in enumerate(predictor.labels)}))
+    metrics, _ = evaluate_run(tiny_runs["gru"], tiny_names_dir, device="cpu", prior=str(path))
+    plain, _ = evaluate_run(tiny_runs["gru"], tiny_names_dir, device="cpu")
+    test = Corpus.from_folder(tiny_names_dir).split(seed=predictor.meta["config"]["split_seed"]).test
+    rows = predictor.predict([e.name for e in test], top_k=1, prior=path)
+    answers = [predictor.labels.index(row["predictions"][0]["language"]) for row in rows]
+    expected = confusion_matrix([e.label for e in test], answers, len(predictor.labels)).tolist()
+    assert metrics["confusion"] == expected != plain["confusion"]

@@ -235,6 +235,34 @@ def test_same_seed_same_run_other_seed_other_run(corpus: Corpus) -> None:
     assert first.meta["dataset_sha256"] is None  # no data_dir given: nothing to fingerprint
 
 
+def seen_in_training(config: TrainConfig, corpus: Corpus) -> tuple[dict[str, torch.Tensor], list[list[int]]]:
+    """The weights of the first training step, before any update, and the names of every training batch."""
+    first: dict[str, torch.Tensor] = {}
+    batches: list[list[int]] = []
+
+    def record(module, args) -> None:
+        if isinstance(module, CharClassifier) and module.training:
+            first.update({} if first else {k: v.detach().clone() for k, v in module.state_dict().items()})
+            batches.append(args[0][:, 0].tolist())  # each name's first character: enough to tell batches apart
+
+    hook = torch.nn.modules.module.register_module_forward_pre_hook(record)
+    try:
+        quiet_train(config, corpus)
+    finally:
+        hook.remove()
+    return first, batches
+
+
+def test_the_seed_decides_the_initial_weights_and_the_batch_order(corpus: Corpus) -> None:
+    config = tiny_config(epochs=2, seed=5)
+    weights, order = seen_in_training(config, corpus)
+    again_weights, again_order = seen_in_training(config, corpus)
+    other_weights, other_order = seen_in_training(replace(config, seed=6), corpus)
+    assert order == again_order and all(torch.equal(weights[k], again_weights[k]) for k in weights)
+    assert order != other_order
+    assert not torch.equal(weights["out.weight"], other_weights["out.weight"])
+
+
 @pytest.mark.parametrize(("cell", "engine"), [("rnn", "hand"), ("gru", "fused")])
 def test_every_cell_and_engine_trains(corpus: Corpus, cell: str, engine: str) -> None:
     result = quiet_train(tiny_config(cell=cell, engine=engine, epochs=1), corpus)

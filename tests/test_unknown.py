@@ -1,5 +1,6 @@
 """The unknown-language score: its threshold's false-alarm rate, its ranking, its storage."""
 
+import math
 import random
 
 import pytest
@@ -74,6 +75,14 @@ def test_threshold_gives_its_false_alarm_rate(scorer):
     assert int((val > UnknownScorer.threshold_at(val, 0.0)).sum()) == 0
     distinct = torch.arange(100, dtype=torch.float64)
     assert int((distinct > UnknownScorer.threshold_at(distinct, 0.05)).sum()) == 5  # exactly, without ties
+
+
+def test_threshold_flags_at_most_the_false_alarm_share_when_it_is_not_a_whole_number():
+    for n in (30, 37, 99):
+        distinct = torch.arange(n, dtype=torch.float64)
+        for rate in (0.05, 0.1):
+            threshold = UnknownScorer.threshold_at(distinct, rate)
+            assert int((distinct > threshold).sum()) == math.floor(rate * n), (n, rate)
 
 
 def test_threshold_rejects_bad_input():
