@@ -163,3 +163,17 @@ def test_evaluate_scores_the_answers_under_the_prior_asked(tiny_runs, tiny_names
     answers = [predictor.labels.index(row["predictions"][0]["language"]) for row in rows]
     expected = confusion_matrix([e.label for e in test], answers, len(predictor.labels)).tolist()
     assert metrics["confusion"] == expected != plain["confusion"]
+
+
+def test_the_flag_reads_the_score_unrounded_and_a_saved_check_keeps_its_threshold(tiny_runs, tmp_path):
+    predictor = load_predictor(tiny_runs["gru"])
+    fine = torch.linspace(2.0, 3.0, 21, dtype=torch.float64) + 1.23456789e-7  # more digits than are shown
+    check = UnknownCheck(predictor.unknown.scorer, fine)
+    threshold = check.threshold(0.05)
+    check.save(tmp_path)
+    assert UnknownCheck.load(tmp_path).threshold(0.05) == threshold  # the name that set it stays unflagged
+    predictor.unknown = check
+    probs = predictor.probabilities(["abab"] * 3)
+    just = torch.tensor([threshold, threshold + 2e-5, threshold - 2e-5], dtype=torch.float64)  # +2e-5 shows as the threshold, rounded
+    rows = predictor.describe(probs, unknown_scores=just, false_alarm=0.05)
+    assert [row["unknown_language"] for row in rows] == [False, True, False]

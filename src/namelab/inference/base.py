@@ -177,9 +177,11 @@ class Predictor:
                 row["uncertain"] = not confident
         if unknown_scores is not None:
             threshold = self.unknown.threshold(false_alarm)
-            rounded = unknown_scores.double().mul(1e4).round().div(1e4).tolist()
-            for row, score in zip(rows, rounded):
-                row["unknown_language"] = score > threshold
+            scores = unknown_scores.double()
+            # The flag reads the score itself; the rounded one is for showing.
+            flagged, shown = (scores > threshold).tolist(), scores.mul(1e4).round().div(1e4).tolist()
+            for row, flag, score in zip(rows, flagged, shown):
+                row["unknown_language"] = flag
                 row["unknown_score"] = score
         if coverage is not None:
             sets = prediction_sets(probs if set_probs is None else set_probs, self.coverage_threshold(coverage))

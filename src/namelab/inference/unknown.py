@@ -322,7 +322,8 @@ class UnknownCheck:
         return UnknownScorer.threshold_at(self.validation_scores, false_alarm)
 
     def save(self, run_dir: Path | str) -> None:
-        scores = [round(float(s), 6) for s in self.validation_scores]
+        # Unrounded: a rounded score could fall below its own threshold, and the name that set it be flagged.
+        scores = [float(s) for s in self.validation_scores]
         self.scorer.save(
             run_dir,
             threshold=self.threshold(DEFAULT_FALSE_ALARM),
