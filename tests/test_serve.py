@@ -95,15 +95,18 @@ def test_without_model_every_served_model_answers_keyed_by_name(client: TestClie
 
 
 def test_served_answers_equal_the_predictors(client: TestClient, tiny_runs):
-    # The server batches and ranks by its own code path; it must agree with Predictor.predict.
+    # The server batches and ranks by its own code path, all models in one request; each
+    # model's answers must be its own predictor's.
     names = ["Aeiou", "Bdkgtb", "Lmnrsl", "Xyz", "Ab-cd"]
-    served = predict(client, names=names, top_k=3, model="gru").json()["results"]
-    alone = load_predictor(tiny_runs["gru"]).predict(names, top_k=3)
-    for ours, theirs in zip(served, alone):
-        assert ours["normalized"] == theirs["normalized"]
-        assert [p["language"] for p in ours["predictions"]["gru"]] == [p["language"] for p in theirs["predictions"]]
-        for p, q in zip(ours["predictions"]["gru"], theirs["predictions"]):
-            assert p["probability"] == pytest.approx(q["probability"], abs=1e-5)
+    served = predict(client, names=names, top_k=3).json()["results"]
+    for cell in ("rnn", "lstm", "gru"):
+        alone = load_predictor(tiny_runs[cell]).predict(names, top_k=3)
+        for ours, theirs in zip(served, alone):
+            assert ours["normalized"] == theirs["normalized"]
+            ranked = ours["predictions"][cell]
+            assert [p["language"] for p in ranked] == [p["language"] for p in theirs["predictions"]], cell
+            for p, q in zip(ranked, theirs["predictions"]):
+                assert p["probability"] == pytest.approx(q["probability"], abs=1e-5), cell
 
 
 def test_a_name_without_letters_is_an_error_for_that_name_only(client: TestClient):

@@ -22,9 +22,10 @@ from safetensors.torch import load_file
 
 from namelab import __version__
 from namelab.core.metrics import classification_metrics
-from namelab.core.model import CharClassifier
-from namelab.data.corpus import Corpus, Split, Vocab
+from namelab.core.model import CharClassifier, ModelConfig
+from namelab.data.corpus import Corpus, Split, Vocab, encode_batch
 from namelab.data.download import dataset_checksum
+from namelab.inference.backends import logits_in_order
 from namelab.runs.config import TrainConfig, resolve_device
 from namelab.train.loop import TrainResult, class_weights, predict_examples, train
 
@@ -233,6 +234,32 @@ def test_same_seed_same_run_other_seed_other_run(corpus: Corpus) -> None:
         assert torch.equal(tensor, again.model.state_dict()[name]), name
     assert without_seconds(first.history) != without_seconds(other.history)
     assert first.meta["dataset_sha256"] is None  # no data_dir given: nothing to fingerprint
+
+
+def test_the_learning_rate_schedule_steps_once_per_batch(corpus: Corpus, monkeypatch: pytest.MonkeyPatch) -> None:
+    stepped: list[torch.optim.lr_scheduler.OneCycleLR] = []
+    step = torch.optim.lr_scheduler.OneCycleLR.step
+
+    def counted(self, *args, **kwargs):
+        stepped.append(self)
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.lr_scheduler.OneCycleLR, "step", counted)
+    config = tiny_config(epochs=2, batch_size=8)
+    quiet_train(config, corpus)
+    train_names = len(corpus.split(seed=config.split_seed).train)
+    steps = len(stepped) - 1  # the scheduler's constructor takes one step of its own
+    assert steps == stepped[0].total_steps == config.epochs * math.ceil(train_names / config.batch_size)
+
+
+def test_evaluation_ignores_dropout_and_leaves_the_model_evaluating(corpus: Corpus) -> None:
+    model = CharClassifier(ModelConfig(len(corpus.vocab), corpus.num_classes, "lstm", 16, dropout=0.5)).train()
+    names = [name for name, _ in corpus.pairs[:40]]
+    first = logits_in_order(model, names, corpus.vocab)
+    assert torch.equal(first, logits_in_order(model.train(), names, corpus.vocab))  # no dropout mask drawn
+    with torch.no_grad():
+        alone = torch.stack([model.eval()(*encode_batch([n], corpus.vocab))[0] for n in names])
+    torch.testing.assert_close(first, alone)
 
 
 def seen_in_training(config: TrainConfig, corpus: Corpus) -> tuple[dict[str, torch.Tensor], list[list[int]]]:
