@@ -218,7 +218,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--seed, --split-seed and --device still apply, the other model options are the preset's",
     )
     p.add_argument(
-        "--cell", "--model", dest="cell", choices=list(CELLS), default=defaults.cell, help="the recurrent cell"
+        "--cell",
+        "--model",
+        dest="cell",
+        choices=list(CELLS),
+        default=defaults.cell,
+        help="the recurrent cell (--model: its former name)",
     )
     p.add_argument(
         "--engine",
@@ -227,7 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=list(ENGINES),
         default=defaults.engine,
         help="hand: the cells as written in namelab/core/cells.py; fused: torch's nn.RNN/LSTM/GRU kernels "
-        "(the same model, faster)",
+        "(the same model, faster; --impl: its former name)",
     )
     _add_data_dir(p)
     p.add_argument("--out", type=Path, default=None, help="run folder to write (default: runs/<cell>-seed<seed>)")
@@ -462,7 +467,7 @@ def build_parser() -> argparse.ArgumentParser:
         dest="engine",
         choices=list(ENGINES),
         default=defaults.engine,
-        help="hand-written cells or torch's fused kernels",
+        help="hand-written cells or torch's fused kernels (--impl: its former name)",
     )
     _add_data_dir(p)
     p.add_argument("--out", type=Path, default=Path("reports/compare"), help="report folder")
