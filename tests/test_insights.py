@@ -101,7 +101,7 @@ def test_every_configuration_is_trained_once(insights_out, summary, tiny_names_d
     for run in summary["insights_runs"]:
         folder = insights_out / run["run_dir"]
         config = folder_config(folder)
-        assert (config["model"], config["seed"], config["dropout"], config["lr"], config["hidden_size"]) == (
+        assert (config["cell"], config["seed"], config["dropout"], config["lr"], config["hidden_size"]) == (
             run["model"], run["seed"], run["dropout"], run["lr"], run["hidden_size"])
         assert config["epochs"] == EPOCHS
         metrics = json.loads((folder / "metrics.json").read_text())

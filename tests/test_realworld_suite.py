@@ -73,7 +73,7 @@ def suite_run(tmp_path_factory) -> dict:
     trainings = []
     real_train = compare_module.train
     with pytest.MonkeyPatch.context() as patch, one_thread():
-        patch.setattr(compare_module, "train", lambda *a, **k: trainings.append(a[0].model) or real_train(*a, **k))
+        patch.setattr(compare_module, "train", lambda *a, **k: trainings.append(a[0].cell) or real_train(*a, **k))
         summary = run_compare(settings, data, log=lambda line: None)
     return {"summary": summary, "out": out, "counts": counts, "trainings": trainings, "bench": bench, "data": data}
 
