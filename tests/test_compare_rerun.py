@@ -38,16 +38,20 @@ def weights(run_dir: Path) -> dict[str, torch.Tensor]:
     return load_run(run_dir)[0].state_dict()
 
 
+def forbid_training(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished run with the same settings was trained again")
+
+    monkeypatch.setattr(compare_module, "train", no_training)
+
+
 def test_a_rerun_reuses_finished_runs_and_rebuilds_the_same_report(names_dir, tmp_path, monkeypatch, capsys) -> None:
     out = tmp_path / "c"
     assert compare(names_dir, out) == 0
     first = json.loads((out / "summary.json").read_text())
     trained = {p.name: weights(p) for p in (out / "runs").iterdir()}
 
-    def no_training(*args, **kwargs):
-        raise AssertionError("a finished run with the same settings was trained again")
-
-    monkeypatch.setattr(compare_module, "train", no_training)
+    forbid_training(monkeypatch)
     capsys.readouterr()
     assert compare(names_dir, out) == 0
     assert capsys.readouterr().out.count("reusing the finished run") == 2
@@ -106,10 +110,7 @@ def test_a_rerun_reuses_old_named_folders_and_removes_a_checkpoint_a_kill_left(n
     write_manifest(rnn)
     (gru / CHECKPOINT).write_bytes(b"a checkpoint left by a kill after the manifest")
 
-    def no_training(*args, **kwargs):
-        raise AssertionError("a finished run with the same settings was trained again")
-
-    monkeypatch.setattr(compare_module, "train", no_training)
+    forbid_training(monkeypatch)
     capsys.readouterr()
     assert compare(names_dir, out) == 0
     assert capsys.readouterr().out.count("reusing the finished run") == 2

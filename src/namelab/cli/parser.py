@@ -92,6 +92,12 @@ def _examples(*commands: str, note: str = "") -> str:
     return "\n".join(lines + ([f"\n{note}"] if note else []))
 
 
+def _add_engine(parser: argparse.ArgumentParser, default: str, help: str) -> None:
+    parser.add_argument(
+        "--engine", "--impl", dest="engine", choices=list(ENGINES), default=default, help=f"{help} (--impl: its former name)"
+    )
+
+
 def _add_data_dir(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data-dir",
@@ -225,14 +231,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=defaults.cell,
         help="the recurrent cell (--model: its former name)",
     )
-    p.add_argument(
-        "--engine",
-        "--impl",
-        dest="engine",
-        choices=list(ENGINES),
-        default=defaults.engine,
-        help="hand: the cells as written in namelab/core/cells.py; fused: torch's nn.RNN/LSTM/GRU kernels "
-        "(the same model, faster; --impl: its former name)",
+    _add_engine(
+        p,
+        defaults.engine,
+        "hand: the cells as written in namelab/core/cells.py; fused: torch's nn.RNN/LSTM/GRU kernels "
+        "(the same model, faster)",
     )
     _add_data_dir(p)
     p.add_argument("--out", type=Path, default=None, help="run folder to write (default: runs/<cell>-seed<seed>)")
@@ -461,14 +464,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--hidden-size", type=int, default=None, help=f"width of the cell's state (default: {defaults.hidden_size}; --quick: 32)"
     )
-    p.add_argument(
-        "--engine",
-        "--impl",
-        dest="engine",
-        choices=list(ENGINES),
-        default=defaults.engine,
-        help="hand-written cells or torch's fused kernels (--impl: its former name)",
-    )
+    _add_engine(p, defaults.engine, "hand-written cells or torch's fused kernels")
     _add_data_dir(p)
     p.add_argument("--out", type=Path, default=Path("reports/compare"), help="report folder")
     p.add_argument("--split-seed", type=int, default=defaults.split_seed, help="seed of the train/validation/test split")
