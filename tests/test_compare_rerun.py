@@ -14,8 +14,17 @@ import torch
 from helpers import make_names_folder, one_thread, separable_names
 
 from namelab.cli.commands import main
-from namelab.runs.checkpoint import CHECKPOINT, CONFIG, read_json, write_json, write_manifest
-from namelab.runs.config import OLD_NAMES
+from namelab.data.corpus import Corpus
+from namelab.runs.checkpoint import (
+    CHECKPOINT,
+    CONFIG,
+    load_checkpoint,
+    read_json,
+    save_checkpoint,
+    write_json,
+    write_manifest,
+)
+from namelab.runs.config import OLD_NAMES, TrainConfig
 
 compare_module = importlib.import_module("namelab.experiment.compare")
 
@@ -115,3 +124,26 @@ def test_a_rerun_reuses_old_named_folders_and_removes_a_checkpoint_a_kill_left(n
     assert compare(names_dir, out) == 0
     assert capsys.readouterr().out.count("reusing the finished run") == 2
     assert not (gru / CHECKPOINT).exists()
+
+
+@pytest.mark.parametrize("names", ["today's", "old"])
+def test_an_unfinished_run_is_resumed_whatever_names_its_checkpoint_uses(names_dir, tmp_path, monkeypatch, names) -> None:
+    config = TrainConfig(cell="gru", hidden_size=8, epochs=3, batch_size=8, device="cpu")
+    corpus, run_dir = Corpus.from_folder(names_dir), tmp_path / "gru-seed0"
+
+    def stop_at_epoch_2(line: str) -> None:
+        if "epoch 2/" in line:
+            raise KeyboardInterrupt
+
+    with one_thread(), pytest.raises(KeyboardInterrupt):
+        compare_module.train(config, corpus, run_dir, data_dir=names_dir, log=stop_at_epoch_2)
+    if names == "old":
+        tensors, info = load_checkpoint(run_dir)
+        old = {new: old for old, new in OLD_NAMES.items()}
+        info["config"] = {old.get(k, k): v for k, v in info["config"].items()}
+        save_checkpoint(run_dir, tensors, info)
+    asked = []
+    monkeypatch.setattr(compare_module, "train", lambda *args, **kwargs: asked.append(kwargs["resume"]))
+    split = corpus.split(seed=config.split_seed)
+    compare_module.finished_or_trained(config, corpus, run_dir, data_dir=names_dir, split=split, log=lambda line: None)
+    assert asked == [True]  # the trained epoch is kept, not trained again

@@ -43,10 +43,10 @@ from ..inference.base import Predictor
 from ..runs.checkpoint import (
     CheckpointError,
     checkpoint_info,
-    clean_temp_files,
     load_run,
     read_history,
     read_metrics,
+    remove_stale_checkpoint,
     run_state,
 )
 from ..runs.config import TrainConfig, build_model, config_from_dict, resolve_device
@@ -173,26 +173,34 @@ def finished_or_trained(
     wanted = {k: v for k, v in asdict(config).items() if k != "device"}  # where it ran does not change the run
     state = run_state(run_dir)
     if state == "complete":
-        clean_temp_files(run_dir)  # a checkpoint a kill left after the manifest
+        remove_stale_checkpoint(run_dir)
         try:
             model, meta = load_run(run_dir, device=device)
             history, metrics = read_history(run_dir), read_metrics(run_dir)
         except CheckpointError as err:
             log(f"   {err}; training it again")
         else:
-            stored = asdict(config_from_dict(meta["config"]))  # an older folder's names and missing options too
-            same_config = {k: v for k, v in stored.items() if k != "device"} == wanted
+            same_config = _settings_of(meta.get("config")) == wanted
             same_data = meta.get("dataset_sha256") == dataset_checksum(data_dir) and meta.get("n_test") == len(split.test)
             if same_config and same_data:
                 log(f"   reusing the finished run in {run_dir}")
                 return TrainResult(model=model, history=history, metrics=metrics, meta=meta)
             log(f"   {run_dir} holds a run of other settings or data; training it again")
     info = checkpoint_info(run_dir) if state == "unfinished" else None
-    resume = info is not None and {k: v for k, v in info.get("config", {}).items() if k != "device"} == wanted
+    resume = info is not None and _settings_of(info.get("config")) == wanted
     return train(
         config, corpus, run_dir, data_dir=data_dir, split=split, log=log, resume=resume, force=not resume,
         between_epochs=between_epochs,
     )  # fmt: skip
+
+
+def _settings_of(stored) -> dict | None:
+    """A run folder's or checkpoint's config as ``asdict(TrainConfig)`` without the device (older names and
+    options added since filled in); None for a config that is not one."""
+    try:
+        return {k: v for k, v in asdict(config_from_dict(stored)).items() if k != "device"}
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 @dataclass

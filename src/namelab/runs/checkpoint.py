@@ -89,22 +89,21 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 
 def clean_temp_files(run_dir: Path) -> list[str]:
-    """Remove what a kill left behind; returns the names removed.
+    """Remove what a kill left, interrupted writes' temporary files and a stale checkpoint (by the lock's holder)."""
+    removed = [tmp for name in OWNED_FILES for tmp in Path(run_dir).glob(f".{name}.*.tmp")]
+    for tmp in removed:
+        tmp.unlink(missing_ok=True)
+    return sorted([tmp.name for tmp in removed] + ([CHECKPOINT] if remove_stale_checkpoint(run_dir) else []))
 
-    That is the temporary files of interrupted writes, and the checkpoint of a complete
-    run: training writes the manifest, then removes the checkpoint, and a kill between
-    the two leaves a checkpoint that nothing would resume.
-    """
-    run_dir = Path(run_dir)
-    removed = []
-    for name in OWNED_FILES:
-        for tmp in run_dir.glob(f".{name}.*.tmp"):
-            tmp.unlink(missing_ok=True)
-            removed.append(tmp.name)
-    if run_state(run_dir) == "complete" and (run_dir / CHECKPOINT).is_file():
-        (run_dir / CHECKPOINT).unlink()
-        removed.append(CHECKPOINT)
-    return sorted(removed)
+
+def remove_stale_checkpoint(run_dir: Path) -> bool:
+    """Remove the checkpoint of a complete run: training writes the manifest, then removes the
+    checkpoint, and a kill between the two leaves one that nothing would resume."""
+    path = Path(run_dir) / CHECKPOINT
+    if run_state(run_dir) != "complete" or not path.is_file():
+        return False
+    path.unlink(missing_ok=True)
+    return True
 
 
 def write_json(path: Path, obj) -> None:
