@@ -47,6 +47,7 @@ def main(argv=None) -> int:
     overrides = {}
     for item in args.set:
         key, value = item.split("=", 1)
+        key = OLD_NAMES.get(key, key)  # the rows of docs/accuracy-search.jsonl were run with the old names
         overrides[key] = parse_value(types[key], value)
     config = replace(TrainConfig(device="cpu"), **overrides)
     folder = resolve_data_dir(args.data_dir)

@@ -322,8 +322,8 @@ def main(argv: list[str] | None = None) -> int:
         "repeats": args.repeats,
         # The hand LSTM's step kernel (NAMELAB_KERNEL): "cpp" where the C++ pass runs, else "torch".
         "lstm_kernel": "cpp" if lstm_ops(torch.zeros(1)) is not None else "torch",
-        # What each timed epoch ran with (model and engine aside): train's defaults but these.
-        "train_config": {k: v for k, v in asdict(TrainConfig(**base)).items() if k not in ("model", "engine")},
+        # What each timed epoch ran with (cell and engine aside): train's defaults but these.
+        "train_config": {k: v for k, v in asdict(TrainConfig(**base)).items() if k not in ("cell", "engine")},
     }
     print(
         f"{results['machine']['cpu']}, {args.threads} threads, torch {torch.__version__}, "

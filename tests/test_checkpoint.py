@@ -372,3 +372,18 @@ def test_a_config_with_both_the_old_and_the_new_name_is_refused(run_dir: Path) -
     checkpoint.write_manifest(run_dir)
     with pytest.raises(CheckpointError, match="both 'model' and 'cell'"):
         load_run(run_dir)
+
+
+def test_scripts_written_with_the_old_names_still_run_with_a_deprecation_warning() -> None:
+    with pytest.warns(DeprecationWarning, match=r"TrainConfig\(model=...\) is now TrainConfig\(cell=...\)"):
+        config = TrainConfig(model="gru", hidden_size=8)
+    with pytest.warns(DeprecationWarning, match="impl"):
+        assert TrainConfig(impl="fused").engine == "fused"
+    assert (config.cell, config.hidden_size) == ("gru", 8)
+    with pytest.raises(TypeError, match="give cell= only"):
+        TrainConfig(cell="gru", model="rnn")
+    model = CharClassifier(ModelConfig(len(Vocab()), 3, "gru", hidden_size=8)).eval()
+    with pytest.warns(DeprecationWarning, match="with_engine"):
+        fused = model.with_impl("fused")
+    assert fused.config.engine == "fused"
+    torch.testing.assert_close(logits(fused, NAMES), logits(model, NAMES))

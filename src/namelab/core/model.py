@@ -24,6 +24,7 @@ the two equal, gradients included).
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, replace
 from typing import Mapping
 
@@ -296,6 +297,11 @@ class CharClassifier(nn.Module):
                 }
             )
         return weights
+
+    def with_impl(self, impl: str) -> "CharClassifier":
+        """The former name of :meth:`with_engine`."""
+        warnings.warn("CharClassifier.with_impl is now with_engine", DeprecationWarning, stacklevel=2)
+        return self.with_engine(impl)
 
     def with_engine(self, engine: str) -> "CharClassifier":
         """A copy of this model run by the other engine, with the same weights."""

@@ -11,7 +11,9 @@ cell, ``impl`` for the engine).
 
 from __future__ import annotations
 
+import functools
 import math
+import warnings
 from dataclasses import asdict, dataclass, fields
 from typing import Callable, Sequence
 
@@ -110,6 +112,25 @@ def _real(config: TrainConfig, name: str, rule: str, ok: Callable[[float], bool]
 MODEL_FIELDS = ("cell", "engine", "hidden_size", "dropout")
 # The names run folders written before the cell and the engine were called so.
 OLD_NAMES = {"model": "cell", "impl": "engine"}
+
+
+def _accept_old_names(init: Callable) -> Callable:
+    """``TrainConfig(model=..., impl=...)`` as scripts wrote it before: a DeprecationWarning, then today's names."""
+
+    @functools.wraps(init)
+    def __init__(self, *args, **kwargs) -> None:
+        for old, new in OLD_NAMES.items():
+            if old in kwargs:
+                if new in kwargs:
+                    raise TypeError(f"TrainConfig got {new}= and {old}=, its former name; give {new}= only")
+                warnings.warn(f"TrainConfig({old}=...) is now TrainConfig({new}=...)", DeprecationWarning, stacklevel=2)
+                kwargs[new] = kwargs.pop(old)
+        init(self, *args, **kwargs)
+
+    return __init__
+
+
+TrainConfig.__init__ = _accept_old_names(TrainConfig.__init__)
 
 
 def current_names(values: dict) -> dict:
