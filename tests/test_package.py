@@ -42,6 +42,17 @@ def test_import_namelab_loads_no_torch_and_every_public_name_resolves_to_its_hom
         namelab.tarin
 
 
+def test_subpackages_are_attributes_of_a_plain_import() -> None:
+    result = run_python(
+        """
+        import namelab
+        print(namelab.runs.checkpoint.CONFIG, ",".join(namelab.core.cells.CELLS), callable(namelab.train))
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["config.json", "rnn,lstm,gru", "True"]
+
+
 def test_namelab_train_stays_the_function_whatever_was_imported_first() -> None:
     result = run_python(
         """

@@ -54,7 +54,16 @@ del globals()["train"]
 __all__ = ["__version__", *_PUBLIC]
 
 
+_SUBPACKAGES = ("api", "core", "data", "runs", "inference", "report", "experiment", "serve", "cli")
+
+
 def __getattr__(name: str):
+    if name in _SUBPACKAGES:
+        # `import namelab; namelab.runs.checkpoint`: the modules behind the public names are loaded
+        # first, so a subpackage holds what it held when `import namelab` loaded them all.
+        for home in dict.fromkeys(_PUBLIC.values()):
+            importlib.import_module(f".{home}", __name__)
+        return importlib.import_module(f".{name}", __name__)
     if name not in _PUBLIC:
         raise AttributeError(f"module 'namelab' has no attribute {name!r}")
     value = getattr(importlib.import_module(f".{_PUBLIC[name]}", __name__), name)
