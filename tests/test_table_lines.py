@@ -105,3 +105,17 @@ def test_spans_lines_finds_quoted_line_breaks_only(tmp_path: Path) -> None:
     pq.write_table(pa.table({"name": ["Aeiou"], "note": ["x\ny"]}), parquet)
     assert not tables.spans_lines(plain) and not tables.spans_lines(quoted) and not tables.spans_lines(parquet)
     assert tables.spans_lines(spanning) and tables.spans_lines(header)
+
+
+@pytest.mark.parametrize("bom", [b"", b"\xef\xbb\xbf"], ids=["plain", "bom"])
+@pytest.mark.parametrize("ending", ENDINGS, ids=list(ENDINGS))
+def test_blank_lines_before_the_header_are_skipped_and_counted(tmp_path: Path, bom: bytes, ending: str) -> None:
+    eol = ENDINGS[ending]
+    text = eol * 2 + eol.join(["name,language", "Aeiou,Alpha", "", "Bdkgt,Beta"]) + eol
+    path = tmp_path / "names.csv"
+    path.write_bytes(bom + text.encode("utf-8"))
+    rows = read_labelled(path, "name", "language")
+    assert [(r.where, r.name, r.label) for r in rows] == [("line 4", "Aeiou", "Alpha"), ("line 6", "Bdkgt", "Beta")]
+    path.write_bytes(bom + (text + "Lmnrs,Gamma,surplus" + eol).encode("utf-8"))
+    with pytest.raises(DataError, match=r"other than the header's 2: line 7;"):
+        read_labelled(path, "name", "language")

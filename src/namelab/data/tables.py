@@ -194,15 +194,19 @@ def _read_delimited(path: Path, columns: list[str], name_column: str, label_colu
     read, parse, convert = _csv_options(path, all_text_columns=columns, keep_empty_lines=True, on_invalid=on_invalid)
     kept: list[pa.RecordBatch] = []
     breaks: list[np.ndarray] = [np.zeros(0, dtype=np.int64)]
+    blank_lines, header_at = _blank_lines_before_the_header(path)
     # Every column is read, a block at a time, for the line breaks in its quoted fields; two are kept.
-    with pa_csv.open_csv(path, read_options=read, parse_options=parse, convert_options=convert) as reader:
-        schema = pa.schema([reader.schema.field(name_column), reader.schema.field(label_column)])
-        for batch in reader:
-            kept.append(batch.select([name_column, label_column]))
-            row_breaks = _row_breaks(batch)
-            breaks.append(np.zeros(batch.num_rows, dtype=np.int64) if row_breaks is None else row_breaks)
+    with pa.OSFile(str(path)) as raw:
+        raw.seek(header_at)  # read as it is, a blank line would be the header (blank lines are kept: rows count them)
+        with pa_csv.open_csv(raw, read_options=read, parse_options=parse, convert_options=convert) as reader:
+            schema = pa.schema([reader.schema.field(name_column), reader.schema.field(label_column)])
+            for batch in reader:
+                kept.append(batch.select([name_column, label_column]))
+                row_breaks = _row_breaks(batch)
+                breaks.append(np.zeros(batch.num_rows, dtype=np.int64) if row_breaks is None else row_breaks)
     header_breaks = sum(len(_LINE_BREAK.findall(column)) for column in columns)
     starts, is_row = _record_lines(header_breaks, np.concatenate(breaks), skipped)
+    starts += blank_lines
     if malformed:
         raise DataError(
             _bad_rows_message(
@@ -214,6 +218,15 @@ def _read_delimited(path: Path, columns: list[str], name_column: str, label_colu
             )
         )
     return pa.Table.from_batches(kept, schema=schema), starts[is_row]
+
+
+def _blank_lines_before_the_header(path: Path) -> tuple[int, int]:
+    """How many empty lines open the file, and the byte where the header starts (after a UTF-8 BOM too)."""
+    with path.open("rb") as handle:
+        head = handle.read(CSV_BLOCK_BYTES)
+    start = 3 if head.startswith(b"\xef\xbb\xbf") else 0
+    blank = re.match(rb"(?:\r\n?|\n)*", head[start:]).group()
+    return len(_LINE_BREAK.findall(blank.decode("ascii"))), (start + len(blank) if blank else 0)
 
 
 def read_labelled(path: Path | str, name_column: str, label_column: str) -> list[LabelledRow]:
