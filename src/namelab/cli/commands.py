@@ -200,7 +200,11 @@ def cmd_predict(args) -> int:
 
 
 def _estimated_prior(predictor, names) -> torch.Tensor:
-    """EM over the names' probabilities (one model pass, reused for the answers); reported on standard error."""
+    """EM over the names' probabilities, reported on standard error.
+
+    A model pass of its own, before the answers' (a command line holds few names; a table's
+    prior reuses its one pass, stream.py).
+    """
     usable = [text for text in (_normalized_or_none(name) for name in names) if text is not None]
     if not usable:
         raise ValueError("no usable name to estimate a prior from; use --prior train or uniform")
