@@ -49,7 +49,7 @@ from ..runs.checkpoint import (
     remove_stale_checkpoint,
     run_state,
 )
-from ..runs.config import TrainConfig, build_model, config_from_dict, resolve_device
+from ..runs.config import TrainConfig, build_model, resolve_device, run_settings
 from ..runs.env import cpu_name, environment
 from ..train.loop import TrainResult, train
 from .stats import change_std, epochs_to_fraction
@@ -170,7 +170,7 @@ def finished_or_trained(
     other content of ``run_dir`` (another configuration, a damaged run) is replaced.
     """
     device = resolve_device(config.device)
-    wanted = {k: v for k, v in asdict(config).items() if k != "device"}  # where it ran does not change the run
+    wanted = run_settings(asdict(config))
     state = run_state(run_dir)
     if state == "complete":
         remove_stale_checkpoint(run_dir)
@@ -180,27 +180,18 @@ def finished_or_trained(
         except CheckpointError as err:
             log(f"   {err}; training it again")
         else:
-            same_config = _settings_of(meta.get("config")) == wanted
+            same_config = run_settings(meta.get("config")) == wanted
             same_data = meta.get("dataset_sha256") == dataset_checksum(data_dir) and meta.get("n_test") == len(split.test)
             if same_config and same_data:
                 log(f"   reusing the finished run in {run_dir}")
                 return TrainResult(model=model, history=history, metrics=metrics, meta=meta)
             log(f"   {run_dir} holds a run of other settings or data; training it again")
     info = checkpoint_info(run_dir) if state == "unfinished" else None
-    resume = info is not None and _settings_of(info.get("config")) == wanted
+    resume = info is not None and run_settings(info.get("config")) == wanted
     return train(
         config, corpus, run_dir, data_dir=data_dir, split=split, log=log, resume=resume, force=not resume,
         between_epochs=between_epochs,
     )  # fmt: skip
-
-
-def _settings_of(stored) -> dict | None:
-    """A run folder's or checkpoint's config as ``asdict(TrainConfig)`` without the device (older names and
-    options added since filled in); None for a config that is not one."""
-    try:
-        return {k: v for k, v in asdict(config_from_dict(stored)).items() if k != "device"}
-    except (KeyError, TypeError, ValueError):
-        return None
 
 
 @dataclass

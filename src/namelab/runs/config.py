@@ -167,6 +167,16 @@ def config_from_dict(values: dict) -> TrainConfig:
     return TrainConfig(**values)
 
 
+def run_settings(values) -> dict | None:
+    """What decides a run's model, from a run folder's or checkpoint's ``config`` (read as
+    :func:`config_from_dict` reads it), without the device: where a run trains does not change
+    it. None for a config that is not one."""
+    try:
+        return {k: v for k, v in asdict(config_from_dict(values)).items() if k != "device"}
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
 def build_model(config: TrainConfig, vocab_size: int, num_classes: int) -> CharClassifier:
     """The one place a classifier is built from a training config (training, run folders, compare)."""
     return CharClassifier(ModelConfig.from_run_config(asdict(config), vocab_size, num_classes))

@@ -41,7 +41,7 @@ from ..inference.unknown import UnknownCheck
 from ..runs import checkpoint
 from ..runs.card import model_card, reproduce_command
 from ..runs.checkpoint import CheckpointError
-from ..runs.config import TrainConfig, build_model, current_names, resolve_device
+from ..runs.config import TrainConfig, build_model, resolve_device, run_settings
 from ..runs.env import environment
 from . import ddp
 from .ddp import SINGLE, ProcessGroup, all_reduce_sums, rank_share, share_batch, share_loss
@@ -433,10 +433,9 @@ def prepare_run_folder(
 
 
 def _check_resumable(out: Path, info: dict, config: TrainConfig, dataset_sha256: str | None) -> None:
-    saved = current_names(info["config"]) if isinstance(info.get("config"), dict) else {}  # old names too
-    ours = asdict(config)
-    # The device may change between sessions; any other difference would train another model.
-    changed = sorted(k for k in set(saved) | set(ours) if k != "device" and saved.get(k) != ours.get(k))
+    # Read as compare reads it (old names, options added since); the device may change between sessions.
+    saved, ours = run_settings(info.get("config")) or {}, run_settings(asdict(config))
+    changed = sorted(k for k in set(saved) | set(ours) if saved.get(k) != ours.get(k))
     if changed:
         shown = ", ".join(f"{k} {saved.get(k)!r} (now {ours.get(k)!r})" for k in changed)
         raise ValueError(
